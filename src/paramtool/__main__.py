@@ -1,0 +1,3 @@
+from paramtool.cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""What every command shares: options, the error table, output streams."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from paramtool.errors import ParamtoolError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (schema in the README).")]
+SourcesArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Checkpoint: a .safetensors file, a folder (sharded or not), several files, "
+        "or a Hub repo id (org/name[@revision]).",
+        show_default=False,
+    ),
+]
+RevisionOpt = Annotated[
+    str | None, typer.Option("--revision", help="Hub branch, tag or commit (also org/name@rev).")
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", help="Hub token (default: HF_TOKEN or the stored login).", show_default=False),
+]
+SubfolderOpt = Annotated[
+    str | None, typer.Option("--subfolder", help="Hub repo subfolder holding the weights.")
+]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Strip control characters from hostile text (tensor names, metadata) before printing."""
+    return _CONTROL.sub("?", text)
+
+
+def die(message: str, code: int = 2) -> typer.Exit:
+    """Print one error line on stderr; return the Exit to raise."""
+    sys.stderr.write(f"paramtool: error: {clean(message)}\n")
+    return typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"paramtool: warning: {clean(message)}\n")
+
+
+def handle_errors(fn: F) -> F:
+    """The error table at the edge: ParamtoolError -> one line and its exit code.
+
+    ``PARAMTOOL_DEBUG=1`` lets the traceback through instead.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ParamtoolError as e:
+            if os.environ.get("PARAMTOOL_DEBUG"):
+                raise
+            raise die(str(e), e.exit_code) from None
+        except KeyboardInterrupt:
+            raise die("interrupted", 130) from None
+        except BrokenPipeError:
+            sys.stderr.close()
+            raise typer.Exit(0) from None
+        except Exception as e:  # a bug, but still one line and exit 2
+            if os.environ.get("PARAMTOOL_DEBUG"):
+                raise
+            raise die(f"internal error: {e.__class__.__name__}: {e} (PARAMTOOL_DEBUG=1 shows the traceback)") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def stdout_console(width: int | None = None, record: bool = False) -> Any:
+    """A Rich console on stdout (imported lazily: rich is for people, not for --json)."""
+    from rich.console import Console
+
+    return Console(width=width, record=record, soft_wrap=False, highlight=False)
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)

@@ -1,0 +1,239 @@
+"""The one strict safetensors header parser, and the records it returns.
+
+A safetensors file is an 8-byte little-endian header length ``n``, ``n`` bytes
+of UTF-8 JSON, then the data region. :func:`parse_header` validates the JSON as
+strictly as the reference library (safetensors ``Metadata::validate``): known
+dtype, shape of non-negative ints, contiguous ``data_offsets`` from 0 with no
+gap or overlap, byte size equal to numel times the dtype size, and the tensors
+covering the data region exactly. It is fed by byte sources that read only the
+header: :func:`read_local_header` here, and the Hub range reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from paramtool import dtypes
+from paramtool.errors import (
+    HeaderTooLarge,
+    HeaderTooSmall,
+    InvalidHeader,
+    InvalidHeaderDeserialization,
+    InvalidHeaderLength,
+    InvalidOffset,
+    MetadataIncompleteBuffer,
+    SourceNotFound,
+    TensorInvalidInfo,
+    UnsupportedFormat,
+    ValidationOverflow,
+)
+
+MAX_HEADER_SIZE = 100_000_000  # the reference library's limit, in bytes
+_U64_MAX = 2**64 - 1
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """One tensor as its header describes it; offsets are relative to the data region."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    start: int
+    end: int
+    file: str = ""
+
+    @property
+    def parameters(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class FileHeader:
+    """A parsed safetensors header: its tensors (in header order) and metadata."""
+
+    path: str
+    header_size: int  # n, the JSON length, without the 8-byte prefix
+    data_size: int  # bytes of the data region
+    tensors: tuple[TensorInfo, ...]
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    @property
+    def file_size(self) -> int:
+        return 8 + self.header_size + self.data_size
+
+    @property
+    def parameters(self) -> int:
+        return sum(t.parameters for t in self.tensors)
+
+
+def header_length(prefix: bytes, path: str, file_size: int | None = None) -> int:
+    """Decode and check the 8-byte length prefix (``file_size`` when known)."""
+    if len(prefix) < 8:
+        if prefix[:4] == b"GGUF":
+            raise UnsupportedFormat(path, "this is a GGUF file, not safetensors")
+        raise HeaderTooSmall(path, f"file is {len(prefix)} bytes; a safetensors file starts with an 8-byte header length")
+    _sniff_foreign(prefix, path)
+    (n,) = struct.unpack("<Q", prefix[:8])
+    if n > MAX_HEADER_SIZE:
+        raise HeaderTooLarge(path, f"header length {n:,} exceeds the format's {MAX_HEADER_SIZE:,}-byte limit")
+    if file_size is not None and 8 + n > file_size:
+        raise InvalidHeaderLength(path, f"header length {n:,} runs past the end of the {file_size:,}-byte file")
+    return n
+
+
+def _sniff_foreign(prefix: bytes, path: str) -> None:
+    """Name the format when a file is clearly something else than safetensors."""
+    magic = {
+        b"GGUF": "a GGUF file",
+        b"PK\x03\x04": "a zip archive (a PyTorch .bin/.pt pickle checkpoint?)",
+        b"\x89HDF": "an HDF5 file (Keras/TensorFlow weights?)",
+        b"\x93NUMPY": "a NumPy .npy file",
+    }
+    for sig, what in magic.items():
+        if prefix.startswith(sig):
+            raise UnsupportedFormat(path, f"this is {what}, not safetensors")
+    if prefix[:1] == b"\x80" and prefix[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        raise UnsupportedFormat(path, "this is a Python pickle, not safetensors; pickles can run code and are never opened")
+
+
+def _reject_constant(token: str) -> object:
+    raise ValueError(f"non-standard JSON constant {token}")
+
+
+def _pairs_no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _is_u64(x: object) -> bool:
+    return type(x) is int and 0 <= x <= _U64_MAX
+
+
+def parse_header(raw: bytes, path: str, data_size: int | None = None) -> FileHeader:
+    """Parse and validate the JSON header ``raw`` (the ``n`` bytes after the prefix).
+
+    ``data_size`` is the size of the data region when the file size is known;
+    the tensors must then cover it exactly (safetensors' MetadataIncompleteBuffer).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidHeader(path, f"header is not valid UTF-8 (byte {e.start})") from None
+    if not text.startswith("{"):
+        raise InvalidHeader(path, "header is not a JSON object (it must start with '{')")
+    try:
+        obj = json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidHeader(path, "header JSON is nested too deeply") from None
+    except ValueError as e:
+        raise InvalidHeader(path, f"header is not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise InvalidHeader(path, "header is not a JSON object")
+
+    metadata = _parse_metadata(obj.pop("__metadata__", None), path)
+    tensors = [_parse_tensor(name, info, path) for name, info in obj.items()]
+
+    by_offset = sorted(tensors, key=lambda t: (t.start, t.end))
+    end = 0
+    for t in by_offset:
+        if t.start != end or t.end < t.start:
+            why = "overlaps the tensor before it" if t.start < end else "leaves a gap before it"
+            if t.end < t.start:
+                why = "ends before it starts"
+            raise InvalidOffset(path, f"data_offsets [{t.start}, {t.end}] {why} (expected start {end})", t.name)
+        end = t.end
+    if data_size is not None and end != data_size:
+        raise MetadataIncompleteBuffer(
+            path, f"tensors cover {end:,} bytes but the data region holds {data_size:,}"
+        )
+    return FileHeader(
+        path=path,
+        header_size=len(raw),
+        data_size=end if data_size is None else data_size,
+        tensors=tuple(tensors),
+        metadata=metadata,
+    )
+
+
+def _parse_metadata(meta: object, path: str) -> Mapping[str, str]:
+    if meta is None:
+        return _EMPTY
+    if not isinstance(meta, dict):
+        raise InvalidHeaderDeserialization(path, "__metadata__ must be a map of strings to strings")
+    for k, v in meta.items():
+        if not isinstance(v, str):
+            raise InvalidHeaderDeserialization(path, f"__metadata__[{k!r}] is {type(v).__name__}, not a string")
+    return MappingProxyType(dict(meta))
+
+
+def _parse_tensor(name: str, info: object, path: str) -> TensorInfo:
+    if not isinstance(info, dict):
+        raise InvalidHeaderDeserialization(path, "entry is not an object", name)
+    for field in ("dtype", "shape", "data_offsets"):
+        if field not in info:
+            raise InvalidHeaderDeserialization(path, f"missing field {field!r}", name)
+    dtype_name = info["dtype"]
+    dt = dtypes.SAFETENSORS.get(dtype_name) if isinstance(dtype_name, str) else None
+    if dt is None:
+        raise InvalidHeaderDeserialization(path, f"unknown dtype {dtype_name!r}", name)
+    shape = info["shape"]
+    if not isinstance(shape, list) or not all(_is_u64(d) for d in shape):
+        raise InvalidHeaderDeserialization(path, "shape must be a list of non-negative integers", name)
+    offsets = info["data_offsets"]
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_u64(o) for o in offsets):
+        raise InvalidHeaderDeserialization(path, "data_offsets must be two non-negative integers", name)
+    numel = 1
+    for d in shape:
+        numel *= d
+        if numel > _U64_MAX:
+            raise ValidationOverflow(path, f"shape {shape} overflows 64 bits", name)
+    if numel * dt.bytes_per_block > _U64_MAX:
+        raise ValidationOverflow(path, f"byte size of shape {shape} overflows 64 bits", name)
+    start, end = offsets
+    expected = dt.exact_nbytes(numel)
+    if expected is None:
+        raise TensorInvalidInfo(path, f"{numel} {dtype_name} elements do not end on a byte boundary", name)
+    if end >= start and end - start != expected:
+        raise TensorInvalidInfo(
+            path, f"data_offsets span {end - start:,} bytes but {dtype_name} {shape} needs {expected:,}", name
+        )
+    return TensorInfo(name, dtype_name, tuple(shape), start, end, path)
+
+
+def read_local_header(path: str | os.PathLike[str], display: str | None = None) -> FileHeader:
+    """Read and validate the header of a local safetensors file; no tensor data is read."""
+    shown = display if display is not None else os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            n = header_length(f.read(8), shown, size)
+            raw = f.read(n)
+    except FileNotFoundError:
+        raise SourceNotFound(shown, "no such file") from None
+    except IsADirectoryError:
+        raise SourceNotFound(shown, "is a directory") from None
+    except PermissionError:
+        raise SourceNotFound(shown, "permission denied") from None
+    except OSError as e:
+        raise SourceNotFound(shown, e.strerror or str(e)) from None
+    if len(raw) != n:
+        raise InvalidHeaderLength(shown, "file shrank while its header was read")
+    return parse_header(raw, shown, data_size=size - 8 - n)

@@ -1,0 +1,37 @@
+"""Turn what the user typed (paths or a Hub repo id) into a Checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from paramtool.checkpoint import Checkpoint, open_local
+from paramtool.errors import UsageError
+
+
+def open_source(
+    sources: Sequence[str],
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+    quiet: bool = False,
+) -> Checkpoint:
+    """Open local paths, or one Hub repo (``org/name[@rev]``, ``hf://...``), headers only.
+
+    A local path of that name wins over a Hub repo id unless ``hf://`` is given.
+    """
+    from paramtool.hub import is_hub_source, open_hub, parse_hub_source
+
+    hub = [s for s in sources if is_hub_source(s)]
+    if hub:
+        if len(sources) != 1:
+            raise UsageError(" ".join(sources), "give one Hub repo, or local files, not both or several")
+        parsed = parse_hub_source(hub[0])
+        if parsed is None:
+            raise UsageError(hub[0], "not a Hub repo id (expected org/name or org/name@revision)")
+        if revision and parsed.revision and revision != parsed.revision:
+            raise UsageError(hub[0], f"two revisions given ({parsed.revision!r} and --revision {revision!r})")
+        return open_hub(parsed, revision=revision, token=token, subfolder=subfolder, quiet=quiet)
+    if revision or subfolder:
+        raise UsageError("--revision/--subfolder", "only apply to Hub repos, not local paths")
+    return open_local(sources)
