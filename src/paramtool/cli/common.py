@@ -89,6 +89,8 @@ def stdout_console(width: int | None = None, record: bool = False) -> Any:
     """A Rich console on stdout (imported lazily: rich is for people, not for --json)."""
     from rich.console import Console
 
+    if width is None and not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        width = 160  # piped into a file or a CI log: room for long tensor names
     return Console(width=width, record=record, soft_wrap=False, highlight=False)
 
 

@@ -101,7 +101,8 @@ def memory_table(b: Breakdown, binary: bool = False) -> Table:
 def tensors_table(b: Breakdown, pattern: re.Pattern[str] | None, binary: bool = False) -> Table:
     rows = tensor_rows(b, pattern)
     t = Table(title=f"Tensors ({len(rows):,} shown)", title_justify="left")
-    for name, just in (("name", "left"), ("dtype", "left"), ("shape", "left"), ("parameters", "right"),
+    t.add_column("name", overflow="fold")
+    for name, just in ( ("dtype", "left"), ("shape", "left"), ("parameters", "right"),
                        ("bytes", "right"), ("category", "left"), ("layer", "right")):
         t.add_column(name, justify=just)  # type: ignore[arg-type]
     for r in rows:

@@ -1,0 +1,120 @@
+"""The ``hub`` pytest fixture: a running ``HubEmulator`` wired into huggingface_hub.
+
+Use it from a test module with ``pytest_plugins = ["hub_fixtures"]`` (or from the root
+``conftest.py``), then ask for ``hub``::
+
+    def test_remote_header(hub):
+        sha = hub.add_repo("org/tiny", {"model.safetensors": path_to_file})
+        meta = HfApi().get_safetensors_metadata("org/tiny")       # talks to the emulator
+        assert hub.requests[-1].range == "bytes=0-100000"
+
+What the fixture sets up, for one test:
+
+- Environment (inherited by subprocesses): ``HF_ENDPOINT`` = the emulator, ``HF_HOME`` and
+  ``HF_HUB_CACHE`` = fresh temporary folders, ``HF_HUB_DISABLE_TELEMETRY=1``,
+  ``HF_HUB_DISABLE_PROGRESS_BARS=1``, ``HF_HUB_DISABLE_UPDATE_CHECK=1``; ``HF_TOKEN``, the
+  legacy token variables, ``HF_HUB_OFFLINE`` and other overrides are removed.
+- In this process: huggingface_hub reads those variables once, at import, into
+  ``huggingface_hub.constants``; the fixture sets the same values there (``ENDPOINT``, the
+  resolve-URL template, cache and token paths, offline flag) and points the module-level
+  ``HfApi`` behind ``huggingface_hub.model_info`` & co. at the emulator. ``HfApi()``,
+  ``hf_hub_url``, ``hf_hub_download`` and ``get_session()`` then reach the emulator with no
+  ``endpoint=`` argument. An ``HfApi`` made before the fixture ran (e.g. at import time of the
+  code under test) keeps its old endpoint: create clients when needed, not at import.
+
+Running the CLI: ``subprocess.run([sys.executable, "-m", "paramtool", ...])`` inherits the
+environment above, so the child imports huggingface_hub already pointed at the emulator and
+caching into the test's ``HF_HUB_CACHE`` (``Path(os.environ["HF_HUB_CACHE"])``). Add
+``env={**os.environ, "HF_HUB_OFFLINE": "1"}`` to check the cache-only path, or
+``"HF_TOKEN": token`` with ``hub.valid_tokens.add(token)`` for gated repos. In-process
+``typer.testing.CliRunner`` runs work too, thanks to the constants above.
+
+``hub.latency`` may be set within the test (seconds per request); ``hub.reset_counters()``
+clears ``hub.requests`` between the set-up and the part of the test that is measured.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from huggingface_hub import constants, hf_api
+from huggingface_hub.utils import close_session
+
+from hub_emulator import HubEmulator
+
+__all__ = ["hub"]
+
+_CLEARED = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_TOKEN_PATH",
+    "HF_OIDC_RESOURCE",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HUGGINGFACE_CO_STAGING",
+    "HF_HUB_ETAG_TIMEOUT",
+    "HF_HUB_DOWNLOAD_TIMEOUT",
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN",
+    "HF_HUB_ENABLE_HF_TRANSFER",
+    "HF_XET_CACHE",
+    "HF_ASSETS_CACHE",
+)
+
+
+@pytest.fixture
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[HubEmulator]:
+    """A started emulator that huggingface_hub (here and in subprocesses) talks to."""
+    emulator = HubEmulator(tmp_path_factory.mktemp("hub-repos"))
+    url = emulator.start()
+    home = tmp_path_factory.mktemp("hf-home")
+    cache = home / "hub"
+
+    for name in _CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {
+        "HF_ENDPOINT": url,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    for name, value in {
+        "ENDPOINT": url,
+        "HUGGINGFACE_CO_URL_TEMPLATE": url + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(cache),
+        "HUGGINGFACE_HUB_CACHE": str(cache),
+        "HF_ASSETS_CACHE": str(home / "assets"),
+        "HF_XET_CACHE": str(home / "xet"),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+        "HF_HUB_OFFLINE": False,
+        "HF_HUB_DISABLE_TELEMETRY": True,
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN": False,
+        "HF_HUB_ETAG_TIMEOUT": constants.DEFAULT_ETAG_TIMEOUT,
+        "HF_HUB_DOWNLOAD_TIMEOUT": constants.DEFAULT_DOWNLOAD_TIMEOUT,
+    }.items():
+        monkeypatch.setattr(constants, name, value)
+    # The module-level functions (huggingface_hub.model_info, ...) are bound to one HfApi
+    # made at import time.
+    monkeypatch.setattr(hf_api.api, "endpoint", url)
+
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+        close_session()  # drop pooled keep-alive connections to the stopped server
+
+
+def hub_cache() -> Path:
+    """The huggingface_hub cache folder the ``hub`` fixture set up for the running test."""
+    return Path(os.environ["HF_HUB_CACHE"])
