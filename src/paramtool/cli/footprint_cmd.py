@@ -1,0 +1,312 @@
+"""``paramtool footprint``: memory at every precision, for serving and training, and GPU fit."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from paramtool.cli.app import app
+from paramtool.cli.common import (
+    JsonOpt,
+    RevisionOpt,
+    SubfolderOpt,
+    TokenOpt,
+    handle_errors,
+    print_json,
+    stdout_console,
+    warn,
+)
+from paramtool.errors import UsageError
+
+if TYPE_CHECKING:
+    from paramtool.gpus import Gpu
+
+_INT = re.compile(r"^\s*([0-9][0-9_]*)\s*([kK]?)\s*$")
+
+SourcesOpt = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Checkpoint to take the exact parameter count and config.json from: a .safetensors "
+        "file, a folder, several files, or a Hub repo id. Or give --params instead.",
+        metavar="CHECKPOINT",
+        show_default=False,
+    ),
+]
+
+
+def _int(option: str, text: str | None, *, kilo: bool = False, low: int = 1) -> int | None:
+    """A whole number option; ``kilo`` also takes ``8k`` = 8,192 (context lengths)."""
+    if text is None:
+        return None
+    m = _INT.match(text)
+    if not m or (m.group(2) and not kilo):
+        example = "8192 or 128k" if kilo else "a whole number such as 8"
+        raise UsageError(f"{option} {text!r}", f"write it as {example}")
+    value = int(m.group(1).replace("_", "")) * (1024 if m.group(2) else 1)
+    if value < low:
+        raise UsageError(f"{option} {text!r}", f"must be at least {low}")
+    if value > 10**12:
+        raise UsageError(f"{option} {text!r}", "too large")
+    return value
+
+
+@app.command("footprint")
+@handle_errors
+def footprint_command(
+    sources: SourcesOpt = None,
+    params: Annotated[
+        str | None,
+        typer.Option(
+            "--params",
+            "-p",
+            metavar="N",
+            help="Parameter count: 70B, 1.5T, 405M, 7e9, 8_030_261_248 (decimal: B = 10^9).",
+        ),
+    ] = None,
+    dtype: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dtype",
+            "-d",
+            metavar="DTYPE",
+            help="Show only this precision (repeatable): bf16, fp8, int4-g128, nf4, Q4_K_M... "
+            "Without it every precision is listed. With --train: the trained or frozen-base dtype.",
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            "-c",
+            metavar="TOKENS",
+            help="Tokens per sequence for the KV cache (and activations): 8192, or 128k = 131,072.",
+        ),
+    ] = None,
+    batch: Annotated[
+        str,
+        typer.Option("--batch", "-b", metavar="N", help="Sequences held at once (per GPU)."),
+    ] = "1",
+    kv_dtype: Annotated[
+        str,
+        typer.Option(
+            "--kv-dtype", metavar="DTYPE", help="KV cache precision: bf16, fp16, fp8, int8..."
+        ),
+    ] = "bf16",
+    layers: Annotated[
+        str | None,
+        typer.Option("--layers", metavar="N", help="Transformer layers (overrides config.json)."),
+    ] = None,
+    heads: Annotated[
+        str | None,
+        typer.Option(
+            "--heads", metavar="N", help="Attention (query) heads (overrides config.json)."
+        ),
+    ] = None,
+    kv_heads: Annotated[
+        str | None,
+        typer.Option(
+            "--kv-heads",
+            metavar="N",
+            help="Key/value heads: 1 for MQA, fewer than --heads for GQA.",
+        ),
+    ] = None,
+    head_dim: Annotated[
+        str | None,
+        typer.Option("--head-dim", metavar="N", help="Size of one head (default hidden / heads)."),
+    ] = None,
+    hidden_size: Annotated[
+        str | None,
+        typer.Option("--hidden-size", metavar="N", help="Model width (overrides config.json)."),
+    ] = None,
+    intermediate_size: Annotated[
+        str | None,
+        typer.Option(
+            "--intermediate-size", metavar="N", help="MLP width, for LoRA on gate/up/down."
+        ),
+    ] = None,
+    overhead: Annotated[
+        str,
+        typer.Option(
+            "--overhead",
+            metavar="SIZE|%",
+            help="Serving overhead (CUDA context, activations, fragmentation): a share of the "
+            "weights (20%) or a fixed size per GPU (2GB, 1.5GiB).",
+        ),
+    ] = "20%",
+    train: Annotated[
+        str | None,
+        typer.Option(
+            "--train",
+            metavar="full|lora|qlora",
+            help="Training memory: full fine-tuning, LoRA on a frozen base, or QLoRA (NF4 base).",
+        ),
+    ] = None,
+    optimizer: Annotated[
+        str,
+        typer.Option("--optimizer", metavar="adamw|adamw8bit|sgd", help="Optimizer for --train."),
+    ] = "adamw",
+    zero: Annotated[
+        str,
+        typer.Option("--zero", metavar="0-3", help="DeepSpeed ZeRO stage sharding over --gpus."),
+    ] = "0",
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus",
+            "-n",
+            metavar="N",
+            help="GPU count: tensor parallelism for serving, ZeRO data parallelism for training. "
+            "Without it the smallest count that fits is found (with --gpu).",
+        ),
+    ] = None,
+    lora_rank: Annotated[str, typer.Option("--lora-rank", metavar="R", help="LoRA rank r.")] = "16",
+    lora_targets: Annotated[
+        str,
+        typer.Option(
+            "--lora-targets",
+            metavar="LIST",
+            help="Adapted linears: all-linear, attention, mlp, qv, or a list like q,k,v,o.",
+        ),
+    ] = "all-linear",
+    activations: Annotated[
+        str,
+        typer.Option(
+            "--activations",
+            metavar="MODE",
+            help="Training activations (Korthikanti et al. 2022), needs --context: none "
+            "(excluded), full, flash (no attention matrix) or recompute (checkpointing).",
+        ),
+    ] = "none",
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            "--gpu",
+            "-g",
+            metavar="NAME",
+            help="Check the fit on a GPU: h100-80gb, a100-40gb, "
+            "rtx4090, mi300x... (see --list-gpus).",
+        ),
+    ] = None,
+    list_gpus: Annotated[
+        bool,
+        typer.Option("--list-gpus", help="List the known GPUs, their usable memory and sources."),
+    ] = False,
+    list_dtypes: Annotated[
+        bool, typer.Option("--list-dtypes", help="List every dtype with its bits per parameter.")
+    ] = False,
+    units: Annotated[
+        str,
+        typer.Option("--units", metavar="gb|gib", help="Human units: decimal GB or binary GiB."),
+    ] = "gb",
+    json_: JsonOpt = False,
+    revision: RevisionOpt = None,
+    token: TokenOpt = None,
+    subfolder: SubfolderOpt = None,
+) -> None:
+    """Memory to hold a model: weights at every precision, KV cache, serving total,
+    training (full, LoRA, QLoRA with ZeRO), and how many of which GPU it takes.
+
+    Give --params N, or a checkpoint for the exact count and its config.json.
+    """
+    from paramtool import dtypes
+    from paramtool import footprint as fpm
+
+    if units.lower() not in ("gb", "gib"):
+        raise UsageError(f"--units {units!r}", "use gb or gib")
+    binary = units.lower() == "gib"
+
+    if list_gpus or list_dtypes:
+        _print_lists(list_gpus, list_dtypes, json_, binary)
+        return
+
+    source = None
+    config = None
+    if sources and params is not None:
+        raise UsageError("--params", "give --params or a checkpoint, not both")
+    if sources:
+        from paramtool.sources import open_source
+
+        checkpoint = open_source(
+            sources, revision=revision, token=token, subfolder=subfolder, quiet=json_
+        )
+        for w in checkpoint.warnings:
+            warn(w)
+        parameters = checkpoint.total_parameters
+        if parameters < 1:
+            raise UsageError(checkpoint.source, "the checkpoint holds no parameters")
+        source, config = checkpoint.source, checkpoint.config
+    elif params is not None:
+        from paramtool.units import parse_count
+
+        parameters = parse_count(params)
+    else:
+        raise UsageError("footprint", "give --params N (e.g. 70B) or a checkpoint to read it from")
+
+    dims = fpm.ModelDims.from_config(
+        config,
+        layers=_int("--layers", layers),
+        heads=_int("--heads", heads),
+        kv_heads=_int("--kv-heads", kv_heads),
+        head_dim=_int("--head-dim", head_dim),
+        hidden_size=_int("--hidden-size", hidden_size),
+        intermediate_size=_int("--intermediate-size", intermediate_size),
+    )
+    if config is not None and "quantization_config" in config:
+        warn(
+            "config.json has a quantization_config: the parameter count is of stored "
+            "(possibly packed) elements"
+        )
+    fp = fpm.estimate(
+        parameters,
+        source=source,
+        dims=dims,
+        dtype_names=dtype or None,
+        context=_int("--context", context, kilo=True),
+        batch=_int("--batch", batch) or 1,
+        kv_dtype=dtypes.lookup(kv_dtype),
+        overhead=fpm.parse_overhead(overhead),
+        train=train.lower() if train else None,
+        optimizer=optimizer.lower(),
+        zero=_int("--zero", zero, low=0) or 0,
+        gpus=_int("--gpus", gpus),
+        lora_rank=_int("--lora-rank", lora_rank) or fpm.DEFAULT_LORA_RANK,
+        lora_targets=fpm.parse_lora_targets(lora_targets),
+        activations=activations.lower(),
+        gpu=_gpu(gpu),
+    )
+    if json_:
+        from paramtool.render.footprint_view import to_json
+
+        print_json(to_json(fp, binary))
+        return
+    from paramtool.render.footprint_view import print_report
+
+    print_report(stdout_console(), fp, binary)
+
+
+def _gpu(name: str | None) -> Gpu | None:
+    if name is None:
+        return None
+    from paramtool.gpus import lookup_gpu
+
+    return lookup_gpu(name)
+
+
+def _print_lists(gpus: bool, dtypes: bool, json_: bool, binary: bool) -> None:
+    from paramtool.render import footprint_view as view
+
+    if json_:
+        doc: dict[str, object] = {}
+        if gpus:
+            doc.update(view.gpus_json())
+        if dtypes:
+            doc.update(view.dtypes_json())
+        print_json(doc)
+        return
+    console = stdout_console()
+    if gpus:
+        console.print(view.gpus_table(binary))
+    if dtypes:
+        console.print(view.dtypes_table())
