@@ -12,7 +12,6 @@ from typing import Any
 
 from paramtool.anatomy import CATEGORIES, Role, classify
 from paramtool.checkpoint import Checkpoint
-from paramtool.header import TensorInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,37 +97,36 @@ class Breakdown:
         return self.by_category[category].parameters / total if total else 0.0
 
 
-def _tally(t: TensorInfo) -> Tally:
-    return Tally(t.parameters, t.nbytes, 1)
-
-
 def build(checkpoint: Checkpoint) -> Breakdown:
     """Classify every tensor and add them up."""
     tensors = checkpoint.tensors
     roles = tuple(classify(t.name) for t in tensors)
-    by_dtype: dict[str, Tally] = {}
-    by_category: dict[str, Tally] = {c: Tally() for c in CATEGORIES}
-    layers: dict[int, dict[str, Tally]] = {}
-    total = Tally()
+    # Plain [parameters, bytes, tensors] accumulators; frozen Tallies are made once at the end.
+    total = [0, 0, 0]
+    by_dtype: dict[str, list[int]] = {}
+    by_category: dict[str, list[int]] = {c: [0, 0, 0] for c in CATEGORIES}
+    layers: dict[int, dict[str, list[int]]] = {}
     for t, role in zip(tensors, roles, strict=True):
-        one = _tally(t)
-        total += one
-        by_dtype[t.dtype] = by_dtype.get(t.dtype, Tally()) + one
-        by_category[role.category] += one
+        n, nbytes = t.parameters, t.end - t.start
+        buckets = [total, by_category[role.category], by_dtype.setdefault(t.dtype, [0, 0, 0])]
         if role.layer is not None:
-            cats = layers.setdefault(role.layer, {})
-            cats[role.category] = cats.get(role.category, Tally()) + one
+            buckets.append(layers.setdefault(role.layer, {}).setdefault(role.category, [0, 0, 0]))
+        for acc in buckets:
+            acc[0] += n
+            acc[1] += nbytes
+            acc[2] += 1
     by_layer = tuple(
-        LayerTally(i, sum(cats.values(), Tally()), cats) for i, cats in sorted(layers.items())
+        LayerTally(i, Tally(*map(sum, zip(*cats.values(), strict=True))), {c: Tally(*v) for c, v in cats.items()})
+        for i, cats in sorted(layers.items())
     )
     config = ModelConfig.from_json(checkpoint.config) if checkpoint.config else None
     tied, source = _tied(config, roles)
     return Breakdown(
         checkpoint=checkpoint,
         roles=roles,
-        total=total,
-        by_dtype=dict(sorted(by_dtype.items(), key=lambda kv: -kv[1].parameters)),
-        by_category=by_category,
+        total=Tally(*total),
+        by_dtype={k: Tally(*v) for k, v in sorted(by_dtype.items(), key=lambda kv: -kv[1][0])},
+        by_category={c: Tally(*v) for c, v in by_category.items()},
         by_layer=by_layer,
         config=config,
         tied_embeddings=tied,

@@ -104,6 +104,7 @@ def parse_index(raw: bytes, index_path: str) -> tuple[dict[str, str], Mapping[st
     for name, shard in weight_map.items():
         if not isinstance(shard, str):
             raise ShardIndexError(index_path, f"weight_map[{name!r}] is not a file name")
+    for shard in set(weight_map.values()):
         check_shard_name(shard, index_path)
     meta = obj.get("metadata") or {}
     if not isinstance(meta, dict):
@@ -211,17 +212,18 @@ def _open_indexed(index: Path, display: str) -> tuple[list[FileHeader], dict[str
     if index.stat().st_size > MAX_JSON_SIDECAR:
         raise ShardIndexError(where, f"larger than {MAX_JSON_SIDECAR:,} bytes")
     weight_map, meta = parse_index(index.read_bytes(), where)
-    root = folder.resolve()
+    root = os.path.realpath(folder)
     headers = []
     shards = sorted(set(weight_map.values()))
     for shard in shards:
-        p = folder / shard
-        real = p.resolve()
-        if root not in real.parents and real != root:
-            raise ShardIndexError(where, f"shard {shard!r} is a symlink that leaves the checkpoint folder")
-        if not p.is_file():
+        p = os.path.join(folder, shard)
+        if "/" in shard or os.path.islink(p):  # only then can the path leave the folder
+            real = os.path.realpath(p)
+            if os.path.commonpath([root, real]) != root:
+                raise ShardIndexError(where, f"shard {shard!r} is a symlink that leaves the checkpoint folder")
+        if not os.path.isfile(p):
             raise ShardIndexError(where, f"shard {shard!r} is missing")
-        headers.append(read_local_header(p, str(p)))
+        headers.append(read_local_header(p, p))
     kw = {
         "weight_map": weight_map,
         "shard_names": shards,

@@ -12,6 +12,7 @@ header: :func:`read_local_header` here, and the Hub range reader.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from paramtool.errors import (
 MAX_HEADER_SIZE = 100_000_000  # the reference library's limit, in bytes
 _U64_MAX = 2**64 - 1
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+_SAFETENSORS = dtypes.SAFETENSORS
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,13 +187,42 @@ def _parse_metadata(meta: object, path: str) -> Mapping[str, str]:
 
 
 def _parse_tensor(name: str, info: object, path: str) -> TensorInfo:
+    """Validate one header entry; the common well-formed case takes the fast path."""
+    if type(info) is dict:
+        dt = _SAFETENSORS.get(info.get("dtype"))  # type: ignore[arg-type]
+        shape = info.get("shape")
+        offsets = info.get("data_offsets")
+        if (
+            dt is not None
+            and type(shape) is list
+            and type(offsets) is list
+            and len(offsets) == 2
+            and all(type(d) is int and 0 <= d <= _U64_MAX for d in shape)
+            and type(offsets[0]) is int
+            and type(offsets[1]) is int
+        ):
+            numel = math.prod(shape)
+            start, end = offsets
+            if (
+                numel  # a zero dimension can hide an overflowing partial product: slow path
+                and numel * dt.bytes_per_block <= _U64_MAX
+                and 0 <= start <= end <= _U64_MAX
+                and (numel * dt.bytes_per_block) % dt.block_size == 0
+                and end - start == numel * dt.bytes_per_block // dt.block_size
+            ):
+                return TensorInfo(name, dt.name, tuple(shape), start, end, path)
+    return _diagnose_tensor(name, info, path)
+
+
+def _diagnose_tensor(name: str, info: object, path: str) -> TensorInfo:
+    """The slow path: say exactly what is wrong with an entry (or accept an unusual valid one)."""
     if not isinstance(info, dict):
         raise InvalidHeaderDeserialization(path, "entry is not an object", name)
     for field in ("dtype", "shape", "data_offsets"):
         if field not in info:
             raise InvalidHeaderDeserialization(path, f"missing field {field!r}", name)
     dtype_name = info["dtype"]
-    dt = dtypes.SAFETENSORS.get(dtype_name) if isinstance(dtype_name, str) else None
+    dt = _SAFETENSORS.get(dtype_name) if isinstance(dtype_name, str) else None
     if dt is None:
         raise InvalidHeaderDeserialization(path, f"unknown dtype {dtype_name!r}", name)
     shape = info["shape"]

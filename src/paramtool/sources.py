@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from paramtool.checkpoint import Checkpoint, open_local
@@ -20,12 +21,16 @@ def open_source(
 
     A local path of that name wins over a Hub repo id unless ``hf://`` is given.
     """
-    from paramtool.hub import is_hub_source, open_hub, parse_hub_source
+    hub: list[str] = []
+    if any(s.startswith("hf://") or not os.path.exists(s) for s in sources):
+        from paramtool.hub import is_hub_source  # only then: existing local paths stay light
 
-    hub = [s for s in sources if is_hub_source(s)]
+        hub = [s for s in sources if is_hub_source(s)]
     if hub:
         if len(sources) != 1:
             raise UsageError(" ".join(sources), "give one Hub repo, or local files, not both or several")
+        from paramtool.hub import open_hub, parse_hub_source
+
         parsed = parse_hub_source(hub[0])
         if parsed is None:
             raise UsageError(hub[0], "not a Hub repo id (expected org/name or org/name@revision)")

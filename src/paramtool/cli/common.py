@@ -82,7 +82,9 @@ def handle_errors(fn: F) -> F:
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """One JSON document on stdout: indented for a terminal, compact (and fast) for pipes."""
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
 def stdout_console(width: int | None = None, record: bool = False) -> Any:
