@@ -20,9 +20,12 @@ nothing the source has. Other models get a somewhat different mix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from paramtool.errors import UsageError
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 # What a format is made of, for rules such as "all floating tensors are bf16".
 FLOAT = "float"
@@ -57,6 +60,8 @@ class DType:
     @property
     def bits_exact(self) -> Fraction:
         """:attr:`bits` as an exact fraction."""
+        from fractions import Fraction  # lazily: slow to import, and inspect never needs it
+
         return Fraction(8 * self.bytes_per_block, self.block_size)
 
     @property
@@ -97,8 +102,7 @@ def _t(name: str, block: int, nbytes: int, kind: str, *aliases: str, **kw: objec
 
 def _mix(name: str, gib: str, *aliases: str) -> DType:
     """A llama.cpp file mix from its published Llama-3-8B size in GiB (see module doc)."""
-    bpw = Fraction(gib) * 2**30 * 8 / LLAMA3_8B_PARAMETERS
-    hundredths = round(bpw * 100)
+    hundredths = round(float(gib) * 2**30 * 8 * 100 / LLAMA3_8B_PARAMETERS)  # exact for these figures
     note = (
         f"llama.cpp file mix, {hundredths / 100:.2f} bpw effective: {gib} GiB for "
         f"Llama-3-8B ({LLAMA3_8B_PARAMETERS:,} params) in llama.cpp's quantize table"
