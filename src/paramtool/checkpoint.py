@@ -50,6 +50,8 @@ class Checkpoint:
     index_metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     warnings: tuple[str, ...] = ()
     hub: HubInfo | None = None
+    # Pickle weight files beside the checkpoint (named, never opened); None: nobody looked.
+    pickle_files: tuple[str, ...] | None = None
 
     @property
     def tensors(self) -> tuple[TensorInfo, ...]:
@@ -124,6 +126,7 @@ def assemble(
     adapter_config: Mapping[str, Any] | None = None,
     warnings: Iterable[str] = (),
     hub: HubInfo | None = None,
+    pickle_files: tuple[str, ...] | None = None,
 ) -> Checkpoint:
     """Check the shards against the index (when there is one) and build the Checkpoint.
 
@@ -154,6 +157,12 @@ def assemble(
             notes.append(
                 f"{where}: metadata.total_size says {total} bytes, the shards hold {actual:,} bytes of tensors"
             )
+        stated = index_metadata.get("total_parameters")
+        ours = sum(h.parameters for h in headers)
+        if type(stated) is int and stated != ours:
+            notes.append(
+                f"{where}: metadata.total_parameters says {stated:,}, the shards hold {ours:,} parameters"
+            )
     else:
         names: dict[str, str] = {}
         for h in headers:
@@ -170,6 +179,7 @@ def assemble(
         index_metadata=index_metadata,
         warnings=tuple(notes),
         hub=hub,
+        pickle_files=pickle_files,
     )
 
 
@@ -258,12 +268,14 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
     headers: list[FileHeader] = []
     extra: dict[str, Any] = {}
     sidecar_dir: Path | None = None
+    folders: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if is_pickle_name(p.name):
             raise _pickle_refusal(str(p))
         if not p.exists():
             raise SourceNotFound(str(p), "no such file or directory")
+        folders.append(p if p.is_dir() else p.parent)
         if p.is_dir():
             files, index = _resolve_folder(p)
             sidecar_dir = sidecar_dir or p
@@ -282,4 +294,18 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
         config = read_json_sidecar(sidecar_dir / "config.json", notes)
         adapter_config = read_json_sidecar(sidecar_dir / "adapter_config.json", notes)
     source = " ".join(str(p) for p in paths)
-    return assemble(source, headers, config=config, adapter_config=adapter_config, warnings=notes, **extra)
+    return assemble(source, headers, config=config, adapter_config=adapter_config, warnings=notes,
+                    pickle_files=_pickles_beside(folders), **extra)
+
+
+def _pickles_beside(folders: Iterable[Path]) -> tuple[str, ...]:
+    """Pickle files (every one: weights, optimizer states, training args) in these folders."""
+    found: list[str] = []
+    for folder in dict.fromkeys(folders):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        names = sorted(e.name for e in entries if is_pickle_name(e.name) and e.is_file())
+        found.extend(str(folder / n) for n in names)
+    return tuple(found)

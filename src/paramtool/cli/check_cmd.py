@@ -1,0 +1,279 @@
+"""``paramtool check``: gate a checkpoint in CI on its size, parameters, dtypes and structure.
+
+Exit codes: 0 every rule passed, 1 a rule failed or could not be evaluated, 2 error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from paramtool.cli.app import app
+from paramtool.cli.common import (
+    JsonOpt,
+    RevisionOpt,
+    SourcesArg,
+    SubfolderOpt,
+    TokenOpt,
+    clean,
+    handle_errors,
+    print_json,
+    stdout_console,
+    warn,
+)
+from paramtool.errors import UsageError
+
+ListOpt = list[str] | None
+
+
+def _opt(flag: str, metavar: str, help: str) -> Any:  # noqa: A002 - typer's own name
+    return typer.Option(flag, metavar=metavar, help=help, show_default=False)
+
+
+@app.command("check")
+def check_command(
+    sources: SourcesArg,
+    max_size: Annotated[
+        str | None,
+        _opt(
+            "--max-size",
+            "SIZE",
+            "Fail when the files hold more bytes (headers included): 16GB, 15GiB, 500MB.",
+        ),
+    ] = None,
+    min_size: Annotated[
+        str | None, _opt("--min-size", "SIZE", "Fail when the files hold fewer bytes.")
+    ] = None,
+    max_params: Annotated[
+        str | None,
+        _opt("--max-params", "N", "Fail above this many parameters: 8.1B, 405M, 8030261248."),
+    ] = None,
+    min_params: Annotated[
+        str | None, _opt("--min-params", "N", "Fail below this many parameters.")
+    ] = None,
+    expect_params: Annotated[
+        str | None, _opt("--expect-params", "N", "The exact parameter count (see --tolerance).")
+    ] = None,
+    tolerance: Annotated[
+        str | None,
+        _opt(
+            "--tolerance",
+            "PERCENT",
+            "How far from --expect-params still passes: 0.1% or 0.001 (default exact).",
+        ),
+    ] = None,
+    dtype: Annotated[
+        str | None,
+        _opt(
+            "--dtype",
+            "DTYPE",
+            "Every floating-point tensor must be this dtype: bf16, f16, f32, fp8...",
+        ),
+    ] = None,
+    allow_dtypes: Annotated[
+        ListOpt,
+        _opt(
+            "--allow-dtypes",
+            "LIST",
+            "Every tensor's dtype must be one of these, e.g. bf16,f32 (repeatable).",
+        ),
+    ] = None,
+    max_share: Annotated[
+        ListOpt,
+        _opt(
+            "--max-share",
+            "CATEGORY=PERCENT",
+            "Most of the parameters an anatomy category may hold, e.g. other=5% (repeatable).",
+        ),
+    ] = None,
+    expect_layers: Annotated[
+        str | None,
+        _opt("--expect-layers", "N", "The number of layers (blocks) the tensor names must show."),
+    ] = None,
+    require_metadata: Annotated[
+        ListOpt,
+        _opt(
+            "--require-metadata",
+            "KEY=VALUE",
+            "Every file's __metadata__ must hold KEY, or KEY=VALUE, e.g. format=pt (repeatable).",
+        ),
+    ] = None,
+    safetensors_only: Annotated[
+        bool,
+        typer.Option(
+            "--safetensors-only",
+            help="Fail when pickle files (.bin .pt .pth .ckpt .pkl) sit beside the weights.",
+        ),
+    ] = False,
+    no_nan: Annotated[
+        bool,
+        typer.Option(
+            "--no-nan", help="No NaN values (needs value reading: unavailable for now, fails)."
+        ),
+    ] = False,
+    no_inf: Annotated[
+        bool,
+        typer.Option(
+            "--no-inf", help="No infinite values (needs value reading: unavailable for now, fails)."
+        ),
+    ] = False,
+    sha256: Annotated[
+        ListOpt,
+        _opt(
+            "--sha256",
+            "FILE=HEX",
+            "A file's SHA-256 (hashing is unavailable for now: the rule fails).",
+        ),
+    ] = None,
+    against_hub: Annotated[
+        str | None,
+        _opt(
+            "--against-hub",
+            "ORG/NAME@REV",
+            "Same files as this Hub repo (hashing is unavailable for now: the rule fails).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        _opt(
+            "--config",
+            "FILE",
+            "Read rules from this file instead of searching for paramtool.toml/pyproject.toml.",
+        ),
+    ] = None,
+    no_config: Annotated[
+        bool, typer.Option("--no-config", help="Ignore config files: command-line rules only.")
+    ] = False,
+    json_: JsonOpt = False,
+    markdown: Annotated[
+        bool,
+        typer.Option(
+            "--markdown", help="Print a Markdown table (for a PR comment or $GITHUB_STEP_SUMMARY)."
+        ),
+    ] = False,
+    junit_xml: Annotated[
+        Path | None,
+        _opt("--junit-xml", "FILE", "Also write a JUnit XML report, one test case per rule."),
+    ] = None,
+    revision: RevisionOpt = None,
+    token: TokenOpt = None,
+    subfolder: SubfolderOpt = None,
+) -> None:
+    """Gate a checkpoint in CI: exit 0 when every rule passes, 1 when one fails, 2 on error.
+
+    Rules come from the command line and from a config file: the check
+    table of paramtool.toml, or tool.paramtool.check in pyproject.toml,
+    searched from the current directory upward. A flag replaces the
+    config's rule of the same name.
+    """
+    options = {
+        "max_size": max_size,
+        "min_size": min_size,
+        "max_params": max_params,
+        "min_params": min_params,
+        "expect_params": expect_params,
+        "tolerance": tolerance,
+        "dtype": dtype,
+        "allow_dtypes": allow_dtypes,
+        "max_share": max_share,
+        "expect_layers": expect_layers,
+        "require_metadata": require_metadata,
+        "safetensors_only": safetensors_only,
+        "no_nan": no_nan,
+        "no_inf": no_inf,
+        "sha256": sha256,
+        "against_hub": against_hub,
+    }
+    code = _run(
+        sources,
+        options,
+        config=config,
+        no_config=no_config,
+        json_=json_,
+        markdown=markdown,
+        junit_xml=junit_xml,
+        revision=revision,
+        token=token,
+        subfolder=subfolder,
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+def note(message: str) -> None:
+    sys.stderr.write(f"paramtool: note: {clean(message)}\n")
+
+
+@handle_errors
+def _run(
+    sources: list[str],
+    options: dict[str, Any],
+    *,
+    config: Path | None,
+    no_config: bool,
+    json_: bool,
+    markdown: bool,
+    junit_xml: Path | None,
+    revision: str | None,
+    token: str | None,
+    subfolder: str | None,
+) -> int:
+    """Everything but the exit: returns 0 or 1 (errors raise, and exit 2)."""
+    from paramtool import checks
+    from paramtool.check_config import discover, load_config
+    from paramtool.sources import open_source
+
+    if json_ and markdown:
+        raise UsageError("--json/--markdown", "choose one output format")
+    if config is not None and no_config:
+        raise UsageError("--config/--no-config", "give one or the other")
+    cli_rules = checks.parse_rules(options)
+    cfg = None
+    if config is not None:
+        cfg = load_config(config, explicit=True)
+    elif not no_config:
+        cfg = discover()
+    if (
+        cfg is not None
+        and not cfg.rules.rules
+        and cfg.rules.tolerance is None
+        and not cli_rules.rules
+    ):
+        raise UsageError("check", f"no rules given (none on the command line, none in {cfg.label})")
+    rules = checks.finalize([cfg.rules, cli_rules] if cfg is not None else [cli_rules])
+    if cfg is not None:
+        also = (
+            " and the command line (which wins)" if cli_rules.rules or cli_rules.tolerance else ""
+        )
+        note(f"rules from {cfg.label}{also}")
+
+    checkpoint = open_source(
+        sources, revision=revision, token=token, subfolder=subfolder, quiet=json_ or markdown
+    )
+    for w in checkpoint.warnings:
+        warn(w)
+    report = checks.evaluate(checkpoint, rules, config=cfg.label if cfg is not None else None)
+
+    if junit_xml is not None:
+        from paramtool.render import check_junit
+
+        try:
+            check_junit.write(report, junit_xml)
+        except OSError as e:
+            raise UsageError(f"--junit-xml {str(junit_xml)!r}", e.strerror or str(e)) from None
+    if json_:
+        from paramtool.render.check_json import to_json
+
+        print_json(to_json(report))
+    elif markdown:
+        from paramtool.render.check_markdown import to_markdown
+
+        sys.stdout.write(to_markdown(report))
+    else:
+        from paramtool.render.check_tables import print_report
+
+        print_report(stdout_console(), report)
+    return report.exit_code
