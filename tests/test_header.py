@@ -211,3 +211,13 @@ def test_near_valid_headers_agree_with_the_reference(tmp_path, header, data_len)
     # Never looser than the reference library.
     if not lib_ok:
         assert not ours_ok, f"paramtool accepted what safetensors refuses: {header!r}"
+
+
+@pytest.mark.parametrize("length", [640, 896, 1152, 1408])
+def test_header_lengths_that_look_like_pickle_magic_are_fine(tmp_path, length):
+    # A header of 640 bytes starts the file with b"\x80\x02": a pickle's magic, but a valid length.
+    name = "w" * (length - len('{"":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'))
+    raw = json.dumps({name: _t(shape=(1,), offsets=(0, 4))}, separators=(",", ":")).encode()
+    assert len(raw) == length
+    h = parse_bytes(pack(None, raw=raw) + b"\0" * 4, tmp_path)
+    assert h.tensors[0].name == name

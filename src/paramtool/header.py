@@ -88,8 +88,9 @@ def header_length(prefix: bytes, path: str, file_size: int | None = None) -> int
         if prefix[:4] == b"GGUF":
             raise UnsupportedFormat(path, "this is a GGUF file, not safetensors")
         raise HeaderTooSmall(path, f"file is {len(prefix)} bytes; a safetensors file starts with an 8-byte header length")
-    _sniff_foreign(prefix, path)
     (n,) = struct.unpack("<Q", prefix[:8])
+    if n > MAX_HEADER_SIZE or (file_size is not None and 8 + n > file_size):
+        _sniff_foreign(prefix, path)  # only an implausible length can be another format's magic
     if n > MAX_HEADER_SIZE:
         raise HeaderTooLarge(path, f"header length {n:,} exceeds the format's {MAX_HEADER_SIZE:,}-byte limit")
     if file_size is not None and 8 + n > file_size:

@@ -1,43 +1,70 @@
 """Checkpoints on the Hugging Face Hub, read header-only by HTTP range requests.
 
 huggingface_hub does the endpoint, auth (HF_TOKEN, stored login, --token),
-revision resolution, the cache and offline mode; this module asks it for the
-repo's info (one request, which pins the commit), the small JSON files (index,
-config, adapter config, through the cache) and, for each shard, the first bytes
-of the file: one range sized from the index to hold the whole header, and a
-second only when the header turns out larger. Headers go through the same
-strict parser as local files.
+revision resolution, retries, the cache and offline mode. An inspection is:
+
+1. ``HfApi.model_info``, one request: it pins the commit sha, lists the files
+   and gives the licence, the gating and the Hub's own parameter count.
+2. The small JSON files (the index, ``config.json``, ``adapter_config.json``),
+   concurrently, through ``hf_hub_download``: a HEAD and a GET each the first
+   time, no request once cached. The HEAD costs one round trip on a first run;
+   it buys the cache, so a repeat run at the same commit reads them from disk,
+   and ``HF_HUB_OFFLINE=1`` finds the snapshot and names exactly the files it
+   lacks (the shards) rather than "this repo is not in the cache".
+3. For each shard, concurrently (``MAX_WORKERS``), one ranged GET sized from
+   the index's tensor names to hold the whole header
+   (:func:`estimate_header_bytes`), and a second only when the header turns out
+   larger. Weights live in LFS, so the Hub answers with a redirect to its CDN,
+   which the GET follows; a second range goes straight to that CDN URL, without
+   the token (the token only ever goes to the Hub).
+
+Headers go through the same strict parser as local files and the checkpoint is
+assembled by the same code as a local one, so a Hub answer equals a local one.
+With ``HF_HUB_OFFLINE=1`` the same steps read the huggingface_hub cache.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from paramtool.checkpoint import (
+    MAX_JSON_SIDECAR,
     Checkpoint,
     HubInfo,
     assemble,
-    check_shard_name,
     is_pickle_name,
-    open_local,
     parse_index,
 )
 from paramtool.errors import HubError, ParamtoolError, ShardIndexError, UnsafeFormat
-from paramtool.header import FileHeader, header_length, parse_header
+from paramtool.header import FileHeader, header_length, parse_header, read_local_header
 
-_REPO = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+)(?:@(?P<rev>[^\s@]+))?$")
-MAX_WORKERS = 32  # concurrent shard header requests
-FIRST_RANGE_SINGLE = 100_000  # bytes asked of a file the index tells nothing about
+_REPO = re.compile(
+    r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+)(?:@(?P<rev>[^\s@]+))?$"
+)
 _FILE_SUFFIXES = (".safetensors", ".json", ".gguf", ".bin", ".pt", ".pth", ".ckpt")
-_ENTRY_OVERHEAD = 84  # bytes of JSON around a tensor name in a typical header entry
+_SIDECARS = ("config.json", "adapter_config.json")
+
+MAX_WORKERS = 64  # concurrent requests (httpx's pool, which huggingface_hub shares, holds 100)
+FIRST_RANGE_SINGLE = 100_000  # asked of a file the index says nothing about, as huggingface_hub
+# JSON bytes around each tensor name in a header: '"":{"dtype":"","shape":[],"data_offsets":[,]},'
+# is 46, plus the dtype (4 for BF16), the shape (about 11 for 2-D) and two offsets (10 digits each
+# in a 5 GB shard). Measured on the layouts in tests/layouts.py (Llama 3.1 8B/70B/405B, Mixtral,
+# Qwen2, Gemma 2, Phi-3, Falcon, DeepSeek-V3): 73.6 to 80.7 per tensor, so with the slack below
+# the first range never falls short there and asks 1.6-5.9% more than the headers hold.
+_ENTRY_OVERHEAD = 81
+_HEADER_SLACK = 48  # the 8-byte length, {"__metadata__":{"format":"pt"}, and padding to 8 bytes
+_INFO_FIELDS = ["sha", "siblings", "cardData", "gated", "private", "safetensors"]
+_RETRIES = 2  # per shard range, on 429/5xx, timeouts and dropped keep-alive connections
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,31 +95,43 @@ def is_hub_source(text: str) -> bool:
 
 
 def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> ParamtoolError:
-    """Map huggingface_hub / HTTP exceptions to one line (never the token)."""
+    """Map huggingface_hub / HTTP exceptions to one line; never their text, which has URLs."""
+    import httpx2
     from huggingface_hub import errors as hf
 
     endpoint = _endpoint()
     if isinstance(e, hf.GatedRepoError):
-        return HubError(repo_id, "gated repo: accept its licence on the Hub, then set HF_TOKEN (or --token)")
+        return HubError(repo_id, "gated repo: accept its licence on the Hub, then set HF_TOKEN "
+                                 "(or pass --token)")
     if isinstance(e, hf.RepositoryNotFoundError):
-        return HubError(repo_id, "repository not found (or private: set HF_TOKEN or pass --token)")
+        return HubError(repo_id, f"repository not found on {endpoint} (if it is private or gated, "
+                                 "set HF_TOKEN or pass --token)")
     if isinstance(e, hf.RevisionNotFoundError):
-        return HubError(f"{repo_id}@{revision}", "revision not found (no such branch, tag or commit)")
+        return HubError(f"{repo_id}@{revision}", "revision not found (no branch, tag or commit "
+                                                 "of that name)")
     if isinstance(e, hf.DisabledRepoError):
         return HubError(repo_id, "this repository has been disabled on the Hub")
-    if isinstance(e, hf.EntryNotFoundError):
-        return HubError(repo_id, f"file not found in the repo: {e}".splitlines()[0])
     if isinstance(e, hf.OfflineModeIsEnabled):
         return HubError(repo_id, "HF_HUB_OFFLINE is set and this needs the network")
+    if isinstance(e, hf.LocalEntryNotFoundError):  # hf_hub_download could not reach the Hub
+        return HubError(endpoint, "network failure talking to the Hub (and the file is not cached)")
+    if isinstance(e, hf.EntryNotFoundError):
+        return HubError(repo_id, "a file the repo lists is missing on the Hub")
     if isinstance(e, hf.HfHubHTTPError):
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status in (401, 403):
-            return HubError(repo_id, f"access denied ({status}): set HF_TOKEN or pass --token with access to it")
-        return HubError(repo_id, f"the Hub at {endpoint} answered {status}")
-    name = type(e).__name__
-    if "Timeout" in name:
-        return HubError(endpoint, "timed out talking to the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)")
-    return HubError(endpoint, f"network failure talking to the Hub ({name})")
+            return HubError(repo_id, f"access denied ({status}): accept the repo's licence on the "
+                                     "Hub if it is gated, and set HF_TOKEN (or pass --token) to a "
+                                     "token with access")
+        if status == 429:
+            return HubError(endpoint, "rate limited by the Hub (429); wait, or set HF_TOKEN")
+        return HubError(endpoint, f"the Hub answered HTTP {status}")
+    if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError):
+        return HubError(str(e.filename or repo_id), e.strerror)  # the cache, not the network
+    if isinstance(e, httpx2.TimeoutException):
+        return HubError(endpoint, "timed out talking to the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets "
+                                  "the limit)")
+    return HubError(endpoint, f"network failure talking to the Hub ({type(e).__name__})")
 
 
 def _endpoint() -> str:
@@ -105,25 +144,36 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     import httpx2
     from huggingface_hub import errors as hf
 
-    return (hf.HfHubHTTPError, hf.OfflineModeIsEnabled, hf.EntryNotFoundError, httpx2.HTTPError, OSError)
+    return (hf.HfHubHTTPError, hf.OfflineModeIsEnabled, hf.EntryNotFoundError, httpx2.HTTPError,
+            OSError)
 
 
 # ---------------------------------------------------------------- choosing files
 
 
-def pick_weights(files: Sequence[str], subfolder: str, repo_id: str) -> tuple[str | None, list[str]]:
+def _prefix(subfolder: str) -> str:
+    s = subfolder.strip("/")
+    return f"{s}/" if s else ""
+
+
+def pick_weights(
+    files: Sequence[str], subfolder: str, repo_id: str
+) -> tuple[str | None, list[str]]:
     """From a repo's file list, choose (index file, weight files) under ``subfolder``."""
-    prefix = f"{subfolder.strip('/')}/" if subfolder else ""
+    prefix = _prefix(subfolder)
     here = [f[len(prefix):] for f in files if f.startswith(prefix) and "/" not in f[len(prefix):]]
     indexes = sorted(f for f in here if f.endswith(".safetensors.index.json"))
-    for preferred in ("model.safetensors.index.json", "diffusion_pytorch_model.safetensors.index.json"):
+    for preferred in ("model.safetensors.index.json",
+                      "diffusion_pytorch_model.safetensors.index.json"):
         if preferred in indexes:
             return prefix + preferred, []
     if len(indexes) == 1:
         return prefix + indexes[0], []
     if len(indexes) > 1:
-        raise HubError(repo_id, f"several indexes ({', '.join(indexes)}); say which with a local path")
-    for name in ("model.safetensors", "adapter_model.safetensors", "diffusion_pytorch_model.safetensors"):
+        raise HubError(repo_id, f"several indexes ({', '.join(indexes)}); say which with a "
+                                "local path")
+    for name in ("model.safetensors", "adapter_model.safetensors",
+                 "diffusion_pytorch_model.safetensors"):
         if name in here:
             return None, [prefix + name]
     singles = sorted(f for f in here if f.endswith(".safetensors"))
@@ -131,83 +181,180 @@ def pick_weights(files: Sequence[str], subfolder: str, repo_id: str) -> tuple[st
         return None, [prefix + f for f in singles]
     pickles = sorted(f for f in here if is_pickle_name(f))
     if pickles:
+        more = ", ..." if len(pickles) > 1 else ""
         raise UnsafeFormat(
             repo_id,
-            f"the only weights are pickles ({pickles[0]}{', ...' if len(pickles) > 1 else ''}); pickles can "
-            "execute code, so nothing was downloaded; look for a safetensors revision or convert it",
+            f"the only weights are pickles ({prefix}{pickles[0]}{more}); pickles can execute "
+            "code, so nothing was downloaded; look for a safetensors revision or convert it",
         )
     nested = sorted({f.rsplit("/", 1)[0] for f in files if f.endswith(".safetensors") and "/" in f})
     if nested and not prefix:
-        raise HubError(repo_id, f"no safetensors weights at the top level; try --subfolder {nested[0]} "
-                                f"(weights found in: {', '.join(nested[:5])})")
+        raise HubError(repo_id, f"no safetensors weights at the top level; try --subfolder "
+                                f"{nested[0]} (weights found in: {', '.join(nested[:5])})")
     where = f" under {subfolder!r}" if prefix else ""
     raise HubError(repo_id, f"no safetensors weights in this repo{where}")
 
 
 def estimate_header_bytes(names: Sequence[str]) -> int:
-    """A first range that holds the whole header of a shard holding ``names``, most of the time."""
-    body = sum(len(n) + _ENTRY_OVERHEAD for n in names)
-    return 8 + body + 64
+    """A first range that holds the whole header of a shard holding ``names``, most of the time.
+
+    Asking too much costs bytes, too little a second request for the rest.
+    """
+    return sum(len(n.encode()) for n in names) + _ENTRY_OVERHEAD * len(names) + _HEADER_SLACK
 
 
-# ---------------------------------------------------------------- reading
+# ---------------------------------------------------------------- byte sources
 
 
-class _Reader:
-    def __init__(self, repo_id: str, sha: str, token: str | None) -> None:
-        from huggingface_hub import constants, hf_hub_url
-        from huggingface_hub.utils import build_hf_headers, get_session
+class _Files(Protocol):
+    """Where a repo's files come from: the Hub, or the local cache when offline."""
 
-        self.repo_id, self.sha, self.token = repo_id, sha, token
-        self._url = lambda f: hf_hub_url(repo_id, f, revision=sha)
+    def json(self, name: str) -> bytes: ...
+
+    def header(self, name: str, first: int) -> FileHeader: ...
+
+
+def _same_origin(a: str, b: str) -> bool:
+    x, y = urlsplit(a), urlsplit(b)
+    return (x.scheme, x.netloc) == (y.scheme, y.netloc)
+
+
+def _content_range_total(headers: Any) -> int | None:
+    total = headers.get("content-range", "").rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
+
+
+@functools.cache
+def _silent_tqdm() -> type[Any]:
+    """huggingface_hub's tqdm, always disabled: its bars would land on our stderr."""
+    from huggingface_hub.utils import tqdm
+
+    class Silent(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return Silent
+
+
+class _HubFiles:
+    """Files at one commit of a Hub repo: JSON through the cache, headers by range requests."""
+
+    def __init__(self, repo_id: str, sha: str, revision: str | None, token: str | None) -> None:
+        from huggingface_hub import constants
+        from huggingface_hub.utils import build_hf_headers
+
+        self.repo_id, self.sha, self.revision, self.token = repo_id, sha, revision, token
         self._headers = build_hf_headers(token=token)
-        self._session = get_session()
+        self._anonymous = {k: v for k, v in self._headers.items() if k.lower() != "authorization"}
         self._timeout = constants.HF_HUB_DOWNLOAD_TIMEOUT
 
-    def _range(self, filename: str, start: int, stop: int) -> tuple[bytes, int]:
-        """Bytes [start, stop) of a file and the file's total size, streaming (no more is read)."""
-        from huggingface_hub.utils import hf_raise_for_status
+    def json(self, name: str) -> bytes:
+        """A small file at the pinned commit, through the cache.
 
-        headers = {**self._headers, "Range": f"bytes={start}-{stop - 1}"}
-        with self._session.stream("GET", self._url(filename), headers=headers, timeout=self._timeout) as r:
+        Cached at that commit: no request. Otherwise it is downloaded at the revision the
+        user asked for, so that the cache also records where that branch or tag points and
+        an offline run finds the snapshot; should the branch have moved since
+        ``model_info``, the file is fetched again at the commit.
+        """
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(self.repo_id, name, revision=self.sha)
+        if isinstance(cached, str):
+            path = Path(cached)
+        else:
+            quiet = _silent_tqdm()  # our own progress bar is the only one
+            path = Path(hf_hub_download(self.repo_id, name, revision=self.revision,
+                                        token=self.token, tqdm_class=quiet))
+            if path.parts[-len(name.split("/")) - 1] != self.sha:
+                path = Path(hf_hub_download(self.repo_id, name, revision=self.sha,
+                                            token=self.token, tqdm_class=quiet))
+        if path.stat().st_size > MAX_JSON_SIDECAR:
+            raise HubError(f"{self.repo_id}/{name}", f"larger than {MAX_JSON_SIDECAR:,} bytes")
+        return path.read_bytes()
+
+    def _range(
+        self, url: str, start: int, stop: int, headers: dict[str, str]
+    ) -> tuple[bytes, int, str]:
+        """Bytes [start, stop) of a file, the file's size, and the URL that served them.
+
+        Reading stops at ``stop``: a server that ignores Range costs a dropped connection,
+        not the whole file.
+        """
+        import httpx2
+        from huggingface_hub.utils import hf_raise_for_status, http_stream_backoff
+
+        want = stop - start
+        with http_stream_backoff(
+            "GET", url, headers={**headers, "Range": f"bytes={start}-{stop - 1}"},
+            timeout=self._timeout, max_retries=_RETRIES, base_wait_time=0.5, max_wait_time=2,
+            # Not ConnectError: huggingface_hub then closes the session the other threads use.
+            retry_on_exceptions=(httpx2.TimeoutException, httpx2.RemoteProtocolError,
+                                 httpx2.ReadError),
+        ) as r:
+            served_by = str(r.url)
+            if r.status_code == 416:  # the file is shorter than ``start``
+                r.read()
+                return b"", _content_range_total(r.headers) or 0, served_by
             if r.status_code >= 400:
                 r.read()
                 hf_raise_for_status(r)
-            total = _total_size(r.headers, start)
-            chunks, got = [], 0
-            for chunk in r.iter_bytes():
-                chunks.append(chunk)
-                got += len(chunk)
-                if got >= stop - start:
-                    break
-        return b"".join(chunks)[: stop - start], total
+            skip = 0
+            if r.status_code == 206:
+                total = _content_range_total(r.headers)
+                first = r.headers.get("content-range", "").partition(" ")[2].partition("-")[0]
+                if total is None or first != str(start):
+                    raise HubError(url.split("?")[0], "the server sent a bad Content-Range")
+            else:  # the range was ignored: the body is the file from byte 0
+                length = r.headers.get("content-length", "")
+                if not length.isdigit():
+                    raise HubError(url.split("?")[0], "the server did not give the file's size")
+                total, skip = int(length), start
+            buf = bytearray()
+            try:
+                for chunk in r.iter_bytes():
+                    buf += chunk
+                    if len(buf) >= skip + want:
+                        break
+            except httpx2.HTTPError as e:  # thrown into http_stream_backoff, it would break it
+                raise HubError(url.split("?")[0], f"the connection failed while reading "
+                                                  f"({type(e).__name__})") from None
+        return bytes(buf[skip : skip + want]), total, served_by
 
-    def header(self, filename: str, first: int, display: str) -> FileHeader:
-        raw, total = self._range(filename, 0, max(first, 16))
-        n = header_length(raw[:8], display, total)
-        if 8 + n > len(raw):
-            more, _ = self._range(filename, len(raw), 8 + n)
+    def header(self, name: str, first: int) -> FileHeader:
+        from huggingface_hub import hf_hub_url
+
+        url = hf_hub_url(self.repo_id, name, revision=self.sha)
+        first = max(first, 16)
+        raw, total, served_by = self._range(url, 0, first, self._headers)
+        n = header_length(raw[:8], name, total)
+        if 8 + n > len(raw) and len(raw) == min(first, total):
+            headers = self._headers if _same_origin(served_by, url) else self._anonymous
+            more, _, _ = self._range(served_by, len(raw), 8 + n, headers)
             raw += more
         body = raw[8 : 8 + n]
         if len(body) != n:
-            raise HubError(display, "the Hub sent a short header")
-        return parse_header(body, display, data_size=total - 8 - n)
-
-    def json_file(self, filename: str) -> bytes:
-        from huggingface_hub import hf_hub_download
-
-        path = hf_hub_download(self.repo_id, filename, revision=self.sha, token=self.token)
-        return Path(path).read_bytes()
+            raise HubError(name, f"the Hub sent {len(raw):,} bytes of a {8 + n:,}-byte header")
+        return parse_header(body, name, data_size=total - 8 - n)
 
 
-def _total_size(headers: Any, start: int) -> int:
-    cr = headers.get("content-range", "")
-    if "/" in cr and cr.rsplit("/", 1)[1].strip().isdigit():
-        return int(cr.rsplit("/", 1)[1])
-    length = headers.get("content-length")
-    if length is not None and length.isdigit():
-        return start + int(length)
-    raise HubError("Hub", "the server gave no file size for a range request")
+class _CachedFiles:
+    """The files of one snapshot in the huggingface_hub cache (HF_HUB_OFFLINE=1)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def json(self, name: str) -> bytes:
+        path = self.folder / name
+        if path.stat().st_size > MAX_JSON_SIDECAR:
+            raise HubError(name, f"larger than {MAX_JSON_SIDECAR:,} bytes")
+        return path.read_bytes()
+
+    def header(self, name: str, first: int) -> FileHeader:
+        return read_local_header(self.folder / name, name)
+
+
+# ---------------------------------------------------------------- assembling
 
 
 def _progress(total: int, quiet: bool) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -223,6 +370,88 @@ def _progress(total: int, quiet: bool) -> tuple[Callable[[], None], Callable[[],
     return (lambda: progress.advance(task)), progress.stop
 
 
+def _read_checkpoint(
+    src: _Files, repo_id: str, files: Sequence[str], subfolder: str, source: str, hub: HubInfo,
+    notes: list[str], quiet: bool, workers: int, complete: bool = True,
+) -> Checkpoint:
+    """Pick the weights among ``files``; read index, sidecars and headers from ``src``.
+
+    ``complete``: ``files`` is the repo's whole listing, so the pickles beside the
+    weights are known (``check``'s safetensors_only rule), as for a local folder.
+    """
+    index_name, weight_files = pick_weights(files, subfolder, repo_id)
+    prefix = _prefix(subfolder)
+    present = set(files)
+    beside = [f for f in files if f.startswith(prefix) and "/" not in f[len(prefix):]]
+    pickles = tuple(sorted(f for f in beside if is_pickle_name(f))) if complete else None
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        sidecars = [prefix + s for s in _SIDECARS if prefix + s in present]
+        side = {n: pool.submit(src.json, n) for n in sidecars}
+        weight_map: dict[str, str] | None = None
+        index_meta: Any = {}
+        shard_names: list[str] = []
+        if index_name is not None:
+            weight_map, index_meta = parse_index(src.json(index_name), index_name)
+            names_by_shard: dict[str, list[str]] = {}
+            for tensor, shard in weight_map.items():
+                names_by_shard.setdefault(shard, []).append(tensor)
+            shard_names = sorted(names_by_shard)
+            missing = [prefix + s for s in shard_names if prefix + s not in present]
+            if missing:
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise ShardIndexError(index_name, f"shard {missing[0]!r} is not in the repo{more}")
+            jobs = [(prefix + s, estimate_header_bytes(names_by_shard[s])) for s in shard_names]
+        else:
+            jobs = [(f, FIRST_RANGE_SINGLE) for f in weight_files]
+        advance, close = _progress(len(jobs), quiet)
+
+        def fetch(job: tuple[str, int]) -> FileHeader:
+            h = src.header(*job)
+            advance()
+            return h
+
+        try:
+            headers = list(pool.map(fetch, jobs))
+        finally:
+            close()
+        config = _json_object(side, prefix + "config.json", notes)
+        adapter_config = _json_object(side, prefix + "adapter_config.json", notes)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    ours = sum(h.parameters for h in headers)
+    if hub.stated_parameters is not None and hub.stated_parameters != ours:
+        notes.append(f"the Hub states {hub.stated_parameters:,} parameters for this repo; "
+                     f"the headers hold {ours:,}")
+    return assemble(
+        source, headers, weight_map=weight_map,
+        shard_names=shard_names if weight_map is not None else None, index_path=index_name,
+        index_metadata=index_meta, config=config, adapter_config=adapter_config, warnings=notes,
+        hub=hub, pickle_files=pickles,
+    )
+
+
+def _json_object(
+    futures: dict[str, Future[bytes]], name: str, notes: list[str]
+) -> dict[str, Any] | None:
+    fut = futures.get(name)
+    if fut is None:
+        return None
+    try:
+        obj = json.loads(fut.result())
+    except (ValueError, RecursionError):
+        notes.append(f"{name}: not valid JSON, ignored")
+        return None
+    if not isinstance(obj, dict):
+        notes.append(f"{name}: not a JSON object, ignored")
+        return None
+    return obj
+
+
+# ---------------------------------------------------------------- entry point
+
+
 def open_hub(
     source: HubSource,
     *,
@@ -235,8 +464,8 @@ def open_hub(
     from huggingface_hub import constants
 
     rev = revision or source.revision
-    if constants.HF_HUB_OFFLINE:
-        return _open_cached(source.repo_id, rev, subfolder or "")
+    if constants.is_offline_mode():
+        return _open_cached(source.repo_id, rev, subfolder or "", quiet)
     try:
         return _open_online(source.repo_id, rev, token, subfolder or "", quiet)
     except ParamtoolError:
@@ -245,98 +474,80 @@ def open_hub(
         raise _hub_error(e, source.repo_id, rev) from None
 
 
-def _open_online(repo_id: str, rev: str | None, token: str | None, subfolder: str, quiet: bool) -> Checkpoint:
-    from huggingface_hub import HfApi
+def _display(repo_id: str, rev: str | None) -> str:
+    return f"{repo_id}@{rev}" if rev else repo_id
 
-    info = HfApi(token=token).model_info(repo_id, revision=rev)
-    sha = info.sha or rev or "main"
+
+def _open_online(
+    repo_id: str, rev: str | None, token: str | None, subfolder: str, quiet: bool
+) -> Checkpoint:
+    from huggingface_hub import HfApi, constants
+
+    info = HfApi(token=token).model_info(
+        repo_id, revision=rev, expand=_INFO_FIELDS,  # type: ignore[arg-type]
+        timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
+    )
+    if not info.sha:
+        raise HubError(_display(repo_id, rev), "the Hub did not say which commit this is")
     files = [s.rfilename for s in (info.siblings or [])]
-    index_name, weight_files = pick_weights(files, subfolder, repo_id)
-    reader = _Reader(repo_id, sha, token)
-    folder = f"{subfolder.strip('/')}/" if subfolder else ""
-    sidecars = [n for n in (folder + "config.json", folder + "adapter_config.json") if n in files]
-
-    with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
-        side = {n: pool.submit(reader.json_file, n) for n in sidecars}
-        weight_map: dict[str, str] | None = None
-        index_meta: Any = {}
-        shard_names: list[str] = []
-        if index_name is not None:
-            weight_map, index_meta = parse_index(reader.json_file(index_name), f"{repo_id}/{index_name}")
-            shard_names = sorted(set(weight_map.values()))
-            for s in shard_names:
-                check_shard_name(s, f"{repo_id}/{index_name}")
-                if folder + s not in files:
-                    raise ShardIndexError(f"{repo_id}/{index_name}", f"shard {s!r} is missing from the repo")
-            names_by_shard: dict[str, list[str]] = {}
-            for name, shard in weight_map.items():
-                names_by_shard.setdefault(shard, []).append(name)
-            jobs = [(folder + s, estimate_header_bytes(names_by_shard[s])) for s in shard_names]
-        else:
-            jobs = [(f, FIRST_RANGE_SINGLE) for f in weight_files]
-        advance, close = _progress(len(jobs), quiet)
-
-        def fetch(job: tuple[str, int]) -> FileHeader:
-            h = reader.header(job[0], job[1], job[0])
-            advance()
-            return h
-
-        try:
-            headers = list(pool.map(fetch, jobs))
-        finally:
-            close()
-        notes: list[str] = []
-        config = _json_object(side, folder + "config.json", notes)
-        adapter_config = _json_object(side, folder + "adapter_config.json", notes)
-
-    card = info.card_data.to_dict() if getattr(info, "card_data", None) is not None else {}
+    card = info.card_data.to_dict() if info.card_data is not None else {}
     lic = card.get("license")
-    stated = getattr(getattr(info, "safetensors", None), "total", None)
+    # The Hub counts the weights at the top of the repo; a subfolder holds another checkpoint.
+    stated = None if _prefix(subfolder) else getattr(info.safetensors, "total", None)
     hub = HubInfo(
-        repo_id=repo_id, revision=sha, requested_revision=rev, subfolder=subfolder,
+        repo_id=repo_id, revision=info.sha, requested_revision=rev, subfolder=subfolder,
         license=lic if isinstance(lic, str) else None, gated=info.gated or False,
-        private=bool(info.private), stated_parameters=stated,
+        private=bool(info.private), stated_parameters=stated if type(stated) is int else None,
     )
-    if index_meta and isinstance(index_meta.get("total_parameters"), int):
-        notes.append(f"the index states {index_meta['total_parameters']:,} parameters")
-    return assemble(
-        repo_id if not rev else f"{repo_id}@{rev}", headers,
-        weight_map=weight_map, shard_names=shard_names if weight_map is not None else None,
-        index_path=index_name, index_metadata=index_meta, config=config, adapter_config=adapter_config,
-        warnings=notes, hub=hub,
-    )
+    src = _HubFiles(repo_id, info.sha, rev, token)
+    return _read_checkpoint(src, repo_id, files, subfolder, _display(repo_id, rev), hub, [],
+                            quiet, MAX_WORKERS)
 
 
-def _json_object(futures: dict[str, Any], name: str, notes: list[str]) -> dict[str, Any] | None:
-    fut = futures.get(name)
-    if fut is None:
-        return None
-    try:
-        obj = json.loads(fut.result())
-    except (ValueError, RecursionError):
-        notes.append(f"{name}: not valid JSON, ignored")
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _open_cached(repo_id: str, rev: str | None, subfolder: str) -> Checkpoint:
-    """HF_HUB_OFFLINE=1: the files must already be in the huggingface_hub cache."""
-    from huggingface_hub import snapshot_download
+def _open_cached(repo_id: str, rev: str | None, subfolder: str, quiet: bool) -> Checkpoint:
+    """HF_HUB_OFFLINE=1: the same files from the huggingface_hub cache, or what is missing."""
     from huggingface_hub import errors as hf
+    from huggingface_hub import get_cached_repo_tree, snapshot_download
 
+    what = _display(repo_id, rev)
+    offline = "HF_HUB_OFFLINE is set and"
+    fix = f"`hf download {repo_id}{f' --revision {rev}' if rev else ''}` fetches the repo"
+    try:  # only where the snapshot is: which files it needs is decided below
+        folder = Path(snapshot_download(repo_id, revision=rev, local_files_only=True,
+                                        allow_patterns=[]))
+    except (hf.LocalEntryNotFoundError, OSError, ValueError):
+        raise HubError(what, f"{offline} revision {rev or 'main'!r} of this repo is not in the "
+                             f"local cache ({fix})") from None
+    try:  # the repo's full listing, which snapshot_download and `hf download` cache
+        files = [f.path for f in get_cached_repo_tree(repo_id, revision=folder.name)]
+        listed = True
+    except (hf.CachedRepoTreeNotFoundError, OSError, ValueError):
+        files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        listed = False
     try:
-        folder = Path(snapshot_download(repo_id, revision=rev, local_files_only=True))
-    except (hf.LocalEntryNotFoundError, hf.OfflineModeIsEnabled, OSError):
-        raise HubError(repo_id, f"HF_HUB_OFFLINE is set and revision {rev or 'main'!r} of this repo is not in "
-                                "the local cache (run once online, or `hf download` it)") from None
-    target = folder / subfolder if subfolder else folder
-    try:
-        ck = open_local([str(target)])
-    except (ShardIndexError, ParamtoolError) as e:
-        raise HubError(repo_id, f"HF_HUB_OFFLINE is set and the cache lacks what is needed: {e.why}") from None
-    hub = HubInfo(repo_id=repo_id, revision=folder.name, requested_revision=rev, subfolder=subfolder)
-    return Checkpoint(
-        source=repo_id if not rev else f"{repo_id}@{rev}", files=ck.files, config=ck.config,
-        adapter_config=ck.adapter_config, index_path=ck.index_path, index_metadata=ck.index_metadata,
-        warnings=ck.warnings + ("offline: answered from the local cache; licence and gating unknown",), hub=hub,
-    )
+        index_name, weight_files = pick_weights(files, subfolder, repo_id)
+    except HubError:
+        if listed:
+            raise
+        raise HubError(what, f"{offline} the local cache holds no safetensors weights of this "
+                             f"repo ({fix})") from None
+    needed = [index_name] if index_name else list(weight_files)
+    if index_name and (folder / index_name).is_file():
+        weight_map, _ = parse_index(_CachedFiles(folder).json(index_name), index_name)
+        prefix = index_name.rpartition("/")[0]
+        needed += [f"{prefix}/{s}" if prefix else s for s in sorted(set(weight_map.values()))]
+    missing = [n for n in needed if not (folder / n).is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise HubError(what, f"{offline} the local cache lacks {len(missing)} of the files "
+                             f"needed: {', '.join(missing[:3])}{more} ({fix})")
+    notes = ["offline: answered from the local cache; licence and gating unknown"]
+    uncached = [n for n in (_prefix(subfolder) + s for s in _SIDECARS)
+                if n in files and not (folder / n).is_file()]
+    if uncached:
+        notes.append(f"offline: {', '.join(uncached)} not in the local cache, ignored")
+    files = [f for f in files if f not in uncached]
+    hub = HubInfo(repo_id=repo_id, revision=folder.name, requested_revision=rev,
+                  subfolder=subfolder)
+    return _read_checkpoint(_CachedFiles(folder), repo_id, files, subfolder, what, hub, notes,
+                            quiet, 1, complete=listed)

@@ -101,6 +101,9 @@ def to_json(b: Breakdown, tensors: bool = False, pattern: re.Pattern[str] | None
             "repo_id": h.repo_id, "revision": h.revision, "requested_revision": h.requested_revision,
             "subfolder": h.subfolder, "license": h.license, "gated": h.gated, "private": h.private,
             "stated_parameters": h.stated_parameters,
+            "stated_parameters_agree": (
+                None if h.stated_parameters is None else h.stated_parameters == total
+            ),
         }
     if tensors:
         doc["tensors"] = tensor_rows(b, pattern)

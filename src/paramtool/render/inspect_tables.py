@@ -47,6 +47,10 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
         stated = ck.hub.stated_parameters
         verdict = "agrees" if stated == b.total.parameters else "DISAGREES"
         t.add_row("Hub states", f"{stated:,} ({verdict})")
+    indexed = ck.index_metadata.get("total_parameters")
+    if type(indexed) is int:
+        verdict = "agrees" if indexed == b.total.parameters else "DISAGREES"
+        t.add_row("Index states", f"{indexed:,} ({verdict})")
     t.add_row("Tensor bytes", _bytes(b.total.bytes, binary))
     total = b.total.parameters or 1
     mix = ", ".join(f"{d} {v.parameters / total:.1%}" for d, v in b.by_dtype.items()) or "-"

@@ -1,0 +1,449 @@
+"""``paramtool inspect`` on Hub repos, against the Hub emulator (tests/hub_emulator.py).
+
+Everything goes through the real CLI and an unmodified huggingface_hub talking HTTP to
+the emulator on 127.0.0.1 (the ``hub`` fixture points HF_ENDPOINT at it); nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huggingface_hub import constants, snapshot_download
+from typer.testing import CliRunner
+
+from hub_emulator import HubEmulator, RequestRecord
+from layouts import (
+    Layout,
+    llama,
+    llama31_8b,
+    lora_llama31_8b,
+    make_checkpoint,
+    write_sparse_checkpoint,
+    write_sparse_file,
+)
+from paramtool.cli import app
+from paramtool.header import read_local_header
+from paramtool.hub import _HubFiles
+from paramtool.sources import open_source
+
+TOKEN = "hf_paramtool_test_token_5f2c"
+SHARDS = [f"model-0000{k}-of-00003.safetensors" for k in (1, 2, 3)]
+runner = CliRunner()
+
+
+def tiny_llama(layers: int = 4) -> Layout:
+    """A Llama-shaped layout small enough to write for real, with the names transformers uses."""
+    return llama({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+                  "intermediate_size": 172, "num_attention_heads": 4, "num_key_value_heads": 2,
+                  "num_hidden_layers": layers, "vocab_size": 512, "torch_dtype": "bfloat16"},
+                 name="org/tiny")
+
+
+def write_tiny(folder: Path, layers: int = 4, shards: int = 3, **kw: Any) -> Path:
+    write_sparse_checkpoint(folder, tiny_llama(layers), shards=shards, **kw)
+    return folder
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def inspect_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    r = run("inspect", *args, "--json", env=env)
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def error_line(r) -> str:
+    """The one ``paramtool: error:`` line of a failed run (exit 2, nothing on stdout)."""
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("paramtool: error: "), r.stderr
+    assert r.stdout == ""
+    return lines[0]
+
+
+def normalised(doc: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+    """A JSON document less what says where it came from; local paths made repo-relative."""
+    text = json.dumps({k: v for k, v in doc.items() if k not in ("source", "revision", "hub")})
+    if root is not None:
+        text = text.replace(json.dumps(str(root) + os.sep)[1:-1], "")
+    return json.loads(text)
+
+
+def header_bytes(path: Path) -> int:
+    """The 8-byte length plus the JSON header: what must be read of a shard."""
+    with open(path, "rb") as f:
+        return 8 + struct.unpack("<Q", f.read(8))[0]
+
+
+def file_gets(hub: HubEmulator, name: str) -> list[RequestRecord]:
+    return [r for r in hub.requests if r.server == "hub" and r.method == "GET"
+            and "/resolve/" in r.path and r.path.endswith("/" + name)]
+
+
+@pytest.fixture
+def tiny(hub: HubEmulator, tmp_path: Path) -> dict[str, Any]:
+    """org/tiny: v1 (tag "v1", 2 layers), then main (4 layers, 3 shards), licence llama3.1."""
+    v1 = hub.add_repo("org/tiny", write_tiny(tmp_path / "v1", layers=2, shards=2), tags=["v1"])
+    folder = write_tiny(tmp_path / "main")
+    main = hub.add_repo("org/tiny", folder, card_data={"license": "llama3.1"})
+    return {"v1": v1, "main": main, "folder": folder, "v1_folder": tmp_path / "v1"}
+
+
+# ---------------------------------------------------------------- same answer as local
+
+
+@pytest.mark.parametrize("kind", ["sharded", "single", "adapter"])
+def test_hub_json_equals_local_json(hub: HubEmulator, tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / kind
+    if kind == "sharded":
+        write_tiny(folder)
+    elif kind == "single":
+        folder.mkdir()
+        tensors = {"embed.weight": ("BF16", (64, 32)), "layers.0.w": ("F32", (32, 32)),
+                   "layers.0.b": ("F16", (32,))}
+        make_checkpoint(folder, tensors, metadata={"format": "pt"})
+        (folder / "config.json").write_text('{"model_type": "toy", "num_hidden_layers": 1}')
+    else:
+        write_sparse_checkpoint(folder, lora_llama31_8b())
+    sha = hub.add_repo(f"org/{kind}", folder, card_data={"license": "mit"})
+    local = inspect_json(str(folder), "--tensors")
+    remote = inspect_json(f"org/{kind}", "--tensors")
+    assert normalised(remote) == normalised(local, folder)
+    assert remote["source"] == f"org/{kind}" and remote["revision"] == sha
+    assert remote["hub"] == {
+        "repo_id": f"org/{kind}", "revision": sha, "requested_revision": None, "subfolder": "",
+        "license": "mit", "gated": False, "private": False,
+        "stated_parameters": local["total_parameters"], "stated_parameters_agree": True,
+    }
+    assert remote["warnings"] == [] and remote["files"][0]["path"] in remote["tensors"][0]["file"]
+
+
+def test_subprocess_reads_only_headers_index_and_config(hub: HubEmulator, tmp_path: Path) -> None:
+    """Llama-3.1-8B as published (4 shards, header-exact): a whole process, bytes counted."""
+    folder = tmp_path / "l8"
+    shards = write_sparse_checkpoint(folder, llama31_8b())
+    sha = hub.add_repo("meta-llama/Llama-3.1-8B", folder, card_data={"license": "llama3.1"})
+    cmd = [sys.executable, "-m", "paramtool", "inspect", "meta-llama/Llama-3.1-8B", "--json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == ""  # no progress bar, no warning: stderr is not a TTY and --json is set
+    doc = json.loads(p.stdout)
+    assert doc["total_parameters"] == 8_030_261_248 and doc["revision"] == sha
+    assert doc["hub"]["license"] == "llama3.1" and doc["hub"]["stated_parameters_agree"] is True
+
+    info = [r for r in hub.requests if r.path.startswith("/api/")]
+    small = [r for r in hub.requests if r.path.endswith(".json")]
+    cdn = [r for r in hub.requests if r.server == "cdn"]
+    assert len(info) == 1 and len(small) == 4  # model info; HEAD + GET of the index and config
+    assert len(hub.requests) == 1 + 4 + 2 * len(shards)  # one range per shard (+ its CDN hop)
+    headers = sum(header_bytes(s) for s in shards)
+    for r in cdn:  # one range from byte 0 per shard, each sent in full
+        first, last = map(int, r.range.removeprefix("bytes=").split("-"))
+        assert first == 0 and r.bytes_sent == last + 1
+    needed = headers + sum(p.stat().st_size for p in folder.glob("*.json"))
+    over_read = sum(r.bytes_sent for r in cdn) - headers
+    assert 0 <= over_read <= 0.06 * headers
+    assert hub.bytes_sent <= needed + info[0].bytes_sent + over_read
+
+    hub.reset_counters()  # again: index and config now come from the cache
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert json.loads(p.stdout) == doc
+    assert len(hub.requests) == 1 + 2 * len(shards)
+
+
+def _stderr_on_a_tty(cmd: list[str]) -> tuple[int, bytes]:
+    """Run ``cmd`` with stderr on a pseudo-terminal (stdout piped); return (exit code, stderr)."""
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+        p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=slave, timeout=60)
+    finally:
+        os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # Linux: EIO once the other end is closed and drained
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return p.returncode, out
+
+
+def test_progress_bar_only_for_a_person(hub: HubEmulator, tmp_path: Path) -> None:
+    hub.add_repo("org/many", write_tiny(tmp_path / "many", shards=10))
+    cmd = [sys.executable, "-m", "paramtool", "inspect", "org/many"]
+    code, err = _stderr_on_a_tty([*cmd, "--json"])  # first: index and config are downloaded
+    assert code == 0 and err == b""  # no bar of ours, nor huggingface_hub's own
+    code, err = _stderr_on_a_tty(cmd)
+    assert code == 0 and b"Reading shard headers" in err
+
+
+# ---------------------------------------------------------------- revisions and sources
+
+
+def test_revisions(hub: HubEmulator, tiny: dict[str, Any]) -> None:
+    two_layers = inspect_json(str(tiny["v1_folder"]))["total_parameters"]
+    head = inspect_json("org/tiny")
+    assert head["revision"] == tiny["main"] and head["total_parameters"] > two_layers
+    for args, requested in [(["org/tiny@v1"], "v1"), ([f"org/tiny@{tiny['v1']}"], tiny["v1"]),
+                            (["org/tiny", "--revision", "v1"], "v1"), (["hf://org/tiny@v1"], "v1")]:
+        doc = inspect_json(*args)
+        assert doc["revision"] == tiny["v1"] and doc["total_parameters"] == two_layers, args
+        assert doc["hub"]["requested_revision"] == requested
+    assert inspect_json("org/tiny@main")["revision"] == tiny["main"]
+
+
+@pytest.mark.parametrize("args", [["org/tiny@nope"], ["org/tiny", "--revision", "nope"]])
+def test_unknown_revision(hub: HubEmulator, tiny: dict[str, Any], args: list[str]) -> None:
+    line = error_line(run("inspect", *args))
+    assert "org/tiny@nope" in line and "revision not found" in line
+
+
+def test_two_revisions_is_a_usage_error(hub: HubEmulator, tiny: dict[str, Any]) -> None:
+    assert "two revisions" in error_line(run("inspect", "org/tiny@v1", "--revision", "main"))
+
+
+def test_missing_repo(hub: HubEmulator) -> None:
+    line = error_line(run("inspect", "org/nothing-here"))
+    assert "org/nothing-here" in line and "repository not found" in line and hub.url in line
+
+
+def test_hf_scheme_forces_the_hub_over_a_local_folder(
+    hub: HubEmulator, tiny: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir = tmp_path / "cwd"
+    write_tiny(workdir / "org" / "tiny", layers=1, shards=1)
+    monkeypatch.chdir(workdir)
+    hub.reset_counters()
+    local = inspect_json("org/tiny")
+    assert local["revision"] is None and "hub" not in local
+    assert hub.requests == []  # the local folder won, the Hub was not asked
+    remote = inspect_json("hf://org/tiny")
+    assert remote["revision"] == tiny["main"]
+    assert remote["total_parameters"] > local["total_parameters"]
+
+
+# ---------------------------------------------------------------- access
+
+
+@pytest.mark.parametrize("how", ["env", "option", "stored login"])
+def test_gated_repo_needs_a_token(
+    hub: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    sha = hub.add_repo("org/gated", write_tiny(tmp_path / "g"), gated="manual",
+                       card_data={"license": "llama3.1"})
+    hub.valid_tokens.add(TOKEN)
+    line = error_line(run("inspect", "org/gated"))
+    assert "gated" in line and "HF_TOKEN" in line and "licence" in line
+
+    hub.reset_counters()
+    if how == "env":
+        r = run("inspect", "org/gated", "--json", env={"HF_TOKEN": TOKEN})
+    elif how == "option":
+        r = run("inspect", "org/gated", "--json", "--token", TOKEN)
+    else:
+        Path(constants.HF_TOKEN_PATH).write_text(TOKEN)
+        r = run("inspect", "org/gated", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["revision"] == sha and doc["hub"]["gated"] == "manual"
+    assert TOKEN not in r.stdout + r.stderr
+    assert {rec.token for rec in hub.requests if rec.server == "hub"} == {TOKEN}
+    assert {rec.token for rec in hub.requests if rec.server == "cdn"} == {None}  # not to the CDN
+
+
+def test_private_repo_and_bad_token_never_echo_the_token(hub: HubEmulator, tmp_path: Path) -> None:
+    hub.add_repo("org/private", write_tiny(tmp_path / "p"), private=True)
+    hub.valid_tokens.add(TOKEN)
+    line = error_line(run("inspect", "org/private"))
+    assert "not found" in line and "HF_TOKEN" in line
+    bad = "hf_not_a_valid_token_9d1e"
+    r = run("inspect", "org/private", "--token", bad)
+    assert "HF_TOKEN" in error_line(r) and bad not in r.stderr
+    r = run("inspect", "org/private", "--json", "--token", TOKEN)
+    assert r.exit_code == 0 and TOKEN not in r.stdout + r.stderr
+    assert json.loads(r.stdout)["hub"]["private"] is True
+
+
+# ---------------------------------------------------------------- repo shapes
+
+
+def test_subfolder_variants(hub: HubEmulator, tmp_path: Path) -> None:
+    root = tmp_path / "variants"
+    (root / "fp16").mkdir(parents=True)
+    make_checkpoint(root / "fp16", {"w": ("F16", (8, 8)), "b": ("F16", (8,))})
+    write_tiny(root / "bf16")
+    (root / "README.md").write_text("two variants\n")
+    hub.add_repo("org/variants", root)
+    line = error_line(run("inspect", "org/variants"))
+    assert "--subfolder bf16" in line and "fp16" in line
+    for sub in ("fp16", "bf16"):
+        doc = inspect_json("org/variants", "--subfolder", sub, "--tensors")
+        assert normalised(doc) == normalised(inspect_json(str(root / sub), "--tensors"), root)
+        assert doc["hub"]["subfolder"] == sub and doc["hub"]["stated_parameters"] is None
+        assert all(f["path"].startswith(sub + "/") for f in doc["files"])
+    assert "under 'nope'" in error_line(run("inspect", "org/variants", "--subfolder", "nope"))
+
+
+def test_pickle_only_repo_is_refused_unread(hub: HubEmulator) -> None:
+    hub.add_repo("org/pickled", {"pytorch_model.bin": b"\x80\x02}q\x00.", "config.json": b"{}"})
+    line = error_line(run("inspect", "org/pickled"))
+    assert "pytorch_model.bin" in line and "pickle" in line and "nothing was downloaded" in line
+    assert [r.path for r in hub.requests] == ["/api/models/org/pickled"]
+
+
+def test_pickles_beside_the_weights_are_listed_unread(hub: HubEmulator, tmp_path: Path) -> None:
+    """What ``check``'s safetensors_only rule needs: the pickles next to the weights, by name."""
+    folder = write_tiny(tmp_path / "mixed", shards=1)
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x02}q\x00.")
+    (folder / "training_args.bin").write_bytes(b"\x80\x02}q\x00.")
+    hub.add_repo("org/mixed", folder)
+    ck = open_source(["org/mixed"], quiet=True)
+    assert ck.pickle_files == ("pytorch_model.bin", "training_args.bin")
+    local = open_source([str(folder)])
+    assert local.pickle_files == tuple(str(folder / n) for n in ck.pickle_files)
+    assert not [r for r in hub.requests if r.path.endswith(".bin")]
+
+
+def test_header_larger_than_the_first_range(hub: HubEmulator, tmp_path: Path) -> None:
+    """Big ``__metadata__`` the index cannot foresee: a second range, straight from the CDN."""
+    folder = write_tiny(tmp_path / "meta", shards=2,
+                        metadata={"format": "pt", "notes": "x" * 3000})
+    hub.add_repo("org/meta", folder)
+    hub.valid_tokens.add(TOKEN)
+    doc = inspect_json("org/meta", "--tensors", "--token", TOKEN)
+    assert normalised(doc) == normalised(inspect_json(str(folder), "--tensors"), folder)
+    for shard in sorted(folder.glob("*.safetensors")):
+        (resolve,) = file_gets(hub, shard.name)
+        assert resolve.status == 302 and resolve.token == TOKEN
+        key = hashlib.sha256(shard.read_bytes()).hexdigest()
+        first, second = [r for r in hub.requests if r.server == "cdn" and r.path.endswith(key)]
+        split = int(first.range.split("-")[1]) + 1
+        assert second.range == f"bytes={split}-{header_bytes(shard) - 1}"
+        assert first.token is None and second.token is None
+
+
+@pytest.mark.parametrize("first", [16, 4096])
+def test_a_server_that_ignores_range_costs_a_dropped_connection(
+    hub: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: int
+) -> None:
+    """A mirror that answers 200 with the whole 256 MB file: the header is read, then hung up."""
+    sha = "0" * 40
+    folder = tmp_path / "org" / "big" / "resolve" / sha
+    folder.mkdir(parents=True)
+    shard = write_sparse_file(folder / "model.safetensors", [("w", "BF16", (8192, 16384))])
+
+    class Plain(SimpleHTTPRequestHandler):  # no Range support
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Plain, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            base + "/{repo_id}/resolve/{revision}/{filename}")
+        header = _HubFiles("org/big", sha, None, None).header("model.safetensors", first)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert header == read_local_header(shard, "model.safetensors")
+
+
+def test_malformed_shard_header_names_the_shard(hub: HubEmulator, tmp_path: Path) -> None:
+    folder = write_tiny(tmp_path / "bad")
+    shard = folder / SHARDS[1]
+    with open(shard, "r+b") as f:
+        head = f.read(header_bytes(shard))
+        f.seek(0)
+        f.write(head.replace(b'"dtype":"BF16"', b'"dtype":"BX16"', 1))
+    hub.add_repo("org/bad", folder)
+    line = error_line(run("inspect", "org/bad"))
+    assert SHARDS[1] in line and "unknown dtype 'BX16'" in line
+
+
+def test_index_naming_a_shard_the_repo_lacks(hub: HubEmulator, tmp_path: Path) -> None:
+    folder = write_tiny(tmp_path / "gap")
+    (folder / SHARDS[2]).unlink()
+    hub.add_repo("org/gap", folder)
+    assert SHARDS[2] in error_line(run("inspect", "org/gap"))
+
+
+def test_stated_parameter_disagreements_are_flagged(hub: HubEmulator, tmp_path: Path) -> None:
+    folder = write_tiny(tmp_path / "stated")
+    index = folder / "model.safetensors.index.json"
+    obj = json.loads(index.read_text())
+    obj["metadata"]["total_parameters"] = 1234
+    index.write_text(json.dumps(obj))
+    sha = hub.add_repo("org/stated", folder, safetensors_total=999, card_data={"license": "mit"})
+    doc = inspect_json("org/stated")
+    ours = doc["total_parameters"]
+    assert doc["hub"]["stated_parameters"] == 999 and doc["hub"]["stated_parameters_agree"] is False
+    assert doc["index"]["metadata"]["total_parameters"] == 1234
+    assert any("Hub states 999" in w for w in doc["warnings"])
+    assert any("total_parameters says 1,234" in w for w in doc["warnings"])
+    local = inspect_json(str(folder))
+    assert any("total_parameters says 1,234" in w for w in local["warnings"])
+
+    r = run("inspect", "org/stated")
+    assert r.exit_code == 0 and "paramtool: warning:" in r.stderr
+    for needle in (sha, "mit", "999 (DISAGREES)", "1,234 (DISAGREES)", f"{ours:,}"):
+        assert needle in r.stdout, needle
+
+
+# ---------------------------------------------------------------- offline and failures
+
+
+def test_offline(hub: HubEmulator, tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    online = inspect_json("org/tiny", "--tensors")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.reset_counters()
+    line = error_line(run("inspect", "org/tiny"))  # the index and config are cached, not the shards
+    assert "HF_HUB_OFFLINE" in line and "lacks 3 of the files needed" in line and SHARDS[0] in line
+    assert "not in the local cache" in error_line(run("inspect", "org/tiny@v1"))
+    assert hub.requests == []
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    snapshot_download("org/tiny")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub.reset_counters()
+    r = run("inspect", "org/tiny", "--json", "--tensors")
+    assert r.exit_code == 0, r.stderr
+    offline = json.loads(r.stdout)
+    assert hub.requests == []
+    assert offline["revision"] == tiny["main"] and offline["warnings"][0].startswith("offline:")
+    assert normalised({**offline, "warnings": []}) == normalised(online)
+
+
+def test_network_failure_names_the_endpoint_quickly(hub: HubEmulator) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = {**os.environ, "HF_ENDPOINT": dead}
+    start = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "paramtool", "inspect", "org/tiny"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 10
+    assert p.returncode == 2 and p.stdout == ""
+    (line,) = p.stderr.splitlines()
+    assert line.startswith(f"paramtool: error: {dead}: network failure")
