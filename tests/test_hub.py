@@ -447,3 +447,10 @@ def test_network_failure_names_the_endpoint_quickly(hub: HubEmulator) -> None:
     assert p.returncode == 2 and p.stdout == ""
     (line,) = p.stderr.splitlines()
     assert line.startswith(f"paramtool: error: {dead}: network failure")
+
+
+def test_gguf_only_repo_is_refused_with_a_hint(hub: HubEmulator) -> None:
+    hub.add_repo("org/gguf-only", {"model-Q4_K_M.gguf": b"GGUF\x03\x00\x00\x00", "README.md": b"hi"})
+    line = error_line(run("inspect", "org/gguf-only"))
+    assert "model-Q4_K_M.gguf" in line and "GGUF" in line and "download" in line
+    assert [r.path for r in hub.requests] == ["/api/models/org/gguf-only"]

@@ -52,6 +52,10 @@ class Checkpoint:
     hub: HubInfo | None = None
     # Pickle weight files beside the checkpoint (named, never opened); None: nobody looked.
     pickle_files: tuple[str, ...] | None = None
+    format: str = "safetensors"  # or "gguf"
+    # GGUF only: version, architecture, name, context_length, file_type, kind
+    # ("model", "mmproj", "adapter"), alignment, split_count (paramtool.gguf_reader.summary).
+    gguf: Mapping[str, Any] | None = None
 
     @property
     def tensors(self) -> tuple[TensorInfo, ...]:
@@ -254,6 +258,11 @@ def _resolve_folder(folder: Path) -> tuple[list[Path], Path | None]:
     files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
     if files:
         return files, None
+    from paramtool.gguf_reader import pick_in_folder
+
+    gguf = pick_in_folder(folder)
+    if gguf:
+        return gguf, None
     pickles = sorted(p.name for p in folder.iterdir() if p.is_file() and is_pickle_name(p.name))
     if pickles:
         raise _pickle_refusal(str(folder / pickles[0]))
@@ -264,6 +273,8 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
     """Open one or more local paths (files or folders) as one checkpoint, headers only."""
     if not paths:
         raise SourceNotFound("(no path)", "give a checkpoint file or folder")
+    if any(_is_gguf_file(Path(p)) for p in paths):
+        return _open_gguf(paths, [Path(p) for p in paths])
     notes: list[str] = []
     headers: list[FileHeader] = []
     extra: dict[str, Any] = {}
@@ -278,6 +289,8 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
         folders.append(p if p.is_dir() else p.parent)
         if p.is_dir():
             files, index = _resolve_folder(p)
+            if files and files[0].name.lower().endswith(".gguf"):
+                return _open_gguf(paths, files)
             sidecar_dir = sidecar_dir or p
         else:
             files, index = ([], p) if p.name.endswith(".safetensors.index.json") else ([p], None)
@@ -296,6 +309,27 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
     source = " ".join(str(p) for p in paths)
     return assemble(source, headers, config=config, adapter_config=adapter_config, warnings=notes,
                     pickle_files=_pickles_beside(folders), **extra)
+
+
+def _is_gguf_file(p: Path) -> bool:
+    """A ``.gguf`` file, or a file of another name that starts with the GGUF magic."""
+    if is_pickle_name(p.name) or p.name.endswith(".safetensors.index.json") or not p.is_file():
+        return False
+    from paramtool.gguf_reader import is_gguf_name, sniff_gguf
+
+    return is_gguf_name(p.name) or sniff_gguf(p)
+
+
+def _open_gguf(paths: Sequence[str | os.PathLike[str]], files: Sequence[Path]) -> Checkpoint:
+    """A GGUF model (one file or the parts of a split), which is inspected on its own."""
+    from paramtool.gguf_reader import open_gguf
+
+    source = " ".join(str(p) for p in paths)
+    mixed = len(paths) > 1 and any(Path(p).is_dir() for p in paths)
+    if mixed or not all(_is_gguf_file(f) for f in files):
+        raise SourceNotFound(source, "inspect a GGUF model on its own, not with other files")
+    folders = {f.parent for f in files}
+    return open_gguf(files, source=source, pickle_files=_pickles_beside(sorted(folders)))
 
 
 def _pickles_beside(folders: Iterable[Path]) -> tuple[str, ...]:

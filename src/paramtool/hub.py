@@ -187,6 +187,11 @@ def pick_weights(
             f"the only weights are pickles ({prefix}{pickles[0]}{more}); pickles can execute "
             "code, so nothing was downloaded; look for a safetensors revision or convert it",
         )
+    ggufs = sorted(f for f in here if f.lower().endswith(".gguf"))
+    if ggufs:
+        more = ", ..." if len(ggufs) > 1 else ""
+        raise HubError(repo_id, f"the only weights are GGUF files ({prefix}{ggufs[0]}{more}); GGUF is "
+                                "read from local files: download one and inspect it")
     nested = sorted({f.rsplit("/", 1)[0] for f in files if f.endswith(".safetensors") and "/" in f})
     if nested and not prefix:
         raise HubError(repo_id, f"no safetensors weights at the top level; try --subfolder "
