@@ -1,0 +1,431 @@
+"""Integrity hashes: file SHA-256, per-tensor content digests, and checks against the Hub.
+
+File hash
+    SHA-256 of the whole file, byte for byte: what ``sha256sum`` prints and what
+    the Hub records as the LFS ``sha256`` of a weight file.
+
+Tensor digest (``DIGEST_SCHEME``)
+    ``sha256(dtype + b"\\0" + shape + b"\\0" + data)`` where ``dtype`` is the
+    safetensors name in ASCII (``BF16``), ``shape`` the compact JSON list of the
+    dimensions (``[4096,4096]``, ``[]`` for a scalar) and ``data`` the tensor's
+    raw little-endian bytes. The name, the file, the offset and the header's
+    ``__metadata__`` are left out, so the digest names the weights alone.
+
+Weights digest
+    ``sha256`` of the UTF-8 compact JSON list of ``[name, tensor digest]`` pairs
+    sorted by name (then digest): ``[["lm_head.weight","9f..."],...]``. Equal for two
+    checkpoints holding the same tensors under the same names, however they are
+    sharded, ordered, padded or annotated.
+
+Files are hashed whole (one file per thread); tensor digests are computed by the
+other threads at the same time, so a single large file costs about one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from paramtool.checkpoint import Checkpoint, parse_index
+from paramtool.errors import HubError, ParamtoolError, SourceNotFound
+from paramtool.header import FileHeader, TensorInfo
+from paramtool.values import (
+    Progress,
+    Scratch,
+    data_offset,
+    default_workers,
+    locked,
+    read_exact,
+    unordered_map,
+)
+
+DIGEST_SCHEME = "sha256(dtype NUL json(shape) NUL bytes)"
+BUFFER_BYTES = 8 << 20  # read size for hashing: large reads, one reused buffer per thread
+_SCRATCH = Scratch()
+
+
+def _hash_range(
+    h: hashlib._Hash, path: str, offset: int, nbytes: int, progress: Progress | None = None
+) -> None:
+    """Feed bytes ``[offset, offset + nbytes)`` of ``path`` to ``h``."""
+    buf = _SCRATCH.buffer("hash", BUFFER_BYTES)
+    view = memoryview(buf)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise SourceNotFound(path, e.strerror or str(e)) from None
+    try:
+        done = 0
+        while done < nbytes:
+            n = min(len(buf), nbytes - done)
+            read_exact(fd, offset + done, view[:n], path)
+            h.update(view[:n])
+            done += n
+            if progress is not None:
+                progress(n)
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike[str], progress: Progress | None = None) -> str:
+    """SHA-256 of a whole file, as ``sha256sum`` prints it (lowercase hex)."""
+    p = os.fspath(path)
+    try:
+        size = os.stat(p).st_size
+    except OSError as e:
+        raise SourceNotFound(p, e.strerror or str(e)) from None
+    h = hashlib.sha256()
+    _hash_range(h, p, 0, size, progress)
+    return h.hexdigest()
+
+
+def git_blob_sha1(path: str | os.PathLike[str], progress: Progress | None = None) -> str:
+    """The git blob id of a file: ``sha1(b"blob <size>\\0" + content)`` (the Hub's ``blobId``)."""
+    p = os.fspath(path)
+    try:
+        size = os.stat(p).st_size
+    except OSError as e:
+        raise SourceNotFound(p, e.strerror or str(e)) from None
+    h = hashlib.sha1(b"blob %d\0" % size)
+    _hash_range(h, p, 0, size, progress)
+    return h.hexdigest()
+
+
+def digest_prefix(dtype: str, shape: Sequence[int]) -> bytes:
+    """What the tensor digest hashes before the data: ``dtype NUL json(shape) NUL``."""
+    return (
+        dtype.encode("ascii")
+        + b"\0"
+        + json.dumps(list(shape), separators=(",", ":")).encode()
+        + b"\0"
+    )
+
+
+def tensor_digest(header: FileHeader, tensor: TensorInfo, progress: Progress | None = None) -> str:
+    """The content digest of one tensor (see the module docstring)."""
+    h = hashlib.sha256(digest_prefix(tensor.dtype, tensor.shape))
+    _hash_range(h, header.path, data_offset(header) + tensor.start, tensor.nbytes, progress)
+    return h.hexdigest()
+
+
+def weights_digest(pairs: Iterable[tuple[str, str]]) -> str:
+    """The checkpoint-level digest over ``(tensor name, tensor digest)`` pairs, in any order."""
+    doc = json.dumps(sorted([n, d] for n, d in pairs), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(doc.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FileHash:
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class TensorHash:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    file: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class HashReport:
+    """``paramtool hash``: each file's SHA-256, each tensor's digest, the weights digest."""
+
+    checkpoint: Checkpoint
+    files: tuple[FileHash, ...]
+    tensors: tuple[TensorHash, ...]  # header order
+    weights_digest: str
+
+
+def hash_checkpoint(
+    checkpoint: Checkpoint, *, workers: int | None = None, progress: Progress | None = None
+) -> HashReport:
+    """Hash every file and every tensor; ``progress`` gets bytes hashed (files, then tensors).
+
+    Jobs run longest first on ``workers`` threads, so that one big file and the
+    tensor digests inside it are hashed side by side.
+    """
+    advance = locked(progress)
+    files = list(checkpoint.files)
+    tensors = [(f, t) for f in files for t in f.tensors]
+
+    def run(i: int) -> str:
+        if i < len(files):
+            return file_sha256(files[i].path, advance)
+        f, t = tensors[i - len(files)]
+        return tensor_digest(f, t, advance)
+
+    sizes = [f.file_size for f in files] + [t.nbytes for _, t in tensors]
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    results = [""] * len(sizes)
+    for i, digest in unordered_map(run, order, workers or default_workers()):
+        results[i] = digest
+    file_hashes = tuple(FileHash(f.path, f.file_size, results[i]) for i, f in enumerate(files))
+    tensor_hashes = tuple(
+        TensorHash(t.name, t.dtype, t.shape, t.file, results[len(files) + k])
+        for k, (_, t) in enumerate(tensors)
+    )
+    return HashReport(
+        checkpoint,
+        file_hashes,
+        tensor_hashes,
+        weights_digest((t.name, t.digest) for t in tensor_hashes),
+    )
+
+
+# ---------------------------------------------------------------- the Hub's hashes
+
+
+@dataclass(frozen=True, slots=True)
+class HubFile:
+    """What the Hub records for one file: LFS sha256 (weights) or git blob id (small files)."""
+
+    path: str
+    size: int | None
+    sha256: str | None  # LFS files
+    blob_id: str | None  # git blob sha1 (for LFS files, the id of the pointer file)
+    lfs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HubFiles:
+    """A repo's file listing at one commit, with hashes: one model-info request."""
+
+    repo_id: str
+    revision: str  # the resolved commit sha
+    requested_revision: str | None
+    files: Mapping[str, HubFile]
+
+
+def hub_file_hashes(
+    repo_id: str, revision: str | None = None, token: str | None = None
+) -> HubFiles:
+    """The Hub's hashes for every file of ``repo_id`` at ``revision`` (nothing is downloaded).
+
+    One ``model_info(files_metadata=True)`` request; Hub failures become one-line
+    :class:`HubError`\\ s (repo missing, gated, offline, network).
+    """
+    from huggingface_hub import HfApi, constants
+
+    from paramtool.hub import _hub_error, _network_errors
+
+    try:
+        info = HfApi(token=token).model_info(
+            repo_id,
+            revision=revision,
+            files_metadata=True,
+            timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
+        )
+    except _network_errors() as e:
+        raise _hub_error(e, repo_id, revision) from None
+    if not info.sha:
+        raise HubError(repo_id, "the Hub did not say which commit this is")
+    files = {}
+    for s in info.siblings or []:
+        lfs = s.lfs
+        files[s.rfilename] = HubFile(
+            s.rfilename,
+            lfs.size if lfs is not None else s.size,
+            lfs.sha256 if lfs is not None else None,
+            s.blob_id,
+            lfs is not None,
+        )
+    return HubFiles(repo_id, info.sha, revision, files)
+
+
+OK, MISMATCH, MISSING, UNVERIFIED = "ok", "mismatch", "missing", "unverified"
+_WEIGHT_SUFFIXES = (
+    ".safetensors",
+    ".safetensors.index.json",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".gguf",
+    ".bin.index.json",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """One file compared with the Hub's record of it."""
+
+    path: str  # in the repo
+    local: str | None  # the local file, None when it is missing
+    status: str  # ok, mismatch, missing, unverified
+    required: bool  # part of the checkpoint (weights, index); other files are checked if present
+    algorithm: str | None = None  # "sha256" (LFS) or "git-sha1" (blob id)
+    expected: str | None = None
+    actual: str | None = None
+    expected_size: int | None = None
+    actual_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """``paramtool verify``: local files against the hashes the Hub records."""
+
+    path: str
+    hub: HubFiles
+    subfolder: str
+    files: tuple[FileCheck, ...]
+    extra: tuple[str, ...]  # local weight files the Hub does not list (not a failure)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.status == OK for f in self.files)
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyPlan:
+    """Which Hub files :func:`run_verify` compares with which local files."""
+
+    path: str
+    hub: HubFiles
+    subfolder: str
+    jobs: tuple[tuple[HubFile, Path | None, bool], ...]  # (Hub entry, local file, required)
+    extra: tuple[str, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes the comparison reads at most (for a progress bar)."""
+        return sum(_size(local) for _, local, _ in self.jobs)
+
+
+def _size(path: Path | None) -> int:
+    return path.stat().st_size if path is not None else 0
+
+
+def _required(hub: HubFiles, prefix: str, local_root: Path) -> list[str]:
+    """The repo paths that make up the checkpoint: what paramtool would read from the repo.
+
+    For a sharded checkpoint the shard list comes from the local index once that
+    index matches the Hub's; otherwise every weight file at that level is required.
+    Repos with pickles only (or no weights) require every weight-like file: hashing
+    a pickle is safe, it is never loaded.
+    """
+    from paramtool.hub import pick_weights
+
+    level = [p for p in hub.files if p.startswith(prefix) and "/" not in p[len(prefix) :]]
+    try:
+        index, weights = pick_weights(list(hub.files), prefix.rstrip("/"), hub.repo_id)
+    except ParamtoolError:
+        return sorted(p for p in level if p.endswith(_WEIGHT_SUFFIXES))
+    if index is None:
+        return weights
+    local_index = local_root / index[len(prefix) :]
+    if local_index.is_file() and _matches(hub.files[index], local_index):
+        try:
+            weight_map, _ = parse_index(local_index.read_bytes(), str(local_index))
+        except ParamtoolError:
+            weight_map = {}
+        shards = sorted({prefix + s for s in weight_map.values()})
+        if shards:
+            return [index, *shards]
+    return [index, *sorted(p for p in level if p.endswith(".safetensors"))]
+
+
+def _matches(entry: HubFile, local: Path) -> bool:
+    """Whether a local file is the Hub's (used to trust the local index): size, then hash."""
+    if entry.size is not None and local.stat().st_size != entry.size:
+        return False
+    if entry.sha256:
+        return file_sha256(local) == entry.sha256
+    return entry.blob_id is not None and git_blob_sha1(local) == entry.blob_id
+
+
+def _check(entry: HubFile, local: Path | None, required: bool, progress: Progress) -> FileCheck:
+    """Compare one file: sizes first, then the hash the Hub records for it."""
+    if local is None:
+        return FileCheck(entry.path, None, MISSING, required, expected_size=entry.size)
+    size = local.stat().st_size
+    check = FileCheck(entry.path, str(local), OK, required, None, None, None, entry.size, size)
+    if entry.sha256:
+        check = replace(check, algorithm="sha256", expected=entry.sha256)
+    elif entry.blob_id and not entry.lfs:
+        check = replace(check, algorithm="git-sha1", expected=entry.blob_id)
+    else:
+        return replace(check, status=UNVERIFIED)
+    if entry.size is not None and size != entry.size:
+        progress(size)
+        return replace(check, status=MISMATCH)
+    hasher = file_sha256 if check.algorithm == "sha256" else git_blob_sha1
+    actual = hasher(local, progress)
+    return replace(check, actual=actual, status=OK if actual == check.expected else MISMATCH)
+
+
+def plan_verify(path: str | os.PathLike[str], hub: HubFiles, subfolder: str = "") -> VerifyPlan:
+    """Which Hub files to compare with which local files, and the local weights it does not list.
+
+    A folder stands for the repo's ``subfolder``: the checkpoint's files are
+    required, every other file the Hub lists is checked when it is present. A
+    single file is compared with the repo file of the same name.
+    """
+    root = Path(path)
+    prefix = f"{subfolder.strip('/')}/" if subfolder.strip("/") else ""
+    if not root.exists():
+        raise SourceNotFound(str(root), "no such file or directory")
+    if root.is_file():
+        name = prefix + root.name
+        entry = hub.files.get(name)
+        if entry is None:
+            raise HubError(f"{hub.repo_id}@{hub.revision[:12]}", f"the repo has no file {name!r}")
+        return VerifyPlan(str(root), hub, prefix.rstrip("/"), ((entry, root, True),), ())
+    required = set(_required(hub, prefix, root))
+    jobs = []
+    for name in sorted(hub.files):
+        parts = PurePosixPath(name[len(prefix) :]).parts
+        if not name.startswith(prefix) or ".." in parts or name.startswith("/"):
+            continue
+        local = root.joinpath(*parts)
+        present = local.is_file()
+        if name in required or present:
+            jobs.append((hub.files[name], local if present else None, name in required))
+    listed = {name[len(prefix) :] for name in hub.files if name.startswith(prefix)}
+    extra = sorted(
+        str(p)
+        for p in root.iterdir()
+        if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES) and p.name not in listed
+    )
+    return VerifyPlan(str(root), hub, prefix.rstrip("/"), tuple(jobs), tuple(extra))
+
+
+def run_verify(
+    plan: VerifyPlan, *, workers: int | None = None, progress: Progress | None = None
+) -> VerifyReport:
+    """Hash the planned local files (largest first, in parallel) and compare."""
+    advance = locked(progress)
+    jobs = plan.jobs
+    order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i][1]))
+    results: list[FileCheck | None] = [None] * len(jobs)
+    for i, check in unordered_map(
+        lambda i: _check(*jobs[i], advance), order, workers or default_workers()
+    ):
+        results[i] = check
+    checks = tuple(r for r in results if r is not None)
+    return VerifyReport(plan.path, plan.hub, plan.subfolder, checks, plan.extra)
+
+
+def verify_against_hub(
+    path: str | os.PathLike[str],
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    token: str | None = None,
+    subfolder: str = "",
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Compare local files with the hashes the Hub records, without downloading anything."""
+    hub = hub_file_hashes(repo_id, revision, token)
+    return run_verify(plan_verify(path, hub, subfolder), workers=workers, progress=progress)

@@ -1,0 +1,836 @@
+"""Tensor values: a streaming reader, and the statistics ``paramtool stats`` reports.
+
+Tensors are read in spans of at most :data:`CHUNK_ELEMENTS` elements with
+``pread`` into per-thread buffers that are reused, never through a memory map:
+mapped page-cache pages count towards the process's resident memory, copied
+chunks do not outlive their chunk. Peak memory is therefore a few buffers per
+worker thread, whatever the checkpoint's size. Spans are handed to a small pool
+of threads (numpy and hashlib release the GIL) and their results come back in
+order, so that every figure is merged in the same order on every run.
+
+Statistics (:class:`Summary`) are taken over the finite elements: min, max,
+mean, population standard deviation and mean ``|x|``; exact counts of zeros
+(``+0`` and ``-0``), NaNs and infinities cover every element. A span is
+converted to float32 (16- and 8-bit floats, F4, integers of up to 16 bits and
+bool, all exactly) or float64 (F64 and wider integers); its sum and sum of
+``|x|`` use numpy's pairwise summation and its squared deviations are taken
+about the span's own mean, so no catastrophic cancellation; spans, tensors and
+roll-ups are merged in float64 with Chan et al.'s parallel update. A span whose
+float32 sums are not finite (a NaN, an infinity, or an overflow) is redone in
+float64 over its finite elements. Integer min and max are exact integers.
+
+Decoding is ml_dtypes' (bfloat16, the float8 family, float8_e8m0fnu, and
+float4_e2m1fn after splitting each byte into two codes, low nibble first, the
+order of PyTorch's float4_e2m1fn_x2 and the OCP MX specification). F6_E2M3 and
+F6_E3M2 (four values in three bytes, a packing no library defines) and C64
+(complex numbers have no order) are not decoded: see :data:`UNSUPPORTED`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from paramtool import dtypes
+from paramtool.anatomy import CATEGORIES, classify
+from paramtool.checkpoint import Checkpoint, assemble, parse_index
+from paramtool.errors import MetadataIncompleteBuffer, SourceNotFound, UsageError
+from paramtool.header import FileHeader, TensorInfo, read_local_header
+
+CHUNK_ELEMENTS = 1 << 18  # elements per span: 1 MB of float32, about one core's L2 cache
+MAX_WORKERS = 8
+T = TypeVar("T")
+R = TypeVar("R")
+Progress = Callable[[int], None]  # called with a number of bytes just read
+
+
+def default_workers() -> int:
+    """Threads to read with: one per core, at most :data:`MAX_WORKERS`."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+# ---------------------------------------------------------------- decoding
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """How one safetensors dtype becomes numbers: its numpy storage type and compute type."""
+
+    dtype: str  # the safetensors name
+    storage: str  # numpy or ml_dtypes type name of one stored element (one code for F4)
+    compute: str  # "float32" or "float64": exact for every value of ``storage``
+    integer: bool = False  # integers and bool: min and max are reported as exact ints
+    per_byte: int = 0  # F4: two elements per byte (0: one element is ``itemsize`` bytes)
+
+
+_F32, _F64 = "float32", "float64"
+CODECS: Mapping[str, Codec] = {
+    c.dtype: c
+    for c in (
+        Codec("F64", "float64", _F64),
+        Codec("F32", "float32", _F32),
+        Codec("F16", "float16", _F32),
+        Codec("BF16", "bfloat16", _F32),
+        Codec("F8_E4M3", "float8_e4m3fn", _F32),
+        Codec("F8_E5M2", "float8_e5m2", _F32),
+        Codec("F8_E4M3FNUZ", "float8_e4m3fnuz", _F32),
+        Codec("F8_E5M2FNUZ", "float8_e5m2fnuz", _F32),
+        Codec("F8_E8M0", "float8_e8m0fnu", _F32),
+        Codec("F4", "float4_e2m1fn", _F32, per_byte=2),
+        Codec("I64", "int64", _F64, integer=True),
+        Codec("U64", "uint64", _F64, integer=True),
+        Codec("I32", "int32", _F64, integer=True),
+        Codec("U32", "uint32", _F64, integer=True),
+        Codec("I16", "int16", _F32, integer=True),
+        Codec("U16", "uint16", _F32, integer=True),
+        Codec("I8", "int8", _F32, integer=True),
+        Codec("U8", "uint8", _F32, integer=True),
+        Codec("BOOL", "bool", _F32, integer=True),
+    )
+}
+UNSUPPORTED: Mapping[str, str] = {
+    "F6_E2M3": "6-bit floats packed four to three bytes: no library defines the packing",
+    "F6_E3M2": "6-bit floats packed four to three bytes: no library defines the packing",
+    "C64": "complex values have no order, so no min, max or |x| statistics",
+}
+FLOATING = frozenset(n for n, c in CODECS.items() if not c.integer)
+
+
+@functools.cache
+def numpy_dtype(name: str) -> Any:
+    """A numpy dtype by name, from numpy itself or from ml_dtypes (bfloat16, float8...)."""
+    import numpy as np
+
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, name))
+
+
+def decode(codec: Codec, raw: Any, count: int, out: Any | None = None) -> Any:
+    """``count`` elements of ``raw`` (bytes-like) as a 1-D float array.
+
+    Without ``out`` the array is of ``codec.compute`` (F32 and F64 data: a view of
+    ``raw``, no copy); with ``out`` (a float array of at least ``count`` elements,
+    float32 or float64) the values are converted into it and no memory is allocated.
+    """
+    import numpy as np
+
+    if codec.per_byte:
+        packed = np.frombuffer(raw, dtype=np.uint8, count=count // 2)
+        codes = np.empty(count, dtype=np.uint8)
+        np.bitwise_and(packed, 0x0F, out=codes[0::2])
+        np.right_shift(packed, 4, out=codes[1::2])
+        stored = codes.view(numpy_dtype(codec.storage))
+    else:
+        stored = np.frombuffer(raw, dtype=numpy_dtype(codec.storage), count=count)
+    if codec.storage == codec.compute and out is None:
+        return stored
+    target = np.empty(count, dtype=codec.compute) if out is None else out[:count]
+    np.copyto(target, stored, casting="unsafe")
+    return target
+
+
+def native(codec: Codec, raw: Any, count: int) -> Any:
+    """The stored elements themselves (integers and bool), without conversion."""
+    import numpy as np
+
+    return np.frombuffer(raw, dtype=numpy_dtype(codec.storage), count=count)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def data_offset(header: FileHeader) -> int:
+    """Where the data region of a safetensors file starts: after the prefix and the header."""
+    return 8 + header.header_size
+
+
+def element_bytes(dtype: str, count: int) -> int:
+    """Bytes of ``count`` elements of ``dtype`` (whole blocks: spans start on element 0 of one)."""
+    return count * dtypes.SAFETENSORS[dtype].bytes_per_block // dtypes.SAFETENSORS[dtype].block_size
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Elements ``[first, first + count)`` of one tensor, at ``offset`` in its file."""
+
+    index: int  # the tensor's position in the list being read
+    path: str
+    offset: int  # absolute byte offset in the file
+    nbytes: int
+    first: int
+    count: int
+    last: bool  # the tensor's final span
+
+
+def tensor_spans(
+    index: int, header: FileHeader, tensor: TensorInfo, chunk: int = CHUNK_ELEMENTS
+) -> Iterator[Span]:
+    """The spans of one tensor, in order; none for a tensor of zero elements."""
+    n = tensor.parameters
+    block = dtypes.SAFETENSORS[tensor.dtype].block_size
+    step = max(block, chunk - chunk % block)
+    base = data_offset(header) + tensor.start
+    for first in range(0, n, step):
+        count = min(step, n - first)
+        yield Span(
+            index,
+            tensor.file,
+            base + element_bytes(tensor.dtype, first),
+            element_bytes(tensor.dtype, count),
+            first,
+            count,
+            first + count >= n,
+        )
+
+
+def read_exact(fd: int, offset: int, view: memoryview, path: str) -> None:
+    """Fill ``view`` from ``offset`` of ``fd`` (``pread``: safe from several threads at once)."""
+    done = 0
+    while done < len(view):
+        try:
+            if hasattr(os, "preadv"):
+                n = os.preadv(fd, [view[done:]], offset + done)
+            else:  # pragma: no cover - platforms without preadv
+                chunk = os.pread(fd, len(view) - done, offset + done)
+                n = len(chunk)
+                view[done : done + n] = chunk
+        except OSError as e:
+            raise SourceNotFound(path, f"read failed: {e.strerror or e}") from None
+        if n == 0:
+            raise MetadataIncompleteBuffer(
+                path,
+                f"file ends at byte {offset + done:,}, inside a tensor (truncated or changed "
+                "while being read?)",
+            )
+        done += n
+
+
+class Files:
+    """Open file descriptors, shared by the reading threads; close them with :meth:`close`."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def fd(self, path: str) -> int:
+        with self._lock:
+            fd = self._fds.get(path)
+            if fd is None:
+                try:
+                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                except OSError as e:
+                    raise SourceNotFound(path, e.strerror or str(e)) from None
+                self._fds[path] = fd
+            return fd
+
+    def read(self, span: Span, buffer: bytearray) -> memoryview:
+        """The bytes of ``span``, read into (the start of) ``buffer``."""
+        view = memoryview(buffer)[: span.nbytes]
+        read_exact(self.fd(span.path), span.offset, view, span.path)
+        return view
+
+    def release(self, path: str) -> None:
+        with self._lock:
+            fd = self._fds.pop(path, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        with self._lock:
+            fds, self._fds = list(self._fds.values()), {}
+        for fd in fds:
+            os.close(fd)
+
+    def __enter__(self) -> Files:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Scratch(threading.local):
+    """Per-thread buffers, grown on demand and reused from span to span."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, bytearray] = {}
+        self.arrays: dict[tuple[str, str], Any] = {}
+
+    def buffer(self, key: str, nbytes: int) -> bytearray:
+        buf = self.raw.get(key)
+        if buf is None or len(buf) < nbytes:
+            buf = self.raw[key] = bytearray(nbytes)
+        return buf
+
+    def array(self, key: str, dtype: str, count: int) -> Any:
+        import numpy as np
+
+        arr = self.arrays.get((key, dtype))
+        if arr is None or arr.size < count:
+            arr = self.arrays[(key, dtype)] = np.empty(count, dtype=dtype)
+        return arr
+
+
+_SCRATCH = Scratch()
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[tuple[T, R]]:
+    """``(item, fn(item))`` in the order of ``items``, computed by ``workers`` threads.
+
+    At most ``2 * workers`` items are in flight, so memory stays bounded however
+    many items there are; the results of earlier items are always complete.
+    """
+    if workers <= 1:
+        for item in items:
+            yield item, fn(item)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="paramtool-read")
+    pending: deque[tuple[T, Future[R]]] = deque()
+    try:
+        for item in items:
+            pending.append((item, pool.submit(fn, item)))
+            if len(pending) >= 2 * workers:
+                first, fut = pending.popleft()
+                yield first, fut.result()
+        while pending:
+            first, fut = pending.popleft()
+            yield first, fut.result()
+    finally:
+        for _, fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True)
+
+
+def unordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[tuple[T, R]]:
+    """``(item, fn(item))`` as each finishes, at most ``2 * workers`` in flight.
+
+    For jobs of very different lengths (whole files, single tensors), where waiting
+    for the oldest one would leave threads idle.
+    """
+    if workers <= 1:
+        for item in items:
+            yield item, fn(item)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="paramtool-read")
+    running: dict[Future[R], T] = {}
+    source = iter(items)
+    try:
+        while True:
+            for item in source:
+                running[pool.submit(fn, item)] = item
+                if len(running) >= 2 * workers:
+                    break
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield running.pop(fut), fut.result()
+    finally:
+        for fut in running:
+            fut.cancel()
+        pool.shutdown(wait=True)
+
+
+def locked(progress: Progress | None) -> Progress:
+    """A progress callback that may be called from several threads at once."""
+    if progress is None:
+        return lambda n: None
+    lock = threading.Lock()
+
+    def advance(n: int) -> None:
+        with lock:
+            progress(n)
+
+    return advance
+
+
+def select(
+    checkpoint: Checkpoint, pattern: re.Pattern[str] | None = None
+) -> list[tuple[FileHeader, TensorInfo]]:
+    """The tensors to read (header order, file by file), with the header each lives in."""
+    return [
+        (f, t)
+        for f in checkpoint.files
+        for t in f.tensors
+        if pattern is None or pattern.search(t.name)
+    ]
+
+
+# ---------------------------------------------------------------- statistics
+
+
+Number = int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Statistics of a set of elements; float figures cover the finite ones only.
+
+    ``mean``/``m2`` are the running mean and sum of squared deviations of
+    Welford and Chan; ``min``/``max``/``mean`` are None when no element is finite.
+    """
+
+    count: int = 0
+    finite: int = 0
+    zeros: int = 0
+    nan: int = 0
+    posinf: int = 0
+    neginf: int = 0
+    min: Number | None = None
+    max: Number | None = None
+    mean: float | None = None
+    m2: float = 0.0
+    sum_abs: float = 0.0
+    tensors: int = 0
+
+    @property
+    def std(self) -> float | None:
+        """Population standard deviation of the finite elements."""
+        if not self.finite:
+            return None
+        return math.sqrt(max(self.m2, 0.0) / self.finite)
+
+    @property
+    def mean_abs(self) -> float | None:
+        return self.sum_abs / self.finite if self.finite else None
+
+    @property
+    def max_abs(self) -> Number | None:
+        if self.min is None or self.max is None:
+            return None
+        return max(abs(self.min), abs(self.max))
+
+    @property
+    def nonfinite(self) -> int:
+        return self.nan + self.posinf + self.neginf
+
+    @property
+    def zero_fraction(self) -> float:
+        return self.zeros / self.count if self.count else 0.0
+
+    def __add__(self, other: Summary) -> Summary:
+        """Chan et al.'s pairwise merge: exact counts, float64 moments."""
+        n = self.finite + other.finite
+        if not self.finite or not other.finite:
+            mean, m2 = (self.mean, self.m2) if self.finite else (other.mean, other.m2)
+        else:
+            assert self.mean is not None and other.mean is not None
+            delta = other.mean - self.mean
+            mean = self.mean + delta * (other.finite / n)
+            m2 = self.m2 + other.m2 + delta * delta * (self.finite * other.finite / n)
+        return Summary(
+            count=self.count + other.count,
+            finite=n,
+            zeros=self.zeros + other.zeros,
+            nan=self.nan + other.nan,
+            posinf=self.posinf + other.posinf,
+            neginf=self.neginf + other.neginf,
+            min=_pick(min, self.min, other.min),
+            max=_pick(max, self.max, other.max),
+            mean=mean,
+            m2=m2,
+            sum_abs=self.sum_abs + other.sum_abs,
+            tensors=self.tensors + other.tensors,
+        )
+
+
+def _pick(
+    fn: Callable[[Number, Number], Number], a: Number | None, b: Number | None
+) -> Number | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return fn(a, b)
+
+
+EMPTY = Summary()
+
+
+def array_summary(x: Any) -> Summary:
+    """Statistics of a 1-D float32 or float64 array (see the module docstring)."""
+    import numpy as np
+
+    with np.errstate(all="ignore"):  # NaN, Inf and overflow are expected here, and handled
+        return _array_summary(x)
+
+
+def _array_summary(x: Any) -> Summary:
+    import numpy as np
+
+    n = int(x.size)
+    if n == 0:
+        return EMPTY
+    scratch = _SCRATCH.array("abs", x.dtype.name, n)[:n]
+    total = float(np.add.reduce(x))
+    a = np.abs(x, out=scratch)
+    total_abs = float(np.add.reduce(a))
+    if math.isfinite(total) and math.isfinite(total_abs):
+        mean = total / n
+        zeros = n - int(np.count_nonzero(a.view(np.uint32 if x.itemsize == 4 else np.uint64)))
+        lo, hi = float(np.minimum.reduce(x)), float(np.maximum.reduce(x))
+        centre = x.dtype.type(mean)
+        c = np.subtract(x, centre, out=a)
+        np.square(c, out=c)
+        # Deviations are about the rounded centre: remove the (tiny) offset exactly.
+        m2 = float(np.add.reduce(c)) - n * (mean - float(centre)) ** 2
+        if math.isfinite(m2):
+            return Summary(n, n, zeros, 0, 0, 0, lo, hi, mean, m2, total_abs)
+    return _finite_summary(x)
+
+
+def _finite_summary(x: Any) -> Summary:
+    """The careful path: count NaN and infinities, then float64 moments of the finite rest."""
+    import numpy as np
+
+    n = int(x.size)
+    finite = np.isfinite(x)
+    k = int(np.count_nonzero(finite))
+    nan = int(np.count_nonzero(np.isnan(x)))
+    posinf = int(np.count_nonzero(x == np.inf))
+    neginf = n - k - nan - posinf
+    if k == 0:
+        return Summary(n, 0, 0, nan, posinf, neginf)
+    y = x[finite].astype(np.float64)
+    mean = float(np.add.reduce(y)) / k
+    a = np.abs(y)
+    zeros = k - int(np.count_nonzero(a))
+    c = y - mean
+    m2 = float(np.dot(c, c))
+    return Summary(
+        n,
+        k,
+        zeros,
+        nan,
+        posinf,
+        neginf,
+        float(y.min()),
+        float(y.max()),
+        mean,
+        m2,
+        float(np.add.reduce(a)),
+    )
+
+
+def span_summary(files: Files, codec: Codec, span: Span) -> Summary:
+    """Read one span and summarise it (runs in a worker thread)."""
+    import numpy as np
+
+    raw = files.read(span, _SCRATCH.buffer("raw", span.nbytes))
+    out = None if codec.storage == codec.compute else _SCRATCH.array("x", codec.compute, span.count)
+    s = array_summary(decode(codec, raw, span.count, out))
+    if codec.integer and s.finite:
+        values = native(codec, raw, span.count)
+        s = replace(s, min=int(np.minimum.reduce(values)), max=int(np.maximum.reduce(values)))
+    return s
+
+
+@dataclass(frozen=True, slots=True)
+class TensorStats:
+    """One tensor's statistics, with where it sits in the model."""
+
+    tensor: TensorInfo
+    category: str
+    layer: int | None
+    summary: Summary
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A tensor whose values paramtool does not decode, and why."""
+
+    tensor: TensorInfo
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReport:
+    """``paramtool stats``: per tensor (header order), per category, per layer, in total."""
+
+    checkpoint: Checkpoint
+    tensors: tuple[TensorStats, ...]
+    skipped: tuple[Skipped, ...]
+    total: Summary
+    by_category: Mapping[str, Summary]  # every category of anatomy.CATEGORIES, in order
+    by_layer: tuple[tuple[int, Summary], ...]
+    pattern: str | None = None
+
+    def top_abs(self, n: int) -> list[TensorStats]:
+        """The ``n`` tensors with the largest finite ``|x|``."""
+        ranked = [t for t in self.tensors if t.summary.max_abs is not None]
+        ranked.sort(key=lambda t: -float(t.summary.max_abs))  # type: ignore[arg-type]
+        return ranked[: max(n, 0)]
+
+    def top_nonfinite(self, n: int) -> list[TensorStats]:
+        """The ``n`` tensors with the most NaN and infinite values (those with any)."""
+        ranked = [t for t in self.tensors if t.summary.nonfinite]
+        ranked.sort(key=lambda t: (-t.summary.nan, -t.summary.nonfinite))
+        return ranked[: max(n, 0)]
+
+
+def compute_stats(
+    checkpoint: Checkpoint,
+    *,
+    pattern: re.Pattern[str] | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    chunk: int = CHUNK_ELEMENTS,
+) -> StatsReport:
+    """Read every selected tensor once and summarise it; ``progress`` gets bytes read."""
+    chosen = select(checkpoint, pattern)
+    readable = [(h, t) for h, t in chosen if t.dtype in CODECS]
+    skipped = tuple(
+        Skipped(t, UNSUPPORTED.get(t.dtype, "not decoded"))
+        for _, t in chosen
+        if t.dtype not in CODECS
+    )
+    sums = [EMPTY] * len(readable)
+    with Files() as files:
+        items = (s for i, (h, t) in enumerate(readable) for s in tensor_spans(i, h, t, chunk))
+        advance = progress or (lambda n: None)
+
+        def work(span: Span) -> Summary:
+            return span_summary(files, CODECS[readable[span.index][1].dtype], span)
+
+        last_path = ""
+        for span, s in ordered_map(work, items, workers or default_workers()):
+            sums[span.index] = sums[span.index] + s
+            advance(span.nbytes)
+            if span.path != last_path and last_path:
+                files.release(last_path)  # every span of the earlier file is done
+            last_path = span.path
+    rows = []
+    for (_, t), s in zip(readable, sums, strict=True):
+        role = classify(t.name)
+        rows.append(TensorStats(t, role.category, role.layer, replace(s, tensors=1)))
+    return rollup(checkpoint, rows, skipped, pattern.pattern if pattern else None)
+
+
+def rollup(
+    checkpoint: Checkpoint,
+    rows: Sequence[TensorStats],
+    skipped: Sequence[Skipped] = (),
+    pattern: str | None = None,
+) -> StatsReport:
+    """Merge per-tensor statistics into the category, layer and total roll-ups."""
+    total = EMPTY
+    by_category = {c: EMPTY for c in CATEGORIES}
+    layers: dict[int, Summary] = {}
+    for r in rows:
+        total = total + r.summary
+        by_category[r.category] = by_category[r.category] + r.summary
+        if r.layer is not None:
+            layers[r.layer] = layers.get(r.layer, EMPTY) + r.summary
+    return StatsReport(
+        checkpoint,
+        tuple(rows),
+        tuple(skipped),
+        total,
+        by_category,
+        tuple(sorted(layers.items())),
+        pattern,
+    )
+
+
+# ---------------------------------------------------------------- non-finite scan (for `check`)
+
+
+@dataclass(frozen=True, slots=True)
+class NonFinite:
+    """NaN and infinity counts of one tensor."""
+
+    name: str
+    dtype: str
+    file: str
+    nan: int
+    posinf: int
+    neginf: int
+
+    @property
+    def total(self) -> int:
+        return self.nan + self.posinf + self.neginf
+
+
+@dataclass(frozen=True, slots=True)
+class NonFiniteReport:
+    """Every tensor with a NaN or an infinity (header order), and the totals."""
+
+    tensors: tuple[NonFinite, ...]
+    scanned: int  # floating-point tensors read
+    skipped: tuple[Skipped, ...]  # float types not decoded (F6_*, C64)
+
+    @property
+    def nan(self) -> int:
+        return sum(t.nan for t in self.tensors)
+
+    @property
+    def inf(self) -> int:
+        return sum(t.posinf + t.neginf for t in self.tensors)
+
+
+def _span_nonfinite(files: Files, codec: Codec, span: Span) -> tuple[int, int, int]:
+    import numpy as np
+
+    raw = files.read(span, _SCRATCH.buffer("raw", span.nbytes))
+    out = None if codec.storage == codec.compute else _SCRATCH.array("x", codec.compute, span.count)
+    x = decode(codec, raw, span.count, out)
+    with np.errstate(all="ignore"):
+        total = float(np.add.reduce(x))
+    if math.isfinite(total):  # any NaN or infinity makes the sum non-finite
+        return 0, 0, 0
+    nan = int(np.count_nonzero(np.isnan(x)))
+    posinf = int(np.count_nonzero(x == np.inf))
+    return nan, posinf, int(np.count_nonzero(x == -np.inf))
+
+
+def scan_nonfinite(
+    checkpoint: Checkpoint,
+    *,
+    pattern: re.Pattern[str] | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> NonFiniteReport:
+    """Count NaN and +-Inf in every floating-point tensor; integer tensors cannot hold them.
+
+    Cheaper than :func:`compute_stats`: one conversion and one sum per span, and
+    counting only in the spans whose sum is not finite.
+    """
+    chosen = [
+        (h, t)
+        for h, t in select(checkpoint, pattern)
+        if t.dtype in FLOATING or t.dtype in UNSUPPORTED
+    ]
+    readable = [(h, t) for h, t in chosen if t.dtype in CODECS]
+    skipped = tuple(Skipped(t, UNSUPPORTED[t.dtype]) for _, t in chosen if t.dtype not in CODECS)
+    counts = [[0, 0, 0] for _ in readable]
+    advance = progress or (lambda n: None)
+    with Files() as files:
+        items = (s for i, (h, t) in enumerate(readable) for s in tensor_spans(i, h, t))
+
+        def work(span: Span) -> tuple[int, int, int]:
+            return _span_nonfinite(files, CODECS[readable[span.index][1].dtype], span)
+
+        for span, (nan, pos, neg) in ordered_map(work, items, workers or default_workers()):
+            c = counts[span.index]
+            c[0] += nan
+            c[1] += pos
+            c[2] += neg
+            advance(span.nbytes)
+    found = tuple(
+        NonFinite(t.name, t.dtype, t.file, *c)
+        for (_, t), c in zip(readable, counts, strict=True)
+        if any(c)
+    )
+    return NonFiniteReport(found, len(readable), skipped)
+
+
+# ---------------------------------------------------------------- sources
+
+
+def open_values_source(
+    sources: Sequence[str],
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+    download: bool = False,
+    quiet: bool = False,
+) -> Checkpoint:
+    """Open a checkpoint whose values will be read: local paths, or a Hub repo with ``download``.
+
+    A Hub repo is refused without ``download`` (before any request): reading values
+    means fetching the weights. With it, the headers are read first (pinning the
+    commit), then exactly those files are fetched into the huggingface_hub cache.
+    """
+    from paramtool.sources import open_source
+
+    hub = None
+    if len(sources) == 1 and (sources[0].startswith("hf://") or not os.path.exists(sources[0])):
+        from paramtool.hub import is_hub_source
+
+        hub = sources[0] if is_hub_source(sources[0]) else None
+    if hub is not None and not download:
+        raise UsageError(
+            hub,
+            "reading values needs the weights themselves (often gigabytes): pass "
+            "--download to fetch them into the huggingface_hub cache, or give a "
+            "local path",
+        )
+    checkpoint = open_source(
+        sources, revision=revision, token=token, subfolder=subfolder, quiet=quiet
+    )
+    if checkpoint.hub is None:
+        return checkpoint
+    return download_checkpoint(checkpoint, token=token, quiet=quiet)
+
+
+def download_checkpoint(
+    checkpoint: Checkpoint, *, token: str | None = None, quiet: bool = False
+) -> Checkpoint:
+    """Fetch the files of a Hub checkpoint into the huggingface_hub cache and re-open them there.
+
+    They are fetched by the revision the user named, so that the cache learns where
+    that branch or tag points (an offline run finds them again), and by commit when
+    the branch has moved since the headers were read: the values always belong to
+    the headers' commit.
+    """
+    from huggingface_hub import snapshot_download
+
+    from paramtool.hub import _hub_error, _network_errors
+
+    info = checkpoint.hub
+    assert info is not None
+    names = [f.path for f in checkpoint.files]
+    if checkpoint.index_path:
+        names.append(checkpoint.index_path)
+    if quiet:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    try:
+        folder = snapshot_download(
+            info.repo_id, revision=info.requested_revision, allow_patterns=names, token=token
+        )
+        if os.path.basename(os.path.normpath(folder)) != info.revision:
+            folder = snapshot_download(
+                info.repo_id, revision=info.revision, allow_patterns=names, token=token
+            )
+    except _network_errors() as e:
+        raise _hub_error(e, info.repo_id, info.requested_revision) from None
+    sub = info.subfolder.strip("/")
+    root = os.path.join(folder, *sub.split("/")) if sub else folder
+    kw: dict[str, Any] = {}
+    if checkpoint.index_path:
+        index = os.path.join(folder, checkpoint.index_path)
+        with open(index, "rb") as f:
+            weight_map, meta = parse_index(f.read(), index)
+        shards = sorted(set(weight_map.values()))
+        headers = [read_local_header(os.path.join(root, s)) for s in shards]
+        kw = {
+            "weight_map": weight_map,
+            "shard_names": shards,
+            "index_path": index,
+            "index_metadata": meta,
+        }
+    else:
+        headers = [read_local_header(os.path.join(folder, f.path)) for f in checkpoint.files]
+    return assemble(
+        checkpoint.source,
+        headers,
+        config=checkpoint.config,
+        adapter_config=checkpoint.adapter_config,
+        warnings=checkpoint.warnings,
+        hub=info,
+        **kw,
+    )

@@ -1,0 +1,261 @@
+"""File SHA-256, tensor and weights digests, and verification against the Hub emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from paramtool import hashing
+from paramtool.checkpoint import open_local
+from paramtool.errors import HubError
+from paramtool.hashing import (
+    digest_prefix,
+    file_sha256,
+    git_blob_sha1,
+    hash_checkpoint,
+    hub_file_hashes,
+    verify_against_hub,
+    weights_digest,
+)
+
+
+def model(seed: int = 0, layers: int = 2) -> dict[str, np.ndarray]:
+    """A tiny Llama-named model: bf16 matrices, f32 norms, an int64 buffer."""
+    rng = np.random.default_rng(seed)
+    out = {"model.embed_tokens.weight": rng.standard_normal((64, 16)).astype(ml_dtypes.bfloat16)}
+    for i in range(layers):
+        p = f"model.layers.{i}"
+        for k in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            out[f"{p}.self_attn.{k}.weight"] = rng.standard_normal((16, 16)).astype(
+                ml_dtypes.bfloat16
+            )
+        for k, shape in (("gate_proj", (40, 16)), ("up_proj", (40, 16)), ("down_proj", (16, 40))):
+            out[f"{p}.mlp.{k}.weight"] = rng.standard_normal(shape).astype(ml_dtypes.bfloat16)
+        out[f"{p}.input_layernorm.weight"] = np.ones(16, np.float32)
+        out[f"{p}.post_attention_layernorm.weight"] = np.ones(16, np.float32)
+    out["model.norm.weight"] = np.ones(16, np.float32)
+    out["lm_head.weight"] = rng.standard_normal((64, 16)).astype(ml_dtypes.bfloat16)
+    out["model.rotary.inv_freq"] = np.arange(8, dtype=np.int64)
+    return out
+
+
+def write_sharded(
+    folder: Path,
+    arrays: dict[str, np.ndarray],
+    shards: int = 1,
+    metadata: dict[str, str] | None = None,
+    reverse: bool = False,
+) -> Path:
+    """``model.safetensors``, or N shards and an index, as transformers lays them out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = sorted(arrays, reverse=reverse)
+    if shards == 1:
+        save_file({n: arrays[n] for n in names}, folder / "model.safetensors", metadata=metadata)
+        return folder
+    weight_map = {}
+    for k in range(shards):
+        part = names[k::shards]
+        fname = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
+        save_file({n: arrays[n] for n in part}, folder / fname, metadata=metadata)
+        weight_map.update({n: fname for n in part})
+    total = sum(a.nbytes for a in arrays.values())
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
+    return folder
+
+
+def test_file_sha256_equals_hashlib_and_sha256sum(tmp_path, monkeypatch):
+    p = write_sharded(tmp_path / "m", model()) / "model.safetensors"
+    expected = hashlib.sha256(p.read_bytes()).hexdigest()
+    assert file_sha256(p) == expected
+    monkeypatch.setattr(hashing, "BUFFER_BYTES", 1000)  # many reads, a ragged last one
+    hashing._SCRATCH.raw.clear()
+    assert file_sha256(p) == expected
+    if shutil.which("sha256sum"):
+        out = subprocess.run(["sha256sum", str(p)], capture_output=True, text=True, check=True)
+        assert out.stdout.split()[0] == expected
+
+
+def test_progress_counts_every_byte(tmp_path):
+    p = write_sharded(tmp_path / "m", model()) / "model.safetensors"
+    seen = []
+    file_sha256(p, progress=seen.append)
+    assert sum(seen) == p.stat().st_size
+
+
+def test_git_blob_sha1(tmp_path):
+    p = tmp_path / "config.json"
+    p.write_text('{"model_type": "llama"}\n')
+    data = p.read_bytes()
+    assert git_blob_sha1(p) == hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    if shutil.which("git"):
+        out = subprocess.run(["git", "hash-object", str(p)], capture_output=True, text=True)
+        if out.returncode == 0:
+            assert out.stdout.strip() == git_blob_sha1(p)
+
+
+def test_tensor_digest_is_dtype_shape_and_bytes(tmp_path):
+    arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "s": np.array(7, np.int64)}
+    write_sharded(tmp_path / "m", arrays)
+    r = hash_checkpoint(open_local([str(tmp_path / "m")]))
+    got = {t.name: t.digest for t in r.tensors}
+    assert digest_prefix("F32", (2, 3)) == b"F32\x00[2,3]\x00"
+    assert got["a"] == hashlib.sha256(b"F32\x00[2,3]\x00" + arrays["a"].tobytes()).hexdigest()
+    assert got["s"] == hashlib.sha256(b"I64\x00[]\x00" + arrays["s"].tobytes()).hexdigest()
+    pairs = json.dumps([["a", got["a"]], ["s", got["s"]]], separators=(",", ":"))
+    assert r.weights_digest == hashlib.sha256(pairs.encode()).hexdigest()
+    assert weights_digest(reversed(list(got.items()))) == r.weights_digest
+
+
+def test_same_weights_resharded_reordered_and_annotated_have_one_digest(tmp_path):
+    arrays = model()
+    one = hash_checkpoint(open_local([str(write_sharded(tmp_path / "one", arrays))]))
+    three = hash_checkpoint(
+        open_local(
+            [
+                str(
+                    write_sharded(
+                        tmp_path / "three",
+                        arrays,
+                        shards=3,
+                        metadata={"format": "pt", "note": "resharded"},
+                        reverse=True,
+                    )
+                )
+            ]
+        )
+    )
+    assert len(one.files) == 1 and len(three.files) == 3
+    assert {f.sha256 for f in one.files}.isdisjoint({f.sha256 for f in three.files})
+    assert one.weights_digest == three.weights_digest
+    assert {(t.name, t.digest) for t in one.tensors} == {(t.name, t.digest) for t in three.tensors}
+
+
+def test_one_changed_element_or_name_changes_the_weights_digest(tmp_path):
+    arrays = model()
+    base = hash_checkpoint(open_local([str(write_sharded(tmp_path / "a", arrays))]))
+    bumped = dict(arrays)
+    w = arrays["model.layers.1.mlp.up_proj.weight"].copy()
+    w.view(np.uint16)[3, 5] ^= 1  # one bit of one bf16 element
+    bumped["model.layers.1.mlp.up_proj.weight"] = w
+    other = hash_checkpoint(open_local([str(write_sharded(tmp_path / "b", bumped))]))
+    assert other.weights_digest != base.weights_digest
+    changed = {
+        t.name for t, u in zip(base.tensors, other.tensors, strict=True) if t.digest != u.digest
+    }
+    assert changed == {"model.layers.1.mlp.up_proj.weight"}
+    renamed = {
+        ("model.final_norm.weight" if k == "model.norm.weight" else k): v for k, v in arrays.items()
+    }
+    assert (
+        hash_checkpoint(open_local([str(write_sharded(tmp_path / "c", renamed))])).weights_digest
+        != base.weights_digest
+    )
+    retyped = dict(arrays)
+    retyped["model.rotary.inv_freq"] = arrays["model.rotary.inv_freq"].view(np.uint64)  # same bytes
+    assert (
+        hash_checkpoint(open_local([str(write_sharded(tmp_path / "d", retyped))])).weights_digest
+        != base.weights_digest
+    )
+
+
+def test_hash_workers_agree(tmp_path):
+    ck = open_local([str(write_sharded(tmp_path / "m", model(), shards=2))])
+    assert hash_checkpoint(ck, workers=1) == hash_checkpoint(ck, workers=4)
+
+
+# ---------------------------------------------------------------- the Hub
+
+
+def hub_repo(hub, tmp_path: Path, shards: int = 2) -> tuple[Path, str]:
+    folder = write_sharded(tmp_path / "repo", model(), shards=shards)
+    (folder / "config.json").write_text('{"model_type": "llama", "num_hidden_layers": 2}\n')
+    (folder / "README.md").write_text("# tiny\n")
+    sha = hub.add_repo("org/tiny", folder)
+    return folder, sha
+
+
+def copy(folder: Path, dest: Path) -> Path:
+    shutil.copytree(folder, dest)
+    return dest
+
+
+def test_file_hashes_equal_the_hubs_lfs_sha256(hub, tmp_path):
+    folder, sha = hub_repo(hub, tmp_path)
+    files = hub_file_hashes("org/tiny")
+    assert files.revision == sha
+    report = hash_checkpoint(open_local([str(folder)]))
+    for f in report.files:
+        entry = files.files[Path(f.path).name]
+        assert entry.lfs and entry.sha256 == f.sha256 and entry.size == f.size
+    config = files.files["config.json"]
+    assert not config.lfs and config.sha256 is None
+    assert config.blob_id == git_blob_sha1(folder / "config.json")
+
+
+def test_verify_a_faithful_copy(hub, tmp_path):
+    folder, sha = hub_repo(hub, tmp_path)
+    local = copy(folder, tmp_path / "local")
+    (local / "README.md").unlink()  # optional: not required, not reported
+    r = verify_against_hub(local, "org/tiny")
+    assert r.ok and r.hub.revision == sha and r.extra == ()
+    by_path = {f.path: f for f in r.files}
+    assert set(by_path) == {
+        "model.safetensors.index.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "config.json",
+    }
+    assert by_path["config.json"].algorithm == "git-sha1" and not by_path["config.json"].required
+    assert by_path["model-00001-of-00002.safetensors"].algorithm == "sha256"
+    assert all(f.required for p, f in by_path.items() if "model" in p)
+
+
+def test_verify_finds_a_flipped_byte_a_missing_shard_and_a_size_change(hub, tmp_path):
+    folder, _ = hub_repo(hub, tmp_path)
+    local = copy(folder, tmp_path / "local")
+    shard = local / "model-00002-of-00002.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    (local / "config.json").write_text('{"model_type": "llama", "num_hidden_layers": 30}\n')
+    r = verify_against_hub(local, "org/tiny")
+    status = {f.path: f.status for f in r.files}
+    assert status["model-00002-of-00002.safetensors"] == "mismatch"
+    assert status["model-00001-of-00002.safetensors"] == "ok"
+    assert status["config.json"] == "mismatch" and not r.ok
+    (local / "model-00001-of-00002.safetensors").unlink()
+    r = verify_against_hub(local, "org/tiny")
+    missing = [f for f in r.files if f.status == "missing"]
+    assert [f.path for f in missing] == ["model-00001-of-00002.safetensors"] and missing[
+        0
+    ].local is None
+    sized = next(f for f in r.files if f.path == "config.json")
+    assert sized.actual is None and sized.actual_size != sized.expected_size
+
+
+def test_verify_one_file_and_extra_weights(hub, tmp_path):
+    folder, _ = hub_repo(hub, tmp_path, shards=1)
+    r = verify_against_hub(folder / "model.safetensors", "org/tiny")
+    assert r.ok and [f.path for f in r.files] == ["model.safetensors"]
+    local = copy(folder, tmp_path / "local")
+    shutil.copy(local / "model.safetensors", local / "model-extra.safetensors")
+    r = verify_against_hub(local, "org/tiny")
+    assert r.ok and [Path(p).name for p in r.extra] == ["model-extra.safetensors"]
+
+
+def test_verify_an_unknown_repo_is_a_hub_error(hub, tmp_path):
+    hub_repo(hub, tmp_path)
+    with pytest.raises(HubError, match="not found"):
+        verify_against_hub(tmp_path / "repo", "org/nope")
+    with pytest.raises(HubError, match="revision not found"):
+        verify_against_hub(tmp_path / "repo", "org/tiny", "v9")
