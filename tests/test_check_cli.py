@@ -138,13 +138,50 @@ def test_a_folder_of_pickles_only_is_an_error(tmp_path):
     )
 
 
-def test_unavailable_rules_exit_1_and_say_why():
+def test_value_rules_on_a_hub_source_are_unavailable_and_fail(hub):
+    hub.add_repo("org/tiny", EXAMPLE)
     digest = f"model.safetensors={'0' * 64}"
-    r = run(str(EXAMPLE), "--max-size", "1TB", "--no-nan", "--no-inf", "--sha256", digest,
+    r = run("org/tiny", "--max-size", "1TB", "--no-nan", "--no-inf", "--sha256", digest,
             "--against-hub", "org/tiny@main")  # fmt: skip
     assert r.exit_code == 1
-    assert r.stdout.count("UNAVAILABLE") == 4 and "not available in this version" in r.stdout
+    assert r.stdout.count("UNAVAILABLE") == 4 and "would download it" in r.stdout
     assert "FAILED  5 rules: 1 passed, 0 failed, 4 unavailable" in r.stdout
+    assert not any("/resolve/" in q.path and "model.safetensors" in q.path and q.range is None
+                   for q in hub.requests)  # fmt: skip
+
+
+def test_value_rules_read_the_values(tmp_path, hub):
+    import hashlib
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    bad = np.ones((4, 4), np.float32)
+    bad[1, 2] = np.nan
+    bad[3, 3] = -np.inf
+    save_file({"model.layers.0.mlp.up_proj.weight": bad, "ok": np.zeros(3, np.float32)},
+              folder / "model.safetensors")  # fmt: skip
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    r = run(str(folder), "--no-nan", "--no-inf", "--sha256", f"model.safetensors={digest}", "--json")
+    rules = {x["name"]: x for x in json.loads(r.stdout)["rules"]}
+    assert r.exit_code == 1
+    assert (rules["no_nan"]["status"], rules["no_nan"]["measured"]) == ("fail", 1)
+    assert (rules["no_inf"]["status"], rules["no_inf"]["measured"]) == ("fail", 1)
+    assert "model.layers.0.mlp.up_proj.weight" in rules["no_nan"]["message"]
+    assert rules["sha256:model.safetensors"]["status"] == "pass"
+    r = run(str(folder), "--sha256", f"model.safetensors={'0' * 64}")
+    assert r.exit_code == 1 and "FAIL" in r.stdout
+    r = run(str(EXAMPLE), "--no-nan", "--no-inf")
+    assert r.exit_code == 0
+    # --against-hub: the local files against the hashes the Hub records, nothing downloaded.
+    hub.add_repo("org/tiny", EXAMPLE)
+    r = run(str(EXAMPLE), "--against-hub", "org/tiny", "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    hub.add_repo("org/other", folder)
+    r = run(str(EXAMPLE), "--against-hub", "org/other", "--json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["rules"][0]["status"] == "fail"
 
 
 @pytest.mark.parametrize(
@@ -184,7 +221,7 @@ def test_exit_codes_of_the_real_process(tmp_path):
 
     assert code("--dtype", "bf16") == 0
     assert code("--dtype", "f32") == 1
-    assert code("--no-nan") == 1
+    assert code("--no-nan") == 0
     assert code("--max-size", "lots") == 2
     assert code() == 2
 
@@ -223,7 +260,7 @@ def test_markdown_report():
     lines = r.stdout.splitlines()
     assert lines[0] == "### paramtool check: ❌ failed"
     assert f"**Checkpoint:** {escape(str(EXAMPLE))}  " in lines
-    assert "**Result:** 3 rules: 1 passed, 1 failed, 1 unavailable" in lines
+    assert "**Result:** 3 rules: 2 passed, 1 failed" in lines
     table = [ln for ln in lines if ln.startswith("|")]
     assert table[:2] == [
         "| result | rule | measured | limit | details |",
@@ -233,7 +270,7 @@ def test_markdown_report():
         "| ❌ FAIL | max\\_size | 2,439,496 B (2.44 MB) | 2,000,000 B (2.00 MB) | "
     )
     assert table[3].startswith("| ✅ PASS | dtype | BF16 ×39 | all floating-point BF16 | ")
-    assert table[4].startswith("| ⚠️ UNAVAILABLE | no\\_nan | - | 0 NaN values | not available")
+    assert table[4].startswith("| ✅ PASS | no\\_nan | 0 | 0 NaN values | 0 NaN values in ")
     assert all(ln.count(" | ") == 4 for ln in table)
 
 
@@ -274,9 +311,9 @@ def test_junit_xml_parsed_back(tmp_path):
     root = ET.parse(out).getroot()
     assert root.tag == "testsuites"
     assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
-        "tests": "3", "failures": "1", "errors": "1", "skipped": "0"}  # fmt: skip
+        "tests": "3", "failures": "1", "errors": "0", "skipped": "0"}  # fmt: skip
     (suite,) = root.findall("testsuite")
-    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("errors") == "1"
+    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("errors") == "0"
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props == {"source": str(EXAMPLE)}
     cases = suite.findall("testcase")
@@ -291,12 +328,7 @@ def test_junit_xml_parsed_back(tmp_path):
     )
     assert "measured: 2,439,496 B (2.44 MB)\nlimit: 2,000,000 B (2.00 MB)" in failure.text
     assert dtype.find("failure") is None and dtype.find("error") is None
-    error = nan.find("error")
-    assert (
-        error is not None
-        and error.get("type") == "unavailable"
-        and "not available" in error.get("message")
-    )
+    assert nan.find("error") is None and nan.find("failure") is None
 
 
 def test_junit_xml_survives_control_characters(tmp_path):

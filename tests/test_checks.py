@@ -263,28 +263,38 @@ def test_safetensors_only_is_unavailable_when_nobody_listed_the_files(mixed):
 # ---------------------------------------------------------------- unavailable rules
 
 
-def test_unavailable_rules_fail_the_gate(mixed):
-    digest = "AB" * 32
-    report = check(
-        mixed,
-        no_nan=True,
-        no_inf=True,
-        sha256=[f"model.safetensors={digest}"],
-        against_hub="hf://org/name@v1",
-        max_params="1B",
-    )
+def test_value_rules_read_values_and_hash_files(mixed):
+    import hashlib
+
+    digest = hashlib.sha256(mixed.read_bytes()).hexdigest()
+    report = check(mixed, no_nan=True, no_inf=True, sha256=[f"model.safetensors={digest}"],
+                   max_params="1B")  # fmt: skip
     assert [(f.name, f.status) for f in report.findings] == [
         ("max_params", PASS),
-        ("no_nan", UNAVAILABLE),
-        ("no_inf", UNAVAILABLE),
-        ("sha256:model.safetensors", UNAVAILABLE),
-        ("against_hub", UNAVAILABLE),
+        ("no_nan", PASS),
+        ("no_inf", PASS),
+        ("sha256:model.safetensors", PASS),
     ]
-    assert not report.passed and report.exit_code == 1
-    assert (report.count(PASS), report.count(FAIL), report.count(UNAVAILABLE)) == (1, 0, 4)
-    limits = [f.limit for f in report.findings[1:]]
-    assert limits == [0, 0, digest.lower(), "org/name@v1"]
-    assert all("not available" in f.message and f.measured is None for f in report.findings[1:])
+    assert report.findings[1].measured == 0 and report.findings[3].measured == digest
+    wrong = check(mixed, sha256=["model.safetensors=" + "ab" * 32], no_nan=True)
+    assert [f.status for f in wrong.findings] == [PASS, FAIL]
+    missing = one(mixed, sha256=["other.safetensors=" + "ab" * 32])
+    assert missing.status == FAIL and "no file 'other.safetensors'" in missing.message
+
+
+def test_nan_and_inf_are_counted_and_named(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    x = np.zeros((3, 5), np.float32)
+    x[0, 0] = x[2, 4] = np.nan
+    x[1, 1] = np.inf
+    p = tmp_path / "model.safetensors"
+    save_file({"a.weight": x, "b.weight": np.ones(4, np.float32)}, p)
+    report = check(p, no_nan=True, no_inf=True)
+    nan, inf = report.findings
+    assert (nan.status, nan.measured, inf.status, inf.measured) == (FAIL, 2, FAIL, 1)
+    assert "a.weight" in nan.message and "b.weight" not in nan.message
 
 
 def test_an_evaluator_can_be_plugged_in(mixed, monkeypatch):
