@@ -151,3 +151,22 @@ def test_malformed_config_is_a_warning(tmp_path):
     (tmp_path / "config.json").write_text("{broken")
     ck = open_local([str(tmp_path)])
     assert ck.config is None and any("config.json" in w for w in ck.warnings)
+
+
+def test_huggingface_cache_snapshot_symlinks_are_inside(tmp_path):
+    # The huggingface_hub cache keeps files in blobs/ and symlinks them from snapshots/<sha>/.
+    repo = tmp_path / "models--org--name"
+    (repo / "blobs").mkdir(parents=True)
+    snap = repo / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    write(repo / "blobs" / "b1", {"a": (2,)})
+    os.symlink("../../blobs/b1", snap / "s1.safetensors")
+    (snap / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": {"a": "s1.safetensors"}}))
+    assert open_local([str(snap)]).total_parameters == 2
+    # ...but not a symlink out of the repo's cache folder.
+    outside = write(tmp_path / "elsewhere.safetensors", {"a": (2,)})
+    (snap / "s1.safetensors").unlink()
+    os.symlink(outside, snap / "s1.safetensors")
+    with pytest.raises(errors.ShardIndexError, match="symlink"):
+        open_local([str(snap)])

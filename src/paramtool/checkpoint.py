@@ -226,14 +226,14 @@ def _open_indexed(index: Path, display: str) -> tuple[list[FileHeader], dict[str
     if index.stat().st_size > MAX_JSON_SIDECAR:
         raise ShardIndexError(where, f"larger than {MAX_JSON_SIDECAR:,} bytes")
     weight_map, meta = parse_index(index.read_bytes(), where)
-    root = os.path.realpath(folder)
+    roots = _allowed_roots(folder)
     headers = []
     shards = sorted(set(weight_map.values()))
     for shard in shards:
         p = os.path.join(folder, shard)
         if "/" in shard or os.path.islink(p):  # only then can the path leave the folder
             real = os.path.realpath(p)
-            if os.path.commonpath([root, real]) != root:
+            if not any(os.path.commonpath([r, real]) == r for r in roots):
                 raise ShardIndexError(where, f"shard {shard!r} is a symlink that leaves the checkpoint folder")
         if not os.path.isfile(p):
             raise ShardIndexError(where, f"shard {shard!r} is missing")
@@ -245,6 +245,21 @@ def _open_indexed(index: Path, display: str) -> tuple[list[FileHeader], dict[str
         "index_metadata": meta,
     }
     return headers, kw
+
+
+def _allowed_roots(folder: Path) -> list[str]:
+    """Where a shard may really live: the folder, and for a huggingface_hub cache snapshot
+    (``models--org--name/snapshots/<sha>/...``, whose files are symlinks into
+    ``models--org--name/blobs``), that repo's blob store too."""
+    root = os.path.realpath(folder)
+    roots = [root]
+    parts = Path(root).parts
+    if "snapshots" in parts:
+        i = len(parts) - 1 - parts[::-1].index("snapshots")
+        repo = Path(*parts[:i])
+        if repo.name.startswith(("models--", "datasets--", "spaces--")) and (repo / "blobs").is_dir():
+            roots.append(str(repo / "blobs"))
+    return roots
 
 
 def _resolve_folder(folder: Path) -> tuple[list[Path], Path | None]:
