@@ -51,23 +51,37 @@ def main() -> None:
     py = sys.executable
     import paramtool
 
-    subprocess.run([py, "-m", "compileall", "-q", os.path.dirname(paramtool.__file__)], check=True,
-                   stdout=subprocess.DEVNULL, env=ENV)
+    subprocess.run(
+        [py, "-m", "compileall", "-q", os.path.dirname(paramtool.__file__)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=ENV,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"{'case':<34}{'paramtool':>12}{'floor':>10}{'ratio':>8}   (best of {args.runs}, median in brackets)")
-        for label, layout, shards in (("Llama-3.1-8B, 4 shards", llama31_8b(), 4),
-                                      ("Llama-3.1-70B, 30 shards", llama31_70b(), 30),
-                                      ("Llama-3.1-405B, 191 shards", llama31_405b(), 191)):
+        print(
+            f"{'case':<34}{'paramtool':>12}{'floor':>10}{'ratio':>8}"
+            f"   (best of {args.runs}, median in brackets)"
+        )
+        for label, layout, shards in (
+            ("Llama-3.1-8B, 4 shards", llama31_8b(), 4),
+            ("Llama-3.1-70B, 30 shards", llama31_70b(), 30),
+            ("Llama-3.1-405B, 191 shards", llama31_405b(), 191),
+        ):
             d = Path(tmp) / label.split(",")[0]
             write_sparse_checkpoint(d, layout, shards=shards)
             ours = best_of([py, "-m", "paramtool", "inspect", str(d), "--json"], args.runs)
             floor = best_of([py, "-c", FLOOR, str(d)], args.runs)
-            print(f"{label:<34}{ours[0]:>9.3f} s{floor[0]:>8.3f} s{ours[0] / floor[0]:>7.2f}x"
-                  f"   [{ours[1]:.3f} / {floor[1]:.3f}]")
+            print(
+                f"{label:<34}{ours[0]:>9.3f} s{floor[0]:>8.3f} s{ours[0] / floor[0]:>7.2f}x"
+                f"   [{ours[1]:.3f} / {floor[1]:.3f}]"
+            )
         ver = best_of([py, "-m", "paramtool", "--version"], args.runs)
         typer_only = best_of([py, "-c", "import typer"], args.runs)
-        print(f"{'paramtool --version':<34}{ver[0]:>9.3f} s{typer_only[0]:>8.3f} s{ver[0] / typer_only[0]:>7.2f}x"
-              f"   [{ver[1]:.3f} / {typer_only[1]:.3f}]")
+        print(
+            f"{'paramtool --version':<34}{ver[0]:>9.3f} s{typer_only[0]:>8.3f} s"
+            f"{ver[0] / typer_only[0]:>7.2f}x"
+            f"   [{ver[1]:.3f} / {typer_only[1]:.3f}]"
+        )
 
 
 if __name__ == "__main__":

@@ -164,7 +164,9 @@ def test_value_rules_read_the_values(tmp_path, hub):
     save_file({"model.layers.0.mlp.up_proj.weight": bad, "ok": np.zeros(3, np.float32)},
               folder / "model.safetensors")  # fmt: skip
     digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
-    r = run(str(folder), "--no-nan", "--no-inf", "--sha256", f"model.safetensors={digest}", "--json")
+    r = run(
+        str(folder), "--no-nan", "--no-inf", "--sha256", f"model.safetensors={digest}", "--json"
+    )
     rules = {x["name"]: x for x in json.loads(r.stdout)["rules"]}
     assert r.exit_code == 1
     assert (rules["no_nan"]["status"], rules["no_nan"]["measured"]) == ("fail", 1)

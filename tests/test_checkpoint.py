@@ -14,7 +14,9 @@ from paramtool.checkpoint import open_local
 
 
 def write(path, tensors, metadata=None):
-    save_file({k: np.zeros(s, dtype=np.float32) for k, s in tensors.items()}, path, metadata=metadata)
+    save_file(
+        {k: np.zeros(s, dtype=np.float32) for k, s in tensors.items()}, path, metadata=metadata
+    )
     return path
 
 
@@ -28,8 +30,10 @@ def sharded(folder, shards, index_extra=None, weight_map=None, total_size=None):
         for name, shape in tensors.items():
             wm[name] = fname
             size += int(np.prod(shape)) * 4
-    index = {"metadata": {"total_size": size if total_size is None else total_size},
-             "weight_map": weight_map if weight_map is not None else wm}
+    index = {
+        "metadata": {"total_size": size if total_size is None else total_size},
+        "weight_map": weight_map if weight_map is not None else wm,
+    }
     index.update(index_extra or {})
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     return folder
@@ -63,8 +67,13 @@ def test_several_files_at_once(tmp_path):
 
 
 def test_sharded_folder(tmp_path):
-    folder = sharded(tmp_path / "m", {"model-00001-of-00002.safetensors": {"a": (2, 2)},
-                                      "model-00002-of-00002.safetensors": {"b": (3,), "c": (1,)}})
+    folder = sharded(
+        tmp_path / "m",
+        {
+            "model-00001-of-00002.safetensors": {"a": (2, 2)},
+            "model-00002-of-00002.safetensors": {"b": (3,), "c": (1,)},
+        },
+    )
     ck = open_local([str(folder)])
     assert ck.total_parameters == 8 and len(ck.files) == 2 and ck.warnings == ()
     # The index file itself is an accepted path too.
@@ -78,7 +87,9 @@ def test_total_size_mismatch_is_a_warning(tmp_path):
     assert any("total_size" in w for w in ck.warnings)
 
 
-@pytest.mark.parametrize("bad", ["../evil.safetensors", "/etc/passwd", "sub/../../x.safetensors", "C:\\x"])
+@pytest.mark.parametrize(
+    "bad", ["../evil.safetensors", "/etc/passwd", "sub/../../x.safetensors", "C:\\x"]
+)
 def test_index_shard_paths_stay_inside(tmp_path, bad):
     folder = sharded(tmp_path / "m", {"s1.safetensors": {"a": (2,)}}, weight_map={"a": bad})
     with pytest.raises(errors.ShardIndexError, match="outside|absolute"):
@@ -91,28 +102,38 @@ def test_symlinked_shard_escaping_the_folder(tmp_path):
     folder.mkdir()
     os.symlink(outside, folder / "s1.safetensors")
     (folder / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {}, "weight_map": {"a": "s1.safetensors"}}))
+        json.dumps({"metadata": {}, "weight_map": {"a": "s1.safetensors"}})
+    )
     with pytest.raises(errors.ShardIndexError, match="symlink"):
         open_local([str(folder)])
 
 
 def test_indexed_tensor_missing_from_shard(tmp_path):
-    folder = sharded(tmp_path / "m", {"s1.safetensors": {"a": (2,)}},
-                     weight_map={"a": "s1.safetensors", "ghost": "s1.safetensors"})
+    folder = sharded(
+        tmp_path / "m",
+        {"s1.safetensors": {"a": (2,)}},
+        weight_map={"a": "s1.safetensors", "ghost": "s1.safetensors"},
+    )
     with pytest.raises(errors.ShardIndexError, match="ghost"):
         open_local([str(folder)])
 
 
 def test_shard_tensor_not_in_index(tmp_path):
-    folder = sharded(tmp_path / "m", {"s1.safetensors": {"a": (2,), "stowaway": (2,)}},
-                     weight_map={"a": "s1.safetensors"})
+    folder = sharded(
+        tmp_path / "m",
+        {"s1.safetensors": {"a": (2,), "stowaway": (2,)}},
+        weight_map={"a": "s1.safetensors"},
+    )
     with pytest.raises(errors.ShardIndexError, match="stowaway"):
         open_local([str(folder)])
 
 
 def test_missing_shard(tmp_path):
-    folder = sharded(tmp_path / "m", {"s1.safetensors": {"a": (2,)}},
-                     weight_map={"a": "s1.safetensors", "b": "s2.safetensors"})
+    folder = sharded(
+        tmp_path / "m",
+        {"s1.safetensors": {"a": (2,)}},
+        weight_map={"a": "s1.safetensors", "b": "s2.safetensors"},
+    )
     with pytest.raises(errors.ShardIndexError, match="missing"):
         open_local([str(folder)])
 
@@ -162,7 +183,8 @@ def test_huggingface_cache_snapshot_symlinks_are_inside(tmp_path):
     write(repo / "blobs" / "b1", {"a": (2,)})
     os.symlink("../../blobs/b1", snap / "s1.safetensors")
     (snap / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {}, "weight_map": {"a": "s1.safetensors"}}))
+        json.dumps({"metadata": {}, "weight_map": {"a": "s1.safetensors"}})
+    )
     assert open_local([str(snap)]).total_parameters == 2
     # ...but not a symlink out of the repo's cache folder.
     outside = write(tmp_path / "elsewhere.safetensors", {"a": (2,)})

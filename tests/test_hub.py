@@ -46,10 +46,20 @@ runner = CliRunner()
 
 def tiny_llama(layers: int = 4) -> Layout:
     """A Llama-shaped layout small enough to write for real, with the names transformers uses."""
-    return llama({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
-                  "intermediate_size": 172, "num_attention_heads": 4, "num_key_value_heads": 2,
-                  "num_hidden_layers": layers, "vocab_size": 512, "torch_dtype": "bfloat16"},
-                 name="org/tiny")
+    return llama(
+        {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "hidden_size": 64,
+            "intermediate_size": 172,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "num_hidden_layers": layers,
+            "vocab_size": 512,
+            "torch_dtype": "bfloat16",
+        },
+        name="org/tiny",
+    )
 
 
 def write_tiny(folder: Path, layers: int = 4, shards: int = 3, **kw: Any) -> Path:
@@ -91,8 +101,14 @@ def header_bytes(path: Path) -> int:
 
 
 def file_gets(hub: HubEmulator, name: str) -> list[RequestRecord]:
-    return [r for r in hub.requests if r.server == "hub" and r.method == "GET"
-            and "/resolve/" in r.path and r.path.endswith("/" + name)]
+    return [
+        r
+        for r in hub.requests
+        if r.server == "hub"
+        and r.method == "GET"
+        and "/resolve/" in r.path
+        and r.path.endswith("/" + name)
+    ]
 
 
 @pytest.fixture
@@ -114,8 +130,11 @@ def test_hub_json_equals_local_json(hub: HubEmulator, tmp_path: Path, kind: str)
         write_tiny(folder)
     elif kind == "single":
         folder.mkdir()
-        tensors = {"embed.weight": ("BF16", (64, 32)), "layers.0.w": ("F32", (32, 32)),
-                   "layers.0.b": ("F16", (32,))}
+        tensors = {
+            "embed.weight": ("BF16", (64, 32)),
+            "layers.0.w": ("F32", (32, 32)),
+            "layers.0.b": ("F16", (32,)),
+        }
         make_checkpoint(folder, tensors, metadata={"format": "pt"})
         (folder / "config.json").write_text('{"model_type": "toy", "num_hidden_layers": 1}')
     else:
@@ -126,9 +145,15 @@ def test_hub_json_equals_local_json(hub: HubEmulator, tmp_path: Path, kind: str)
     assert normalised(remote) == normalised(local, folder)
     assert remote["source"] == f"org/{kind}" and remote["revision"] == sha
     assert remote["hub"] == {
-        "repo_id": f"org/{kind}", "revision": sha, "requested_revision": None, "subfolder": "",
-        "license": "mit", "gated": False, "private": False,
-        "stated_parameters": local["total_parameters"], "stated_parameters_agree": True,
+        "repo_id": f"org/{kind}",
+        "revision": sha,
+        "requested_revision": None,
+        "subfolder": "",
+        "license": "mit",
+        "gated": False,
+        "private": False,
+        "stated_parameters": local["total_parameters"],
+        "stated_parameters_agree": True,
     }
     assert remote["warnings"] == [] and remote["files"][0]["path"] in remote["tensors"][0]["file"]
 
@@ -204,8 +229,12 @@ def test_revisions(hub: HubEmulator, tiny: dict[str, Any]) -> None:
     two_layers = inspect_json(str(tiny["v1_folder"]))["total_parameters"]
     head = inspect_json("org/tiny")
     assert head["revision"] == tiny["main"] and head["total_parameters"] > two_layers
-    for args, requested in [(["org/tiny@v1"], "v1"), ([f"org/tiny@{tiny['v1']}"], tiny["v1"]),
-                            (["org/tiny", "--revision", "v1"], "v1"), (["hf://org/tiny@v1"], "v1")]:
+    for args, requested in [
+        (["org/tiny@v1"], "v1"),
+        ([f"org/tiny@{tiny['v1']}"], tiny["v1"]),
+        (["org/tiny", "--revision", "v1"], "v1"),
+        (["hf://org/tiny@v1"], "v1"),
+    ]:
         doc = inspect_json(*args)
         assert doc["revision"] == tiny["v1"] and doc["total_parameters"] == two_layers, args
         assert doc["hub"]["requested_revision"] == requested
@@ -249,8 +278,9 @@ def test_hf_scheme_forces_the_hub_over_a_local_folder(
 def test_gated_repo_needs_a_token(
     hub: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    sha = hub.add_repo("org/gated", write_tiny(tmp_path / "g"), gated="manual",
-                       card_data={"license": "llama3.1"})
+    sha = hub.add_repo(
+        "org/gated", write_tiny(tmp_path / "g"), gated="manual", card_data={"license": "llama3.1"}
+    )
     hub.valid_tokens.add(TOKEN)
     line = error_line(run("inspect", "org/gated"))
     assert "gated" in line and "HF_TOKEN" in line and "licence" in line
@@ -326,8 +356,7 @@ def test_pickles_beside_the_weights_are_listed_unread(hub: HubEmulator, tmp_path
 
 def test_header_larger_than_the_first_range(hub: HubEmulator, tmp_path: Path) -> None:
     """Big ``__metadata__`` the index cannot foresee: a second range, straight from the CDN."""
-    folder = write_tiny(tmp_path / "meta", shards=2,
-                        metadata={"format": "pt", "notes": "x" * 3000})
+    folder = write_tiny(tmp_path / "meta", shards=2, metadata={"format": "pt", "notes": "x" * 3000})
     hub.add_repo("org/meta", folder)
     hub.valid_tokens.add(TOKEN)
     doc = inspect_json("org/meta", "--tensors", "--token", TOKEN)
@@ -360,8 +389,11 @@ def test_a_server_that_ignores_range_costs_a_dropped_connection(
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            base + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            constants,
+            "HUGGINGFACE_CO_URL_TEMPLATE",
+            base + "/{repo_id}/resolve/{revision}/{filename}",
+        )
         header = _HubFiles("org/big", sha, None, None).header("model.safetensors", first)
     finally:
         server.shutdown()
@@ -441,8 +473,13 @@ def test_network_failure_names_the_endpoint_quickly(hub: HubEmulator) -> None:
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     env = {**os.environ, "HF_ENDPOINT": dead}
     start = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "paramtool", "inspect", "org/tiny"], env=env,
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "paramtool", "inspect", "org/tiny"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert time.monotonic() - start < 10
     assert p.returncode == 2 and p.stdout == ""
     (line,) = p.stderr.splitlines()
@@ -450,7 +487,9 @@ def test_network_failure_names_the_endpoint_quickly(hub: HubEmulator) -> None:
 
 
 def test_gguf_only_repo_is_refused_with_a_hint(hub: HubEmulator) -> None:
-    hub.add_repo("org/gguf-only", {"model-Q4_K_M.gguf": b"GGUF\x03\x00\x00\x00", "README.md": b"hi"})
+    hub.add_repo(
+        "org/gguf-only", {"model-Q4_K_M.gguf": b"GGUF\x03\x00\x00\x00", "README.md": b"hi"}
+    )
     line = error_line(run("inspect", "org/gguf-only"))
     assert "model-Q4_K_M.gguf" in line and "GGUF" in line and "download" in line
     assert [r.path for r in hub.requests] == ["/api/models/org/gguf-only"]

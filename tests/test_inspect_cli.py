@@ -40,14 +40,31 @@ def test_example_json_is_exact():
     norm = 4 * 2 * 128 + 128
     assert doc["total_parameters"] == emb + attn + ffn + norm == 1_217_664
     assert doc["total_bytes"] == 2 * doc["total_parameters"]
-    assert doc["by_dtype"] == {"BF16": {"parameters": 1_217_664, "bytes": 2_435_328, "tensors": 39, "share": 1.0}}
+    assert doc["by_dtype"] == {
+        "BF16": {"parameters": 1_217_664, "bytes": 2_435_328, "tensors": 39, "share": 1.0}
+    }
     cats = doc["by_category"]
-    assert list(cats) == ["embedding", "attention", "feed_forward", "norm", "adapter", "quantization", "other"]
-    assert (cats["embedding"]["parameters"], cats["attention"]["parameters"], cats["feed_forward"]["parameters"],
-            cats["norm"]["parameters"], cats["other"]["parameters"]) == (emb, attn, ffn, norm, 0)
+    assert list(cats) == [
+        "embedding",
+        "attention",
+        "feed_forward",
+        "norm",
+        "adapter",
+        "quantization",
+        "other",
+    ]
+    assert (
+        cats["embedding"]["parameters"],
+        cats["attention"]["parameters"],
+        cats["feed_forward"]["parameters"],
+        cats["norm"]["parameters"],
+        cats["other"]["parameters"],
+    ) == (emb, attn, ffn, norm, 0)
     assert doc["other_share"] == 0.0
     assert doc["layers"]["count"] == 4
-    assert [layer["parameters"] for layer in doc["layers"]["per_layer"]] == [(attn + ffn + norm - 128) // 4] * 4
+    assert [layer["parameters"] for layer in doc["layers"]["per_layer"]] == [
+        (attn + ffn + norm - 128) // 4
+    ] * 4
     (f,) = doc["files"]
     size = (EXAMPLE / "model.safetensors").stat().st_size
     assert f["bytes"] == size == doc["file_bytes"] and f["tensors"] == 39
@@ -65,17 +82,33 @@ def test_tensors_and_filter():
     names = [t["name"] for t in doc["tensors"]]
     assert len(names) == 7 and all(".layers.1." in n for n in names)
     q = next(t for t in doc["tensors"] if t["name"].endswith("q_proj.weight"))
-    assert q == {"name": "model.layers.1.self_attn.q_proj.weight", "dtype": "BF16", "shape": [128, 128],
-                 "parameters": 16384, "bytes": 32768, "category": "attention", "layer": 1, "component": "q",
-                 "file": str(EXAMPLE / "model.safetensors")}
+    assert q == {
+        "name": "model.layers.1.self_attn.q_proj.weight",
+        "dtype": "BF16",
+        "shape": [128, 128],
+        "parameters": 16384,
+        "bytes": 32768,
+        "category": "attention",
+        "layer": 1,
+        "component": "q",
+        "file": str(EXAMPLE / "model.safetensors"),
+    }
 
 
 def test_tables_show_summary_anatomy_memory_and_layers():
     r = run("inspect", str(EXAMPLE), "--layers", "--tensors")
     assert r.exit_code == 0
     out = r.stdout
-    for needle in ("1,217,664 (1.22M)", "Anatomy", "feed_forward", "Memory for these parameters", "int4",
-                   "Parameters per layer", "model.layers.3.mlp.down_proj.weight", "not tied"):
+    for needle in (
+        "1,217,664 (1.22M)",
+        "Anatomy",
+        "feed_forward",
+        "Memory for these parameters",
+        "int4",
+        "Parameters per layer",
+        "model.layers.3.mlp.down_proj.weight",
+        "not tied",
+    ):
         assert needle in out, needle
 
 
@@ -112,12 +145,20 @@ def test_hostile_names_are_not_markup(tmp_path):
     [
         (lambda d: d / "missing.safetensors", "no such file"),
         (lambda d: d, "no safetensors checkpoint"),
-        (lambda d: _write(d / "pytorch_model.bin", b"\x80\x02}q\x00."), "can execute arbitrary code"),
+        (
+            lambda d: _write(d / "pytorch_model.bin", b"\x80\x02}q\x00."),
+            "can execute arbitrary code",
+        ),
         (lambda d: _write(d / "x.safetensors", b""), "8-byte header length"),
         (lambda d: _write(d / "x.safetensors", b"GGUF" + b"\0" * 60), "GGUF"),
         (lambda d: _write(d / "x.safetensors", b"PK\x03\x04" + b"\0" * 60), "zip"),
         (lambda d: _write(d / "x.safetensors", os.urandom(64)), ""),
-        (lambda d: _write(d / "x.safetensors", (10**6).to_bytes(8, "little") + b'{"a":' + b"[" * 10**5), ""),
+        (
+            lambda d: _write(
+                d / "x.safetensors", (10**6).to_bytes(8, "little") + b'{"a":' + b"[" * 10**5
+            ),
+            "",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, setup, fragment):
@@ -143,7 +184,8 @@ def test_bad_regex():
 def test_warnings_go_to_stderr(tmp_path):
     save_file({"w": np.zeros(2, np.float32)}, tmp_path / "a.safetensors")
     (tmp_path / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": 5}, "weight_map": {"w": "a.safetensors"}}))
+        json.dumps({"metadata": {"total_size": 5}, "weight_map": {"w": "a.safetensors"}})
+    )
     r = run("inspect", str(tmp_path), "--json")
     assert r.exit_code == 0
     assert json.loads(r.stdout)["warnings"] and "paramtool: warning:" in r.stderr
@@ -151,16 +193,27 @@ def test_warnings_go_to_stderr(tmp_path):
 
 def test_debug_env_shows_traceback(tmp_path):
     env = {**os.environ, "PARAMTOOL_DEBUG": "1"}
-    p = subprocess.run([sys.executable, "-m", "paramtool", "inspect", str(tmp_path / "nope.safetensors")],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "paramtool", "inspect", str(tmp_path / "nope.safetensors")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode != 0 and "Traceback" in p.stderr
 
 
 def test_subprocess_entry_point_and_exit_code(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "paramtool", "inspect", str(EXAMPLE), "--json"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "paramtool", "inspect", str(EXAMPLE), "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0 and json.loads(p.stdout)["total_parameters"] == 1_217_664
-    p = subprocess.run([sys.executable, "-m", "paramtool", "inspect", str(tmp_path)], capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "paramtool", "inspect", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
 
 
@@ -169,8 +222,8 @@ def test_fast_paths_import_nothing_heavy():
         "import sys, runpy; sys.argv = ['paramtool', '--version']\n"
         "try:\n    runpy.run_module('paramtool', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "heavy = [m for m in ('numpy', 'rich', 'huggingface_hub', 'safetensors', 'gguf') if m in sys.modules]\n"
-        "print(heavy)\n"
+        "heavy = ('numpy', 'rich', 'huggingface_hub', 'safetensors', 'gguf')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stdout.strip().endswith("[]"), p.stdout + p.stderr
@@ -178,7 +231,8 @@ def test_fast_paths_import_nothing_heavy():
         "import sys, runpy; sys.argv = ['paramtool', 'inspect', sys.argv[1], '--json']\n"
         "try:\n    runpy.run_module('paramtool', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "print([m for m in ('numpy', 'rich', 'huggingface_hub', 'gguf') if m in sys.modules], file=sys.stderr)\n"
+        "heavy = ('numpy', 'rich', 'huggingface_hub', 'gguf')\n"
+        "print([m for m in heavy if m in sys.modules], file=sys.stderr)\n"
     )
     p = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True)
     assert p.stderr.strip() == "[]", p.stderr
@@ -187,7 +241,8 @@ def test_fast_paths_import_nothing_heavy():
 def test_core_never_imports_typer_or_rich():
     code = (
         "import sys\n"
-        "import paramtool.header, paramtool.checkpoint, paramtool.breakdown, paramtool.anatomy, paramtool.dtypes\n"
+        "import paramtool.header, paramtool.checkpoint, paramtool.breakdown, paramtool.anatomy\n"
+        "import paramtool.dtypes, paramtool.checks, paramtool.footprint, paramtool.gguf_reader\n"
         "import paramtool.units, paramtool.render.inspect_json, paramtool.sources\n"
         "print([m for m in ('typer', 'rich', 'click') if m in sys.modules])\n"
     )

@@ -78,7 +78,8 @@ def _pickle_refusal(path: str) -> UnsafeFormat:
     return UnsafeFormat(
         path,
         "pickle checkpoints can execute arbitrary code when loaded, so paramtool never opens them; "
-        "convert to safetensors first (e.g. `safetensors.torch.save_file(torch.load(p, weights_only=True), "
+        "convert to safetensors first (e.g. `safetensors.torch.save_file("
+        "torch.load(p, weights_only=True), "
         "'model.safetensors')` in a sandbox, or the Hub's convert space)",
     )
 
@@ -145,27 +146,36 @@ def assemble(
             for t in h.tensors:
                 owner = weight_map.get(t.name)
                 if owner is None:
-                    raise ShardIndexError(where, f"shard {shard!r} holds tensor {t.name!r}, which the index does not name")
+                    raise ShardIndexError(
+                        where,
+                        f"shard {shard!r} holds tensor {t.name!r}, which the index does not name",
+                    )
                 if owner != shard:
-                    raise ShardIndexError(where, f"tensor {t.name!r} is indexed in {owner!r} but found in {shard!r}")
+                    raise ShardIndexError(
+                        where, f"tensor {t.name!r} is indexed in {owner!r} but found in {shard!r}"
+                    )
                 seen.add(t.name)
         missing = [n for n in weight_map if n not in seen]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise ShardIndexError(
-                where, f"indexed tensor {missing[0]!r} is not in its shard {weight_map[missing[0]]!r}{more}"
+                where,
+                f"indexed tensor {missing[0]!r} is not in its shard "
+                f"{weight_map[missing[0]]!r}{more}",
             )
         total = index_metadata.get("total_size")
         actual = sum(h.data_size for h in headers)
         if total is not None and total != actual:
             notes.append(
-                f"{where}: metadata.total_size says {total} bytes, the shards hold {actual:,} bytes of tensors"
+                f"{where}: metadata.total_size says {total} bytes, "
+                f"the shards hold {actual:,} bytes of tensors"
             )
         stated = index_metadata.get("total_parameters")
         ours = sum(h.parameters for h in headers)
         if type(stated) is int and stated != ours:
             notes.append(
-                f"{where}: metadata.total_parameters says {stated:,}, the shards hold {ours:,} parameters"
+                f"{where}: metadata.total_parameters says {stated:,}, "
+                f"the shards hold {ours:,} parameters"
             )
     else:
         names: dict[str, str] = {}
@@ -209,13 +219,17 @@ def _find_index(folder: Path) -> Path | None:
     indexes = sorted(folder.glob("*.safetensors.index.json"))
     if not indexes:
         return None
-    for preferred in ("model.safetensors.index.json", "diffusion_pytorch_model.safetensors.index.json"):
+    for preferred in (
+        "model.safetensors.index.json",
+        "diffusion_pytorch_model.safetensors.index.json",
+    ):
         for p in indexes:
             if p.name == preferred:
                 return p
     if len(indexes) > 1:
         raise SourceNotFound(
-            str(folder), f"several indexes ({', '.join(p.name for p in indexes)}); name the one to inspect"
+            str(folder),
+            f"several indexes ({', '.join(p.name for p in indexes)}); name the one to inspect",
         )
     return indexes[0]
 
@@ -234,7 +248,9 @@ def _open_indexed(index: Path, display: str) -> tuple[list[FileHeader], dict[str
         if "/" in shard or os.path.islink(p):  # only then can the path leave the folder
             real = os.path.realpath(p)
             if not any(os.path.commonpath([r, real]) == r for r in roots):
-                raise ShardIndexError(where, f"shard {shard!r} is a symlink that leaves the checkpoint folder")
+                raise ShardIndexError(
+                    where, f"shard {shard!r} is a symlink that leaves the checkpoint folder"
+                )
         if not os.path.isfile(p):
             raise ShardIndexError(where, f"shard {shard!r} is missing")
         headers.append(read_local_header(p, p))
@@ -257,7 +273,10 @@ def _allowed_roots(folder: Path) -> list[str]:
     if "snapshots" in parts:
         i = len(parts) - 1 - parts[::-1].index("snapshots")
         repo = Path(*parts[:i])
-        if repo.name.startswith(("models--", "datasets--", "spaces--")) and (repo / "blobs").is_dir():
+        if (
+            repo.name.startswith(("models--", "datasets--", "spaces--"))
+            and (repo / "blobs").is_dir()
+        ):
             roots.append(str(repo / "blobs"))
     return roots
 
@@ -267,7 +286,11 @@ def _resolve_folder(folder: Path) -> tuple[list[Path], Path | None]:
     index = _find_index(folder)
     if index is not None:
         return [], index
-    for name in ("model.safetensors", "adapter_model.safetensors", "diffusion_pytorch_model.safetensors"):
+    for name in (
+        "model.safetensors",
+        "adapter_model.safetensors",
+        "diffusion_pytorch_model.safetensors",
+    ):
         if (folder / name).is_file():
             return [folder / name], None
     files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
@@ -322,8 +345,15 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
         config = read_json_sidecar(sidecar_dir / "config.json", notes)
         adapter_config = read_json_sidecar(sidecar_dir / "adapter_config.json", notes)
     source = " ".join(str(p) for p in paths)
-    return assemble(source, headers, config=config, adapter_config=adapter_config, warnings=notes,
-                    pickle_files=_pickles_beside(folders), **extra)
+    return assemble(
+        source,
+        headers,
+        config=config,
+        adapter_config=adapter_config,
+        warnings=notes,
+        pickle_files=_pickles_beside(folders),
+        **extra,
+    )
 
 
 def _is_gguf_file(p: Path) -> bool:

@@ -102,7 +102,9 @@ def _t(name: str, block: int, nbytes: int, kind: str, *aliases: str, **kw: objec
 
 def _mix(name: str, gib: str, *aliases: str) -> DType:
     """A llama.cpp file mix from its published Llama-3-8B size in GiB (see module doc)."""
-    hundredths = round(float(gib) * 2**30 * 8 * 100 / LLAMA3_8B_PARAMETERS)  # exact for these figures
+    hundredths = round(
+        float(gib) * 2**30 * 8 * 100 / LLAMA3_8B_PARAMETERS
+    )  # exact for these figures
     note = (
         f"llama.cpp file mix, {hundredths / 100:.2f} bpw effective: {gib} GiB for "
         f"Llama-3-8B ({LLAMA3_8B_PARAMETERS:,} params) in llama.cpp's quantize table"

@@ -87,14 +87,21 @@ def header_length(prefix: bytes, path: str, file_size: int | None = None) -> int
     if len(prefix) < 8:
         if prefix[:4] == b"GGUF":
             raise UnsupportedFormat(path, "this is a GGUF file, not safetensors")
-        raise HeaderTooSmall(path, f"file is {len(prefix)} bytes; a safetensors file starts with an 8-byte header length")
+        raise HeaderTooSmall(
+            path,
+            f"file is {len(prefix)} bytes; a safetensors file starts with an 8-byte header length",
+        )
     (n,) = struct.unpack("<Q", prefix[:8])
     if n > MAX_HEADER_SIZE or (file_size is not None and 8 + n > file_size):
         _sniff_foreign(prefix, path)  # only an implausible length can be another format's magic
     if n > MAX_HEADER_SIZE:
-        raise HeaderTooLarge(path, f"header length {n:,} exceeds the format's {MAX_HEADER_SIZE:,}-byte limit")
+        raise HeaderTooLarge(
+            path, f"header length {n:,} exceeds the format's {MAX_HEADER_SIZE:,}-byte limit"
+        )
     if file_size is not None and 8 + n > file_size:
-        raise InvalidHeaderLength(path, f"header length {n:,} runs past the end of the {file_size:,}-byte file")
+        raise InvalidHeaderLength(
+            path, f"header length {n:,} runs past the end of the {file_size:,}-byte file"
+        )
     return n
 
 
@@ -110,7 +117,10 @@ def _sniff_foreign(prefix: bytes, path: str) -> None:
         if prefix.startswith(sig):
             raise UnsupportedFormat(path, f"this is {what}, not safetensors")
     if prefix[:1] == b"\x80" and prefix[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        raise UnsupportedFormat(path, "this is a Python pickle, not safetensors; pickles can run code and are never opened")
+        raise UnsupportedFormat(
+            path,
+            "this is a Python pickle, not safetensors; pickles can run code and are never opened",
+        )
 
 
 def _reject_constant(token: str) -> object:
@@ -143,7 +153,9 @@ def parse_header(raw: bytes, path: str, data_size: int | None = None) -> FileHea
     if not text.startswith("{"):
         raise InvalidHeader(path, "header is not a JSON object (it must start with '{')")
     try:
-        obj = json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant)
+        obj = json.loads(
+            text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant
+        )
     except RecursionError:
         raise InvalidHeader(path, "header JSON is nested too deeply") from None
     except ValueError as e:
@@ -161,7 +173,9 @@ def parse_header(raw: bytes, path: str, data_size: int | None = None) -> FileHea
             why = "overlaps the tensor before it" if t.start < end else "leaves a gap before it"
             if t.end < t.start:
                 why = "ends before it starts"
-            raise InvalidOffset(path, f"data_offsets [{t.start}, {t.end}] {why} (expected start {end})", t.name)
+            raise InvalidOffset(
+                path, f"data_offsets [{t.start}, {t.end}] {why} (expected start {end})", t.name
+            )
         end = t.end
     if data_size is not None and end != data_size:
         raise MetadataIncompleteBuffer(
@@ -183,7 +197,9 @@ def _parse_metadata(meta: object, path: str) -> Mapping[str, str]:
         raise InvalidHeaderDeserialization(path, "__metadata__ must be a map of strings to strings")
     for k, v in meta.items():
         if not isinstance(v, str):
-            raise InvalidHeaderDeserialization(path, f"__metadata__[{k!r}] is {type(v).__name__}, not a string")
+            raise InvalidHeaderDeserialization(
+                path, f"__metadata__[{k!r}] is {type(v).__name__}, not a string"
+            )
     return MappingProxyType(dict(meta))
 
 
@@ -219,19 +235,23 @@ def _diagnose_tensor(name: str, info: object, path: str) -> TensorInfo:
     """The slow path: say exactly what is wrong with an entry (or accept an unusual valid one)."""
     if not isinstance(info, dict):
         raise InvalidHeaderDeserialization(path, "entry is not an object", name)
-    for field in ("dtype", "shape", "data_offsets"):
-        if field not in info:
-            raise InvalidHeaderDeserialization(path, f"missing field {field!r}", name)
+    for key in ("dtype", "shape", "data_offsets"):
+        if key not in info:
+            raise InvalidHeaderDeserialization(path, f"missing field {key!r}", name)
     dtype_name = info["dtype"]
     dt = _SAFETENSORS.get(dtype_name) if isinstance(dtype_name, str) else None
     if dt is None:
         raise InvalidHeaderDeserialization(path, f"unknown dtype {dtype_name!r}", name)
     shape = info["shape"]
     if not isinstance(shape, list) or not all(_is_u64(d) for d in shape):
-        raise InvalidHeaderDeserialization(path, "shape must be a list of non-negative integers", name)
+        raise InvalidHeaderDeserialization(
+            path, "shape must be a list of non-negative integers", name
+        )
     offsets = info["data_offsets"]
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_u64(o) for o in offsets):
-        raise InvalidHeaderDeserialization(path, "data_offsets must be two non-negative integers", name)
+        raise InvalidHeaderDeserialization(
+            path, "data_offsets must be two non-negative integers", name
+        )
     numel = 1
     for d in shape:
         numel *= d
@@ -242,10 +262,14 @@ def _diagnose_tensor(name: str, info: object, path: str) -> TensorInfo:
     start, end = offsets
     expected = dt.exact_nbytes(numel)
     if expected is None:
-        raise TensorInvalidInfo(path, f"{numel} {dtype_name} elements do not end on a byte boundary", name)
+        raise TensorInvalidInfo(
+            path, f"{numel} {dtype_name} elements do not end on a byte boundary", name
+        )
     if end >= start and end - start != expected:
         raise TensorInvalidInfo(
-            path, f"data_offsets span {end - start:,} bytes but {dtype_name} {shape} needs {expected:,}", name
+            path,
+            f"data_offsets span {end - start:,} bytes but {dtype_name} {shape} needs {expected:,}",
+            name,
         )
     return TensorInfo(name, dtype_name, tuple(shape), start, end, path)
 

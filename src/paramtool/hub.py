@@ -48,9 +48,7 @@ from paramtool.checkpoint import (
 from paramtool.errors import HubError, ParamtoolError, ShardIndexError, UnsafeFormat
 from paramtool.header import FileHeader, header_length, parse_header, read_local_header
 
-_REPO = re.compile(
-    r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+)(?:@(?P<rev>[^\s@]+))?$"
-)
+_REPO = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+)(?:@(?P<rev>[^\s@]+))?$")
 _FILE_SUFFIXES = (".safetensors", ".json", ".gguf", ".bin", ".pt", ".pth", ".ckpt")
 _SIDECARS = ("config.json", "adapter_config.json")
 
@@ -101,14 +99,20 @@ def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> Paramtoo
 
     endpoint = _endpoint()
     if isinstance(e, hf.GatedRepoError):
-        return HubError(repo_id, "gated repo: accept its licence on the Hub, then set HF_TOKEN "
-                                 "(or pass --token)")
+        return HubError(
+            repo_id,
+            "gated repo: accept its licence on the Hub, then set HF_TOKEN (or pass --token)",
+        )
     if isinstance(e, hf.RepositoryNotFoundError):
-        return HubError(repo_id, f"repository not found on {endpoint} (if it is private or gated, "
-                                 "set HF_TOKEN or pass --token)")
+        return HubError(
+            repo_id,
+            f"repository not found on {endpoint} (if it is private or gated, "
+            "set HF_TOKEN or pass --token)",
+        )
     if isinstance(e, hf.RevisionNotFoundError):
-        return HubError(f"{repo_id}@{revision}", "revision not found (no branch, tag or commit "
-                                                 "of that name)")
+        return HubError(
+            f"{repo_id}@{revision}", "revision not found (no branch, tag or commit of that name)"
+        )
     if isinstance(e, hf.DisabledRepoError):
         return HubError(repo_id, "this repository has been disabled on the Hub")
     if isinstance(e, hf.OfflineModeIsEnabled):
@@ -120,17 +124,21 @@ def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> Paramtoo
     if isinstance(e, hf.HfHubHTTPError):
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status in (401, 403):
-            return HubError(repo_id, f"access denied ({status}): accept the repo's licence on the "
-                                     "Hub if it is gated, and set HF_TOKEN (or pass --token) to a "
-                                     "token with access")
+            return HubError(
+                repo_id,
+                f"access denied ({status}): accept the repo's licence on the "
+                "Hub if it is gated, and set HF_TOKEN (or pass --token) to a "
+                "token with access",
+            )
         if status == 429:
             return HubError(endpoint, "rate limited by the Hub (429); wait, or set HF_TOKEN")
         return HubError(endpoint, f"the Hub answered HTTP {status}")
     if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError):
         return HubError(str(e.filename or repo_id), e.strerror)  # the cache, not the network
     if isinstance(e, httpx2.TimeoutException):
-        return HubError(endpoint, "timed out talking to the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets "
-                                  "the limit)")
+        return HubError(
+            endpoint, "timed out talking to the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)"
+        )
     return HubError(endpoint, f"network failure talking to the Hub ({type(e).__name__})")
 
 
@@ -144,8 +152,13 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     import httpx2
     from huggingface_hub import errors as hf
 
-    return (hf.HfHubHTTPError, hf.OfflineModeIsEnabled, hf.EntryNotFoundError, httpx2.HTTPError,
-            OSError)
+    return (
+        hf.HfHubHTTPError,
+        hf.OfflineModeIsEnabled,
+        hf.EntryNotFoundError,
+        httpx2.HTTPError,
+        OSError,
+    )
 
 
 # ---------------------------------------------------------------- choosing files
@@ -161,19 +174,25 @@ def pick_weights(
 ) -> tuple[str | None, list[str]]:
     """From a repo's file list, choose (index file, weight files) under ``subfolder``."""
     prefix = _prefix(subfolder)
-    here = [f[len(prefix):] for f in files if f.startswith(prefix) and "/" not in f[len(prefix):]]
+    here = [f[len(prefix) :] for f in files if f.startswith(prefix) and "/" not in f[len(prefix) :]]
     indexes = sorted(f for f in here if f.endswith(".safetensors.index.json"))
-    for preferred in ("model.safetensors.index.json",
-                      "diffusion_pytorch_model.safetensors.index.json"):
+    for preferred in (
+        "model.safetensors.index.json",
+        "diffusion_pytorch_model.safetensors.index.json",
+    ):
         if preferred in indexes:
             return prefix + preferred, []
     if len(indexes) == 1:
         return prefix + indexes[0], []
     if len(indexes) > 1:
-        raise HubError(repo_id, f"several indexes ({', '.join(indexes)}); say which with a "
-                                "local path")
-    for name in ("model.safetensors", "adapter_model.safetensors",
-                 "diffusion_pytorch_model.safetensors"):
+        raise HubError(
+            repo_id, f"several indexes ({', '.join(indexes)}); say which with a local path"
+        )
+    for name in (
+        "model.safetensors",
+        "adapter_model.safetensors",
+        "diffusion_pytorch_model.safetensors",
+    ):
         if name in here:
             return None, [prefix + name]
     singles = sorted(f for f in here if f.endswith(".safetensors"))
@@ -190,12 +209,18 @@ def pick_weights(
     ggufs = sorted(f for f in here if f.lower().endswith(".gguf"))
     if ggufs:
         more = ", ..." if len(ggufs) > 1 else ""
-        raise HubError(repo_id, f"the only weights are GGUF files ({prefix}{ggufs[0]}{more}); GGUF is "
-                                "read from local files: download one and inspect it")
+        raise HubError(
+            repo_id,
+            f"the only weights are GGUF files ({prefix}{ggufs[0]}{more}); GGUF is "
+            "read from local files: download one and inspect it",
+        )
     nested = sorted({f.rsplit("/", 1)[0] for f in files if f.endswith(".safetensors") and "/" in f})
     if nested and not prefix:
-        raise HubError(repo_id, f"no safetensors weights at the top level; try --subfolder "
-                                f"{nested[0]} (weights found in: {', '.join(nested[:5])})")
+        raise HubError(
+            repo_id,
+            f"no safetensors weights at the top level; try --subfolder "
+            f"{nested[0]} (weights found in: {', '.join(nested[:5])})",
+        )
     where = f" under {subfolder!r}" if prefix else ""
     raise HubError(repo_id, f"no safetensors weights in this repo{where}")
 
@@ -269,11 +294,17 @@ class _HubFiles:
             path = Path(cached)
         else:
             quiet = _silent_tqdm()  # our own progress bar is the only one
-            path = Path(hf_hub_download(self.repo_id, name, revision=self.revision,
-                                        token=self.token, tqdm_class=quiet))
+            path = Path(
+                hf_hub_download(
+                    self.repo_id, name, revision=self.revision, token=self.token, tqdm_class=quiet
+                )
+            )
             if path.parts[-len(name.split("/")) - 1] != self.sha:
-                path = Path(hf_hub_download(self.repo_id, name, revision=self.sha,
-                                            token=self.token, tqdm_class=quiet))
+                path = Path(
+                    hf_hub_download(
+                        self.repo_id, name, revision=self.sha, token=self.token, tqdm_class=quiet
+                    )
+                )
         if path.stat().st_size > MAX_JSON_SIDECAR:
             raise HubError(f"{self.repo_id}/{name}", f"larger than {MAX_JSON_SIDECAR:,} bytes")
         return path.read_bytes()
@@ -291,11 +322,19 @@ class _HubFiles:
 
         want = stop - start
         with http_stream_backoff(
-            "GET", url, headers={**headers, "Range": f"bytes={start}-{stop - 1}"},
-            timeout=self._timeout, max_retries=_RETRIES, base_wait_time=0.5, max_wait_time=2,
+            "GET",
+            url,
+            headers={**headers, "Range": f"bytes={start}-{stop - 1}"},
+            timeout=self._timeout,
+            max_retries=_RETRIES,
+            base_wait_time=0.5,
+            max_wait_time=2,
             # Not ConnectError: huggingface_hub then closes the session the other threads use.
-            retry_on_exceptions=(httpx2.TimeoutException, httpx2.RemoteProtocolError,
-                                 httpx2.ReadError),
+            retry_on_exceptions=(
+                httpx2.TimeoutException,
+                httpx2.RemoteProtocolError,
+                httpx2.ReadError,
+            ),
         ) as r:
             served_by = str(r.url)
             if r.status_code == 416:  # the file is shorter than ``start``
@@ -322,8 +361,9 @@ class _HubFiles:
                     if len(buf) >= skip + want:
                         break
             except httpx2.HTTPError as e:  # thrown into http_stream_backoff, it would break it
-                raise HubError(url.split("?")[0], f"the connection failed while reading "
-                                                  f"({type(e).__name__})") from None
+                raise HubError(
+                    url.split("?")[0], f"the connection failed while reading ({type(e).__name__})"
+                ) from None
         return bytes(buf[skip : skip + want]), total, served_by
 
     def header(self, name: str, first: int) -> FileHeader:
@@ -376,8 +416,16 @@ def _progress(total: int, quiet: bool) -> tuple[Callable[[], None], Callable[[],
 
 
 def _read_checkpoint(
-    src: _Files, repo_id: str, files: Sequence[str], subfolder: str, source: str, hub: HubInfo,
-    notes: list[str], quiet: bool, workers: int, complete: bool = True,
+    src: _Files,
+    repo_id: str,
+    files: Sequence[str],
+    subfolder: str,
+    source: str,
+    hub: HubInfo,
+    notes: list[str],
+    quiet: bool,
+    workers: int,
+    complete: bool = True,
 ) -> Checkpoint:
     """Pick the weights among ``files``; read index, sidecars and headers from ``src``.
 
@@ -387,7 +435,7 @@ def _read_checkpoint(
     index_name, weight_files = pick_weights(files, subfolder, repo_id)
     prefix = _prefix(subfolder)
     present = set(files)
-    beside = [f for f in files if f.startswith(prefix) and "/" not in f[len(prefix):]]
+    beside = [f for f in files if f.startswith(prefix) and "/" not in f[len(prefix) :]]
     pickles = tuple(sorted(f for f in beside if is_pickle_name(f))) if complete else None
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
@@ -427,13 +475,22 @@ def _read_checkpoint(
 
     ours = sum(h.parameters for h in headers)
     if hub.stated_parameters is not None and hub.stated_parameters != ours:
-        notes.append(f"the Hub states {hub.stated_parameters:,} parameters for this repo; "
-                     f"the headers hold {ours:,}")
+        notes.append(
+            f"the Hub states {hub.stated_parameters:,} parameters for this repo; "
+            f"the headers hold {ours:,}"
+        )
     return assemble(
-        source, headers, weight_map=weight_map,
-        shard_names=shard_names if weight_map is not None else None, index_path=index_name,
-        index_metadata=index_meta, config=config, adapter_config=adapter_config, warnings=notes,
-        hub=hub, pickle_files=pickles,
+        source,
+        headers,
+        weight_map=weight_map,
+        shard_names=shard_names if weight_map is not None else None,
+        index_path=index_name,
+        index_metadata=index_meta,
+        config=config,
+        adapter_config=adapter_config,
+        warnings=notes,
+        hub=hub,
+        pickle_files=pickles,
     )
 
 
@@ -489,7 +546,9 @@ def _open_online(
     from huggingface_hub import HfApi, constants
 
     info = HfApi(token=token).model_info(
-        repo_id, revision=rev, expand=_INFO_FIELDS,  # type: ignore[arg-type]
+        repo_id,
+        revision=rev,
+        expand=_INFO_FIELDS,  # type: ignore[arg-type]
         timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
     )
     if not info.sha:
@@ -500,13 +559,19 @@ def _open_online(
     # The Hub counts the weights at the top of the repo; a subfolder holds another checkpoint.
     stated = None if _prefix(subfolder) else getattr(info.safetensors, "total", None)
     hub = HubInfo(
-        repo_id=repo_id, revision=info.sha, requested_revision=rev, subfolder=subfolder,
-        license=lic if isinstance(lic, str) else None, gated=info.gated or False,
-        private=bool(info.private), stated_parameters=stated if type(stated) is int else None,
+        repo_id=repo_id,
+        revision=info.sha,
+        requested_revision=rev,
+        subfolder=subfolder,
+        license=lic if isinstance(lic, str) else None,
+        gated=info.gated or False,
+        private=bool(info.private),
+        stated_parameters=stated if type(stated) is int else None,
     )
     src = _HubFiles(repo_id, info.sha, rev, token)
-    return _read_checkpoint(src, repo_id, files, subfolder, _display(repo_id, rev), hub, [],
-                            quiet, MAX_WORKERS)
+    return _read_checkpoint(
+        src, repo_id, files, subfolder, _display(repo_id, rev), hub, [], quiet, MAX_WORKERS
+    )
 
 
 def _open_cached(repo_id: str, rev: str | None, subfolder: str, quiet: bool) -> Checkpoint:
@@ -518,11 +583,14 @@ def _open_cached(repo_id: str, rev: str | None, subfolder: str, quiet: bool) -> 
     offline = "HF_HUB_OFFLINE is set and"
     fix = f"`hf download {repo_id}{f' --revision {rev}' if rev else ''}` fetches the repo"
     try:  # only where the snapshot is: which files it needs is decided below
-        folder = Path(snapshot_download(repo_id, revision=rev, local_files_only=True,
-                                        allow_patterns=[]))
+        folder = Path(
+            snapshot_download(repo_id, revision=rev, local_files_only=True, allow_patterns=[])
+        )
     except (hf.LocalEntryNotFoundError, OSError, ValueError):
-        raise HubError(what, f"{offline} revision {rev or 'main'!r} of this repo is not in the "
-                             f"local cache ({fix})") from None
+        raise HubError(
+            what,
+            f"{offline} revision {rev or 'main'!r} of this repo is not in the local cache ({fix})",
+        ) from None
     try:  # the repo's full listing, which snapshot_download and `hf download` cache
         files = [f.path for f in get_cached_repo_tree(repo_id, revision=folder.name)]
         listed = True
@@ -534,8 +602,9 @@ def _open_cached(repo_id: str, rev: str | None, subfolder: str, quiet: bool) -> 
     except HubError:
         if listed:
             raise
-        raise HubError(what, f"{offline} the local cache holds no safetensors weights of this "
-                             f"repo ({fix})") from None
+        raise HubError(
+            what, f"{offline} the local cache holds no safetensors weights of this repo ({fix})"
+        ) from None
     needed = [index_name] if index_name else list(weight_files)
     if index_name and (folder / index_name).is_file():
         weight_map, _ = parse_index(_CachedFiles(folder).json(index_name), index_name)
@@ -544,15 +613,23 @@ def _open_cached(repo_id: str, rev: str | None, subfolder: str, quiet: bool) -> 
     missing = [n for n in needed if not (folder / n).is_file()]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise HubError(what, f"{offline} the local cache lacks {len(missing)} of the files "
-                             f"needed: {', '.join(missing[:3])}{more} ({fix})")
+        raise HubError(
+            what,
+            f"{offline} the local cache lacks {len(missing)} of the files "
+            f"needed: {', '.join(missing[:3])}{more} ({fix})",
+        )
     notes = ["offline: answered from the local cache; licence and gating unknown"]
-    uncached = [n for n in (_prefix(subfolder) + s for s in _SIDECARS)
-                if n in files and not (folder / n).is_file()]
+    uncached = [
+        n
+        for n in (_prefix(subfolder) + s for s in _SIDECARS)
+        if n in files and not (folder / n).is_file()
+    ]
     if uncached:
         notes.append(f"offline: {', '.join(uncached)} not in the local cache, ignored")
     files = [f for f in files if f not in uncached]
-    hub = HubInfo(repo_id=repo_id, revision=folder.name, requested_revision=rev,
-                  subfolder=subfolder)
-    return _read_checkpoint(_CachedFiles(folder), repo_id, files, subfolder, what, hub, notes,
-                            quiet, 1, complete=listed)
+    hub = HubInfo(
+        repo_id=repo_id, revision=folder.name, requested_revision=rev, subfolder=subfolder
+    )
+    return _read_checkpoint(
+        _CachedFiles(folder), repo_id, files, subfolder, what, hub, notes, quiet, 1, complete=listed
+    )

@@ -28,14 +28,18 @@ def open_source(
         hub = [s for s in sources if is_hub_source(s)]
     if hub:
         if len(sources) != 1:
-            raise UsageError(" ".join(sources), "give one Hub repo, or local files, not both or several")
+            raise UsageError(
+                " ".join(sources), "give one Hub repo, or local files, not both or several"
+            )
         from paramtool.hub import open_hub, parse_hub_source
 
         parsed = parse_hub_source(hub[0])
         if parsed is None:
             raise UsageError(hub[0], "not a Hub repo id (expected org/name or org/name@revision)")
         if revision and parsed.revision and revision != parsed.revision:
-            raise UsageError(hub[0], f"two revisions given ({parsed.revision!r} and --revision {revision!r})")
+            raise UsageError(
+                hub[0], f"two revisions given ({parsed.revision!r} and --revision {revision!r})"
+            )
         return open_hub(parsed, revision=revision, token=token, subfolder=subfolder, quiet=quiet)
     if revision or subfolder:
         raise UsageError("--revision/--subfolder", "only apply to Hub repos, not local paths")

@@ -16,7 +16,9 @@ from paramtool.errors import ParamtoolError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (schema in the README).")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout (schema in the README).")
+]
 SourcesArg = Annotated[
     list[str],
     typer.Argument(
@@ -30,7 +32,9 @@ RevisionOpt = Annotated[
 ]
 TokenOpt = Annotated[
     str | None,
-    typer.Option("--token", help="Hub token (default: HF_TOKEN or the stored login).", show_default=False),
+    typer.Option(
+        "--token", help="Hub token (default: HF_TOKEN or the stored login).", show_default=False
+    ),
 ]
 SubfolderOpt = Annotated[
     str | None, typer.Option("--subfolder", help="Hub repo subfolder holding the weights.")
@@ -76,7 +80,10 @@ def handle_errors(fn: F) -> F:
         except Exception as e:  # a bug, but still one line and exit 2
             if os.environ.get("PARAMTOOL_DEBUG"):
                 raise
-            raise die(f"internal error: {e.__class__.__name__}: {e} (PARAMTOOL_DEBUG=1 shows the traceback)") from None
+            raise die(
+                f"internal error: {e.__class__.__name__}: {e} "
+                "(PARAMTOOL_DEBUG=1 shows the traceback)"
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 
