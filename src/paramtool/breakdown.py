@@ -1,29 +1,47 @@
 """Tallies of a checkpoint: by dtype, by anatomy category, by layer.
 
 Everything here is derived from the headers alone; JSON and tables are both
-rendered from the :class:`Breakdown` this module builds.
+rendered from the :class:`Breakdown` this module builds. Parameters are logical
+(a packed quantized weight counts the weights it holds, a scale or zero point
+none: :mod:`paramtool.quantization`); bytes and elements are what is stored, so
+the categories add up to the logical total and to the stored bytes alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from paramtool import adapters, dtypes, moe, quantization
+from paramtool.adapters import Adapter, BaseInfo
 from paramtool.anatomy import CATEGORIES, Role, classify
 from paramtool.checkpoint import Checkpoint
+from paramtool.moe import MoE
+from paramtool.quantization import Quantization, Unpacked
 
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Parameters, bytes and tensor count of some group of tensors."""
+    """Parameters, bytes and tensor count of some group of tensors.
+
+    ``parameters`` are logical: what the unquantized model has (a GPTQ ``qweight`` of
+    [512, 4096] int32 holds 4096 x 4096; a scale holds none). ``elements`` are what
+    the headers store; the two differ only in quantized checkpoints.
+    """
 
     parameters: int = 0
     bytes: int = 0
     tensors: int = 0
+    elements: int = 0
 
     def __add__(self, other: Tally) -> Tally:
-        return Tally(self.parameters + other.parameters, self.bytes + other.bytes, self.tensors + other.tensors)
+        return Tally(
+            self.parameters + other.parameters,
+            self.bytes + other.bytes,
+            self.tensors + other.tensors,
+            self.elements + other.elements,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +93,7 @@ class ModelConfig:
 
 @dataclass(frozen=True, slots=True)
 class Breakdown:
-    """The anatomy of a checkpoint; ``roles`` is aligned with ``checkpoint.tensors``."""
+    """The anatomy of a checkpoint; ``roles`` and ``parameters`` align with its tensors."""
 
     checkpoint: Checkpoint
     roles: tuple[Role, ...]
@@ -86,10 +104,45 @@ class Breakdown:
     config: ModelConfig | None
     tied_embeddings: bool | None
     tied_source: str  # "config.json", "no output head tensor", or ""
+    parameters: tuple[int, ...] = ()  # logical parameters of each tensor
+    unpacked: Mapping[int, Unpacked] = field(default_factory=dict)  # tensor index -> quantized
+    quantization: Quantization | None = None
+    adapter: Adapter | None = None
+    moe: MoE | None = None
 
     @property
     def layer_count(self) -> int:
         return len(self.by_layer)
+
+    @property
+    def logical_parameters(self) -> int:
+        """What the unquantized model has: ``total.parameters``, the figure reported everywhere."""
+        return self.total.parameters
+
+    @property
+    def stored_elements(self) -> int:
+        """Elements the headers store (what the Hub's parameter count adds up)."""
+        return self.total.elements
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.total.bytes
+
+    @property
+    def index_parameters(self) -> int | None:
+        """``metadata.total_parameters`` of the shard index, where it has one."""
+        stated = self.checkpoint.index_metadata.get("total_parameters")
+        return stated if type(stated) is int else None
+
+    @property
+    def index_agrees_with(self) -> str | None:
+        """``"logical"`` or ``"stored"``: which of our counts the index's figure equals."""
+        stated = self.index_parameters
+        if stated is None:
+            return None
+        if stated == self.logical_parameters:
+            return "logical"
+        return "stored" if stated == self.stored_elements else None
 
     def share(self, category: str) -> float:
         """Fraction of all parameters in ``category`` (0.0 for an empty checkpoint)."""
@@ -97,30 +150,74 @@ class Breakdown:
         return self.by_category[category].parameters / total if total else 0.0
 
 
-def build(checkpoint: Checkpoint) -> Breakdown:
-    """Classify every tensor and add them up."""
+def base_info(b: Breakdown) -> BaseInfo:
+    """What an adapter needs of its base: size, dtype and the shapes of its plain weights."""
+    dense: dict[str, int] = {}
+    for name, t in b.by_dtype.items():
+        if name in dtypes.SAFETENSORS and dtypes.SAFETENSORS[name].is_float:
+            dense[name] = t.parameters
+    dtype = max(dense, key=lambda d: dense[d]) if dense else None
+    shapes = {
+        t.name: t.shape
+        for t, n in zip(b.checkpoint.tensors, b.parameters, strict=True)
+        if t.name.endswith(".weight") and len(t.shape) == 2 and n == t.parameters
+    }
+    return BaseInfo(
+        source=b.checkpoint.source,
+        parameters=b.logical_parameters,
+        bytes=b.stored_bytes,
+        dtype=dtype,
+        quantized=b.quantization is not None,
+        weight_shapes=shapes,
+    )
+
+
+def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
+    """Classify every tensor, unpack quantized ones, and add them up.
+
+    ``base``: the model a PEFT adapter applies to, for its share and the merged size.
+    """
     tensors = checkpoint.tensors
     roles = tuple(classify(t.name) for t in tensors)
-    # Plain [parameters, bytes, tensors] accumulators; frozen Tallies are made once at the end.
-    total = [0, 0, 0]
+    elements = [t.parameters for t in tensors]
+    gguf = checkpoint.gguf  # GGUF: general.file_type names the mix (Q4_K_M)
+    file_type = gguf.get("file_type") if gguf is not None else None
+    analysis = quantization.analyze(
+        tensors,
+        roles,
+        checkpoint.config,
+        elements,
+        file_type if isinstance(file_type, str) else None,
+    )
+    logical = analysis.parameters
+    # Plain [parameters, bytes, tensors, elements] accumulators; Tallies are made once at the end.
+    total = [0, 0, 0, 0]
     by_dtype: dict[str, list[int]] = {}
-    by_category: dict[str, list[int]] = {c: [0, 0, 0] for c in CATEGORIES}
+    by_category: dict[str, list[int]] = {c: [0, 0, 0, 0] for c in CATEGORIES}
     layers: dict[int, dict[str, list[int]]] = {}
-    for t, role in zip(tensors, roles, strict=True):
-        n, nbytes = t.parameters, t.end - t.start
-        buckets = [total, by_category[role.category], by_dtype.setdefault(t.dtype, [0, 0, 0])]
+    for t, role, n, stored in zip(tensors, roles, logical, elements, strict=True):
+        nbytes = t.end - t.start
+        buckets = [total, by_category[role.category], by_dtype.setdefault(t.dtype, [0, 0, 0, 0])]
         if role.layer is not None:
-            buckets.append(layers.setdefault(role.layer, {}).setdefault(role.category, [0, 0, 0]))
+            cats = layers.setdefault(role.layer, {})
+            buckets.append(cats.setdefault(role.category, [0, 0, 0, 0]))
         for acc in buckets:
             acc[0] += n
             acc[1] += nbytes
             acc[2] += 1
+            acc[3] += stored
     by_layer = tuple(
-        LayerTally(i, Tally(*map(sum, zip(*cats.values(), strict=True))), {c: Tally(*v) for c, v in cats.items()})
+        LayerTally(
+            i,
+            Tally(*map(sum, zip(*cats.values(), strict=True))),
+            {c: Tally(*v) for c, v in cats.items()},
+        )
         for i, cats in sorted(layers.items())
     )
     config = ModelConfig.from_json(checkpoint.config) if checkpoint.config else None
     tied, source = _tied(config, roles)
+    base_summary = base_info(build(base)) if base is not None else None
+    metadata = checkpoint.files[0].metadata if checkpoint.files else None
     return Breakdown(
         checkpoint=checkpoint,
         roles=roles,
@@ -131,6 +228,13 @@ def build(checkpoint: Checkpoint) -> Breakdown:
         config=config,
         tied_embeddings=tied,
         tied_source=source,
+        parameters=logical,
+        unpacked=analysis.unpacked,
+        quantization=analysis.quantization,
+        adapter=adapters.analyze(
+            tensors, roles, logical, checkpoint.adapter_config, base_summary, metadata
+        ),
+        moe=moe.analyze(tensors, roles, logical, checkpoint.config),
     )
 
 

@@ -233,7 +233,10 @@ def footprint_command(
         )
         for w in checkpoint.warnings:
             warn(w)
-        parameters = checkpoint.total_parameters
+        from paramtool.breakdown import build
+
+        # Logical parameters: a quantized checkpoint's packed weights unpacked, scales not counted.
+        parameters = build(checkpoint).logical_parameters
         if parameters < 1:
             raise UsageError(checkpoint.source, "the checkpoint holds no parameters")
         source, config = checkpoint.source, checkpoint.config
@@ -253,11 +256,6 @@ def footprint_command(
         hidden_size=_int("--hidden-size", hidden_size),
         intermediate_size=_int("--intermediate-size", intermediate_size),
     )
-    if config is not None and "quantization_config" in config:
-        warn(
-            "config.json has a quantization_config: the parameter count is of stored "
-            "(possibly packed) elements"
-        )
     fp = fpm.estimate(
         parameters,
         source=source,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,12 +16,16 @@ from paramtool.cli.common import (
     SourcesArg,
     SubfolderOpt,
     TokenOpt,
+    clean,
     handle_errors,
     print_json,
     stdout_console,
     warn,
 )
 from paramtool.errors import UsageError
+
+if TYPE_CHECKING:
+    from paramtool.checkpoint import Checkpoint
 
 
 def compile_filter(pattern: str | None) -> re.Pattern[str] | None:
@@ -39,30 +44,56 @@ def inspect_command(
     tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor.")] = False,
     filter_: Annotated[
         str | None,
-        typer.Option("--filter", metavar="REGEX", help="Only tensors whose name matches (implies --tensors)."),
+        typer.Option(
+            "--filter", metavar="REGEX", help="Only tensors whose name matches (implies --tensors)."
+        ),
     ] = None,
-    layers: Annotated[bool, typer.Option("--layers", help="Show per-layer totals as a bar chart.")] = False,
-    binary: Annotated[bool, typer.Option("--gib", help="Binary units (GiB) instead of decimal GB.")] = False,
+    layers: Annotated[
+        bool, typer.Option("--layers", help="Show per-layer totals as a bar chart.")
+    ] = False,
+    binary: Annotated[
+        bool, typer.Option("--gib", help="Binary units (GiB) instead of decimal GB.")
+    ] = False,
     export: Annotated[
         Path | None,
-        typer.Option("--export", metavar="FILE", help="Also save the report as .svg, .html or .txt."),
+        typer.Option(
+            "--export", metavar="FILE", help="Also save the report as .svg, .html or .txt."
+        ),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            metavar="SOURCE",
+            help="For a PEFT adapter: the base model (a path or Hub repo), for the adapter's "
+            "share of it and the merged model's size.",
+        ),
     ] = None,
     json_: JsonOpt = False,
     revision: RevisionOpt = None,
     token: TokenOpt = None,
     subfolder: SubfolderOpt = None,
 ) -> None:
-    """Parameter count, dtype mix and anatomy of a checkpoint, reading only its headers."""
+    """Parameter count, dtype mix and anatomy of a checkpoint, reading only its headers.
+
+    Quantized checkpoints report logical parameters, adapters their rank and size,
+    mixtures of experts their active parameters per token.
+    """
     from paramtool.breakdown import build
     from paramtool.sources import open_source
 
     pattern = compile_filter(filter_)
     if export is not None and export.suffix.lower() not in (".svg", ".html", ".htm", ".txt"):
         raise UsageError(f"--export {export}", "the file name must end in .svg, .html or .txt")
-    checkpoint = open_source(sources, revision=revision, token=token, subfolder=subfolder, quiet=json_)
-    b = build(checkpoint)
+    checkpoint = open_source(
+        sources, revision=revision, token=token, subfolder=subfolder, quiet=json_
+    )
+    base_checkpoint = _open_base(checkpoint, base, token, json_)
+    b = build(checkpoint, base=base_checkpoint)
     for w in checkpoint.warnings:
         warn(w)
+    for w in base_checkpoint.warnings if base_checkpoint is not None else ():
+        warn(f"base model: {w}")
     if json_:
         from paramtool.render.inspect_json import to_json
 
@@ -71,9 +102,52 @@ def inspect_command(
     from paramtool.render.inspect_tables import print_report
 
     console = stdout_console(record=export is not None)
-    print_report(console, b, tensors=tensors or pattern is not None, pattern=pattern, layers=layers, binary=binary)
+    print_report(
+        console,
+        b,
+        tensors=tensors or pattern is not None,
+        pattern=pattern,
+        layers=layers,
+        binary=binary,
+    )
     if export is not None:
         save_export(console, export)
+
+
+def _open_base(
+    checkpoint: Checkpoint, base: str | None, token: str | None, quiet: bool
+) -> Checkpoint | None:
+    """The adapter's base: ``--base``, else (for a Hub adapter) its ``base_model_name_or_path``.
+
+    A base named by the Hub adapter that cannot be read (gated, offline, gone) is a note on
+    stderr, not an error: the adapter is still described, without the share and merged size.
+    """
+    from paramtool.adapters import base_reference
+    from paramtool.anatomy import classify
+    from paramtool.sources import open_source
+
+    ref = base_reference(checkpoint.adapter_config)
+    if base is None and (checkpoint.hub is None or ref is None):
+        return None
+    is_adapter = any(classify(t.name).category == "adapter" for t in checkpoint.tensors)
+    if base is not None:
+        if not is_adapter:
+            raise UsageError(f"--base {base}", "the checkpoint is not a PEFT adapter")
+        return open_source([base], token=token, quiet=quiet)
+    if not is_adapter or ref is None:
+        return None
+    from paramtool.errors import ParamtoolError
+    from paramtool.hub import is_hub_source
+
+    if not is_hub_source(ref):
+        return None
+    try:
+        return open_source([ref], token=token, quiet=True)
+    except ParamtoolError as e:
+        sys.stderr.write(
+            f"paramtool: note: {clean(f'base model {ref} not read ({e}); give --base SOURCE')}\n"
+        )
+        return None
 
 
 def save_export(console: object, path: Path) -> None:

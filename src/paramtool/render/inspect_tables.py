@@ -41,15 +41,25 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
         h = ck.hub
         t.add_row("Revision", plain(h.revision))
         t.add_row("License", plain(h.license or "unknown"))
-        t.add_row("Gated", plain({False: "no", True: "yes"}.get(h.gated, h.gated)))  # type: ignore[call-overload]
-    t.add_row("Parameters", _count(b.total.parameters))
+        gated = ("yes" if h.gated else "no") if isinstance(h.gated, bool) else h.gated
+        t.add_row("Gated", plain(gated))
+    quantized = b.stored_elements != b.logical_parameters
+    t.add_row("Parameters", _count(b.logical_parameters) + (" logical" if quantized else ""))
+    if quantized:
+        t.add_row(
+            "Stored elements", _count(b.stored_elements) + ", as stored: packed, scales included"
+        )
     if ck.hub is not None and ck.hub.stated_parameters is not None:
-        stated = ck.hub.stated_parameters
-        verdict = "agrees" if stated == b.total.parameters else "DISAGREES"
+        stated = ck.hub.stated_parameters  # the Hub adds up stored elements
+        verdict = "agrees" if stated == b.stored_elements else "DISAGREES"
+        if quantized and stated == b.stored_elements:
+            verdict = "agrees: it counts stored elements"
         t.add_row("Hub states", f"{stated:,} ({verdict})")
-    indexed = ck.index_metadata.get("total_parameters")
-    if type(indexed) is int:
-        verdict = "agrees" if indexed == b.total.parameters else "DISAGREES"
+    indexed = b.index_parameters
+    if indexed is not None:
+        verdict = {"logical": "agrees", "stored": "agrees with the stored elements"}.get(
+            b.index_agrees_with or "", "DISAGREES"
+        )
         t.add_row("Index states", f"{indexed:,} ({verdict})")
     t.add_row("Tensor bytes", _bytes(b.total.bytes, binary))
     total = b.total.parameters or 1
@@ -62,21 +72,31 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
     if cfg is not None:
         arch = cfg.architecture or cfg.model_type or "unknown"
         t.add_row("Architecture", plain(arch))
-        shape = [f"{cfg.layers} layers" if cfg.layers else "", f"hidden {cfg.hidden_size}" if cfg.hidden_size else "",
-                 f"{cfg.heads} heads" if cfg.heads else "", f"{cfg.kv_heads} KV heads" if cfg.kv_heads else ""]
+        shape = [
+            f"{cfg.layers} layers" if cfg.layers else "",
+            f"hidden {cfg.hidden_size}" if cfg.hidden_size else "",
+            f"{cfg.heads} heads" if cfg.heads else "",
+            f"{cfg.kv_heads} KV heads" if cfg.kv_heads else "",
+        ]
         if any(shape):
             t.add_row("Config", ", ".join(s for s in shape if s))
     if b.tied_embeddings is not None:
-        t.add_row("Embeddings", ("tied" if b.tied_embeddings else "not tied") + f" ({b.tied_source})")
+        t.add_row(
+            "Embeddings", ("tied" if b.tied_embeddings else "not tied") + f" ({b.tied_source})"
+        )
     return t
 
 
 def anatomy_table(b: Breakdown, binary: bool = False) -> Table:
+    """Parameters (logical) by category; quantized checkpoints also show stored elements."""
+    stored = b.quantization is not None
     t = Table(title="Anatomy", title_justify="left")
     t.add_column("category", no_wrap=True, min_width=12)
     t.add_column("parameters", justify="right", no_wrap=True)
     t.add_column("share", justify="right")
     t.add_column("", no_wrap=True, width=16)
+    if stored:
+        t.add_column("stored elements", justify="right", no_wrap=True)
     t.add_column("bytes", justify="right")
     t.add_column("tensors", justify="right")
     for c in CATEGORIES:
@@ -84,10 +104,172 @@ def anatomy_table(b: Breakdown, binary: bool = False) -> Table:
         if v.tensors == 0 and c not in ("other",):
             continue
         share = b.share(c)
-        t.add_row(c, f"{v.parameters:,}", f"{share:.1%}", bar(share, 16), human_bytes(v.bytes, binary), f"{v.tensors:,}")
+        extra = [f"{v.elements:,}"] if stored else []
+        t.add_row(
+            c,
+            f"{v.parameters:,}",
+            f"{share:.1%}",
+            bar(share, 16),
+            *extra,
+            human_bytes(v.bytes, binary),
+            f"{v.tensors:,}",
+        )
     t.add_section()
-    t.add_row("total", f"{b.total.parameters:,}", "100.0%", "", human_bytes(b.total.bytes, binary),
-              f"{b.total.tensors:,}", style="bold")
+    extra = [f"{b.total.elements:,}"] if stored else []
+    t.add_row(
+        "total",
+        f"{b.total.parameters:,}",
+        "100.0%",
+        "",
+        *extra,
+        human_bytes(b.total.bytes, binary),
+        f"{b.total.tensors:,}",
+        style="bold",
+    )
+    return t
+
+
+def _kv(title: str) -> Table:
+    t = Table(title=title, show_header=False, title_justify="left", box=None, padding=(0, 2))
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column()
+    return t
+
+
+def quantization_table(b: Breakdown, binary: bool = False) -> Table | None:
+    """Scheme, bits, logical vs stored, effective bits per parameter, metadata overhead."""
+    q = b.quantization
+    if q is None:
+        return None
+    t = _kv("Quantization")
+    scheme = q.scheme + (f" ({q.format})" if q.format and q.format != q.scheme else "")
+    t.add_row("Scheme", plain(f"{scheme}, from {q.detected_from}"))
+    shape = [
+        f"{q.bits}-bit" if q.bits else "",
+        f"group size {q.group_size}" if q.group_size else "",
+        "blocks " + "x".join(map(str, q.block_size)) if q.block_size else "",
+    ]
+    if any(shape):
+        t.add_row("Bits", ", ".join(x for x in shape if x))
+    t.add_row("Logical parameters", _count(q.logical_parameters))
+    t.add_row("Stored", f"{q.stored_elements:,} elements in {_bytes(q.stored_bytes, binary)}")
+    t.add_row(
+        "Bits per parameter",
+        f"{q.bits_per_parameter:.3f} effective (stored bytes x 8 / logical parameters)",
+    )
+    qbits = q.quantized_bits_per_parameter
+    if q.quantized_tensors:
+        detail = f" at {qbits:.3f} bits with their metadata" if qbits is not None else ""
+        t.add_row(
+            "Quantized weights",
+            f"{q.quantized_tensors:,} tensors, {_count(q.quantized_parameters)} parameters{detail}",
+        )
+    if len(q.by_scheme) > 1:
+        t.add_row("Stored as", ", ".join(f"{k} {v.parameters:,}" for k, v in q.by_scheme.items()))
+    t.add_row(
+        "Overhead",
+        f"{_bytes(q.overhead_bytes, binary)}, {q.overhead_share:.2%} of the "
+        f"stored bytes, in {q.overhead_tensors:,} tensors (scales, zero points, indices)",
+    )
+    for note in q.notes:
+        t.add_row("Note", plain(note))
+    return t
+
+
+def adapter_table(b: Breakdown, binary: bool = False) -> Table | None:
+    """Method, ranks, alpha, targets, size; share of the base and the merged size when known."""
+    a = b.adapter
+    if a is None:
+        return None
+    t = _kv("Adapter")
+    method = (
+        a.method
+        + (f" (peft_type {a.peft_type})" if a.peft_type and a.peft_type != a.method else "")
+        + (", rsLoRA" if a.use_rslora else "")
+    )
+    t.add_row("Method", plain(method))
+    if a.ranks:
+        if len(a.ranks) == 1:
+            t.add_row("Rank", str(a.rank))
+        else:
+            t.add_row("Ranks", ", ".join(f"{r} ({n:,} modules)" for r, n in a.ranks.items()))
+    elif a.rank is not None:
+        t.add_row("Rank", str(a.rank))
+    if a.alpha is not None:
+        t.add_row("Alpha", f"{a.alpha:g}")
+    if a.targets:
+        parts = []
+        for x in a.targets:
+            r = "/".join(map(str, x.ranks))
+            parts.append(f"{x.name} x{x.modules:,}" + (f" (r {r})" if len(a.ranks) > 1 else ""))
+        t.add_row("Targets", plain(", ".join(parts)))
+    if a.modules_to_save:
+        t.add_row("Modules to save", plain(", ".join(a.modules_to_save)))
+    t.add_row("Parameters", _count(a.parameters))
+    t.add_row("Bytes", _bytes(a.bytes, binary) + (f" {a.dtype}" if a.dtype else ""))
+    base = a.base
+    if base is None:
+        hint = f"{a.base_model}, not read" if a.base_model else "unknown"
+        t.add_row("Base", plain(f"{hint} (give --base SOURCE for the share and the merged size)"))
+    else:
+        t.add_row("Base", plain(f"{base.source}: {base.parameters:,} parameters"))
+        share = a.share_of_base
+        if share is not None:
+            t.add_row("Share of base", f"{share:.4%}")
+        if a.merged_parameters is not None and a.merged_bytes is not None:
+            dtype = " at 16-bit" if base.quantized else (f" {base.dtype}" if base.dtype else "")
+            t.add_row(
+                "Merged model",
+                f"{_count(a.merged_parameters)} parameters, "
+                f"{_bytes(a.merged_bytes, binary)}{dtype}",
+            )
+    for note in a.notes:
+        t.add_row("Note", plain(note))
+    return t
+
+
+def moe_table(b: Breakdown, binary: bool = False) -> Table | None:
+    """Experts per layer (routed and shared), experts per token, total vs active parameters."""
+    m = b.moe
+    if m is None:
+        return None
+    t = _kv("Mixture of experts")
+    routed = f"{m.routed_experts} routed" if m.routed_experts else "routed (count unknown)"
+    shared = f" + {m.shared_experts} shared" if m.shared_experts else ""
+    t.add_row("Experts", f"{routed}{shared} per layer, {m.moe_layers} MoE layers ({m.layout})")
+    if m.experts_per_token is not None:
+        t.add_row(
+            "Per token",
+            f"{m.experts_per_token} routed experts"
+            + (f" + {m.shared_experts} shared" if m.shared_experts else ""),
+        )
+    t.add_row("Total parameters", _count(m.total_parameters))
+    if m.active_parameters is not None:
+        share = m.active_share or 0.0
+        exact = "" if m.active_exact else ", rounded"
+        if m.input_embedding_parameters and b.tied_embeddings is not True:
+            lookup = m.active_parameters - m.input_embedding_parameters
+            exact += f"; {human_count(lookup)} without the input embedding lookup"
+        t.add_row(
+            "Active per token", f"{_count(m.active_parameters)}, {share:.1%} of the total{exact}"
+        )
+    t.add_row("Routed experts", _count(m.routed_parameters))
+    if m.shared_parameters:
+        t.add_row("Shared experts", _count(m.shared_parameters))
+    t.add_row("Router", _count(m.router_parameters))
+    if m.mtp_layers:
+        layers = ", ".join(map(str, m.mtp_layers))
+        active = (
+            ""
+            if m.mtp_active_parameters is None
+            else (f", {_count(m.mtp_active_parameters)} active")
+        )
+        t.add_row(
+            "MTP module",
+            f"layer {layers}: {_count(m.mtp_parameters)} parameters{active} (included above)",
+        )
+    for note in m.notes:
+        t.add_row("Note", plain(note))
     return t
 
 
@@ -98,7 +280,9 @@ def memory_table(b: Breakdown, binary: bool = False) -> Table:
     t.add_column("bytes", justify="right")
     t.add_column("size", justify="right")
     for row in memory_rows(b.total.parameters):
-        t.add_row(row["dtype"], f"{row['bits']:g}", f"{row['bytes']:,}", human_bytes(row["bytes"], binary))
+        t.add_row(
+            row["dtype"], f"{row['bits']:g}", f"{row['bytes']:,}", human_bytes(row["bytes"], binary)
+        )
     return t
 
 
@@ -106,20 +290,46 @@ def tensors_table(b: Breakdown, pattern: re.Pattern[str] | None, binary: bool = 
     rows = tensor_rows(b, pattern)
     t = Table(title=f"Tensors ({len(rows):,} shown)", title_justify="left")
     t.add_column("name", overflow="fold")
-    for name, just in ( ("dtype", "left"), ("shape", "left"), ("parameters", "right"),
-                       ("bytes", "right"), ("category", "left"), ("layer", "right")):
+    for name, just in (
+        ("dtype", "left"),
+        ("shape", "left"),
+        ("parameters", "right"),
+        ("bytes", "right"),
+        ("category", "left"),
+        ("layer", "right"),
+    ):
         t.add_column(name, justify=just)  # type: ignore[arg-type]
     for r in rows:
-        t.add_row(plain(r["name"]), r["dtype"], "×".join(map(str, r["shape"])) or "scalar",
-                  f"{r['parameters']:,}", human_bytes(r["bytes"], binary), r["category"],
-                  "" if r["layer"] is None else str(r["layer"]))
+        t.add_row(
+            plain(r["name"]),
+            r["dtype"],
+            "×".join(map(str, r["shape"])) or "scalar",
+            f"{r['parameters']:,}",
+            human_bytes(r["bytes"], binary),
+            r["category"],
+            "" if r["layer"] is None else str(r["layer"]),
+        )
     return t
 
 
-SHORT = {"embedding": "emb", "attention": "attn", "feed_forward": "ffn", "norm": "norm",
-         "adapter": "adapter", "quantization": "quant", "other": "other"}
-COLOURS = {"embedding": "white", "attention": "blue", "feed_forward": "green", "norm": "yellow",
-           "adapter": "magenta", "quantization": "cyan", "other": "red"}
+SHORT = {
+    "embedding": "emb",
+    "attention": "attn",
+    "feed_forward": "ffn",
+    "norm": "norm",
+    "adapter": "adapter",
+    "quantization": "quant",
+    "other": "other",
+}
+COLOURS = {
+    "embedding": "white",
+    "attention": "blue",
+    "feed_forward": "green",
+    "norm": "yellow",
+    "adapter": "magenta",
+    "quantization": "cyan",
+    "other": "red",
+}
 
 
 def stacked_bar(parts: list[tuple[str, int]], scale: int, width: int) -> Text:
@@ -136,24 +346,43 @@ def stacked_bar(parts: list[tuple[str, int]], scale: int, width: int) -> Text:
 
 
 def layers_table(b: Breakdown, binary: bool = False, width: int = 30) -> Table:
-    t = Table(title="Parameters per layer", title_justify="left",
-              caption="  ".join(f"[{COLOURS[c]}]█[/] {SHORT[c]}" for c in CATEGORIES), caption_justify="left")
+    t = Table(
+        title="Parameters per layer",
+        title_justify="left",
+        caption="  ".join(f"[{COLOURS[c]}]█[/] {SHORT[c]}" for c in CATEGORIES),
+        caption_justify="left",
+    )
     t.add_column("layer", justify="right")
     t.add_column("params", justify="right", no_wrap=True)
     t.add_column("", no_wrap=True, min_width=width)
     t.add_column("mix", no_wrap=True)
     peak = max((lt.total.parameters for lt in b.by_layer), default=0) or 1
     for lt in b.by_layer:
-        parts = sorted(((c, v.parameters) for c, v in lt.by_category.items() if v.parameters),
-                       key=lambda kv: CATEGORIES.index(kv[0]))
+        parts = sorted(
+            ((c, v.parameters) for c, v in lt.by_category.items() if v.parameters),
+            key=lambda kv: CATEGORIES.index(kv[0]),
+        )
         mix = " ".join(f"{SHORT[c]} {n / (lt.total.parameters or 1):.0%}" for c, n in parts)
-        t.add_row(str(lt.layer), human_count(lt.total.parameters), stacked_bar(parts, peak, width), mix)
+        t.add_row(
+            str(lt.layer), human_count(lt.total.parameters), stacked_bar(parts, peak, width), mix
+        )
     return t
 
 
-def report(b: Breakdown, *, tensors: bool = False, pattern: re.Pattern[str] | None = None,
-           layers: bool = False, binary: bool = False) -> Group:
-    parts: list[Any] = [summary_table(b, binary), anatomy_table(b, binary), memory_table(b, binary)]
+def report(
+    b: Breakdown,
+    *,
+    tensors: bool = False,
+    pattern: re.Pattern[str] | None = None,
+    layers: bool = False,
+    binary: bool = False,
+) -> Group:
+    parts: list[Any] = [summary_table(b, binary), anatomy_table(b, binary)]
+    for section in (quantization_table, adapter_table, moe_table):
+        table = section(b, binary)
+        if table is not None:
+            parts.append(table)
+    parts.append(memory_table(b, binary))
     if layers:
         parts.append(layers_table(b, binary))
     if tensors:
