@@ -344,5 +344,5 @@ def test_version_and_json_stay_light() -> None:
         timeout=60,
     )
     mods = {line.rsplit("|", 1)[-1].strip() for line in t.stderr.splitlines() if "|" in line}
-    assert "paramtool.cli.footprint_cmd" in mods
+    assert "paramtool.cli" in mods  # --version builds no command at all
     assert not {m for m in mods if m.split(".")[0] in ("rich", "numpy", "huggingface_hub")}

@@ -248,3 +248,17 @@ def test_core_never_imports_typer_or_rich():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+def test_main_builds_only_the_command_it_runs():
+    code = (
+        "import sys\n"
+        "sys.argv = ['paramtool', 'inspect', sys.argv[1], '--json']\n"
+        "from paramtool.cli import main\n"
+        "try:\n    main()\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.endswith('_cmd')), file=sys.stderr)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True)
+    assert p.stderr.strip() == "['paramtool.cli.inspect_cmd']", p.stderr
+    assert json.loads(p.stdout)["total_parameters"] == 1_217_664

@@ -1,18 +1,58 @@
 """Command-line interface: a thin Typer layer over the pure core.
 
-Each command lives in its own module and registers itself on ``app``.
+Each command lives in its own module and registers itself on the Typer app of
+``root.py`` when imported. :func:`main` imports only the module of the command
+being run, so ``paramtool inspect`` never pays for building the other commands;
+``paramtool.cli.app`` (for tests and tools) is the app with every command.
 """
 
 from __future__ import annotations
 
-from paramtool.cli import check_cmd, footprint_cmd, inspect_cmd  # noqa: F401  (registers commands)
-from paramtool.cli import diff_cmd, hash_cmd, stats_cmd  # noqa: F401  (registers commands)
-from paramtool.cli.app import app
+import sys
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import typer
+
+# command name -> the module that registers it, in the order `--help` lists them
+COMMANDS = {
+    "inspect": "inspect_cmd",
+    "footprint": "footprint_cmd",
+    "check": "check_cmd",
+    "stats": "stats_cmd",
+    "hash": "hash_cmd",
+    "verify": "hash_cmd",
+    "diff": "diff_cmd",
+}
+
+
+def load(names: list[str] | None = None) -> typer.Typer:
+    """The app with the given commands registered (all of them by default)."""
+    for name in COMMANDS if names is None else names:
+        import_module(f"paramtool.cli.{COMMANDS[name]}")
+    from paramtool.cli.root import app
+
+    return app
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":
+        return load()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="paramtool")
+    args = sys.argv[1:]
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first in COMMANDS:
+        names: list[str] | None = [first]
+    elif args == ["--version"]:
+        names = []
+    else:
+        names = None  # --help, no command, a typo: Typer lists (or suggests) every command
+    load(names)(prog_name="paramtool")
 
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "load", "main"]

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from paramtool.cli.app import app
+from paramtool.cli.root import app
 from paramtool.cli.common import (
     JsonOpt,
     RevisionOpt,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from paramtool.cli.app import app
+from paramtool.cli.root import app
 from paramtool.cli.common import (
     JsonOpt,
     TokenOpt,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paramtool.cli.app import app
+from paramtool.cli.root import app
 from paramtool.cli.common import (
     JsonOpt,
     RevisionOpt,
@@ -205,8 +205,7 @@ def footprint_command(
     token: TokenOpt = None,
     subfolder: SubfolderOpt = None,
 ) -> None:
-    """Memory to hold a model: weights at every precision, KV cache, serving total,
-    training (full, LoRA, QLoRA with ZeRO), and how many of which GPU it takes.
+    """Memory to hold a model at every precision: KV cache, serving, training, GPUs needed.
 
     Give --params N, or a checkpoint for the exact count and its config.json.
     """

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paramtool.cli.app import app
+from paramtool.cli.root import app
 from paramtool.cli.common import (
     JsonOpt,
     RevisionOpt,
