@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from paramtool.cli.root import app
 from paramtool.cli.common import (
     JsonOpt,
     RevisionOpt,
@@ -24,6 +23,7 @@ from paramtool.cli.common import (
     stdout_console,
     warn,
 )
+from paramtool.cli.root import app
 from paramtool.errors import UsageError
 
 ListOpt = list[str] | None

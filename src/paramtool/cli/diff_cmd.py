@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from paramtool.cli.root import app
 from paramtool.cli.common import (
     JsonOpt,
     TokenOpt,
@@ -16,6 +15,7 @@ from paramtool.cli.common import (
     warn,
 )
 from paramtool.cli.inspect_cmd import compile_filter
+from paramtool.cli.root import app
 from paramtool.cli.stats_cmd import DownloadOpt, FilterOpt, TopOpt, check_top
 
 _SIDE = (

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paramtool.cli.root import app
 from paramtool.cli.common import (
     JsonOpt,
     RevisionOpt,
@@ -18,6 +17,7 @@ from paramtool.cli.common import (
     stdout_console,
     warn,
 )
+from paramtool.cli.root import app
 from paramtool.errors import UsageError
 
 if TYPE_CHECKING:

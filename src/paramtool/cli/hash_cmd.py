@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from paramtool.cli.root import app
 from paramtool.cli.common import (
     JsonOpt,
     RevisionOpt,
@@ -19,6 +18,7 @@ from paramtool.cli.common import (
     stdout_console,
     warn,
 )
+from paramtool.cli.root import app
 from paramtool.cli.stats_cmd import DownloadOpt
 from paramtool.errors import UsageError
 

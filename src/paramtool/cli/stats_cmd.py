@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from paramtool.cli.root import app
 from paramtool.cli.common import (
     JsonOpt,
     RevisionOpt,
@@ -19,6 +18,7 @@ from paramtool.cli.common import (
     warn,
 )
 from paramtool.cli.inspect_cmd import compile_filter
+from paramtool.cli.root import app
 from paramtool.errors import UsageError
 
 # Options shared by the commands that read tensor values (stats, hash, diff).
