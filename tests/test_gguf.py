@@ -24,13 +24,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from paramtool import dtypes, errors
-from paramtool.breakdown import build
+from paramtool.breakdown import bits_per_weight, build
 from paramtool.checkpoint import open_local
 from paramtool.cli import app
 from paramtool.gguf_reader import (
     FILE_TYPES,
     GGML_TYPES,
-    bits_per_weight,
     read_gguf,
     synthesize_config,
 )

@@ -215,7 +215,7 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
         for i, cats in sorted(layers.items())
     )
     config = ModelConfig.from_json(checkpoint.config) if checkpoint.config else None
-    tied, source = _tied(config, roles)
+    tied, source = _tied(config, roles, checkpoint.format)
     base_summary = base_info(build(base)) if base is not None else None
     metadata = checkpoint.files[0].metadata if checkpoint.files else None
     return Breakdown(
@@ -238,10 +238,41 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
     )
 
 
-def _tied(config: ModelConfig | None, roles: tuple[Role, ...]) -> tuple[bool | None, str]:
-    """Tied input/output embeddings, as config.json states it; else only a present head says no."""
+def _tied(
+    config: ModelConfig | None, roles: tuple[Role, ...], fmt: str = "safetensors"
+) -> tuple[bool | None, str]:
+    """Tied input/output embeddings, as config.json states it; else only a present head says no.
+
+    A GGUF file has no config.json: its tie is read from whether ``output.weight`` exists.
+    """
+    if fmt == "gguf":
+        head = any(r.component == "lm_head" for r in roles)
+        return not head, "output.weight present" if head else "no output.weight"
     if config is not None and config.tie_word_embeddings is not None:
         return config.tie_word_embeddings, "config.json"
     if any(r.component == "lm_head" for r in roles):
         return False, "output head tensor present"
     return None, ""
+
+
+@dataclass(frozen=True, slots=True)
+class BitsPerWeight:
+    """Effective bits per weight (bytes x 8 / parameters), scales and zero points included."""
+
+    overall: float | None
+    by_category: Mapping[str, float | None]
+    by_dtype: Mapping[str, float | None]
+
+
+def effective_bits(parameters: int, nbytes: int) -> float | None:
+    """Bytes x 8 / parameters, rounded to 4 decimals; None where there are no parameters."""
+    return round(nbytes * 8 / parameters, 4) if parameters else None
+
+
+def bits_per_weight(b: Breakdown) -> BitsPerWeight:
+    """Overall, per anatomy category and per dtype (telling for GGUF mixes and quantized files)."""
+    return BitsPerWeight(
+        overall=effective_bits(b.total.parameters, b.total.bytes),
+        by_category={c: effective_bits(t.parameters, t.bytes) for c, t in b.by_category.items()},
+        by_dtype={d: effective_bits(t.parameters, t.bytes) for d, t in b.by_dtype.items()},
+    )

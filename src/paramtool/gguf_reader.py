@@ -37,7 +37,7 @@ import os
 import re
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, TypeGuard
@@ -189,15 +189,6 @@ class GGUFFile:
         if _is_int(count) and count > 1 and _is_int(no):
             return no, count
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class BitsPerWeight:
-    """Effective bits per weight (bytes x 8 / elements), scales and zero points included."""
-
-    overall: float | None
-    by_category: Mapping[str, float | None] = field(default_factory=dict)
-    by_dtype: Mapping[str, float | None] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- byte source
@@ -875,22 +866,3 @@ def pick_in_folder(folder: Path) -> list[Path] | None:
 
 
 # --------------------------------------------------------------------------- bits per weight
-
-
-def effective_bits(parameters: int, nbytes: int) -> float | None:
-    """Bytes x 8 / elements, rounded to 4 decimals; None for no elements."""
-    return round(nbytes * 8 / parameters, 4) if parameters else None
-
-
-def bits_per_weight(tallies: Any) -> BitsPerWeight:
-    """Effective bits per weight of a :class:`paramtool.breakdown.Breakdown`: overall,
-    per anatomy category and per dtype (any checkpoint; most telling for GGUF mixes)."""
-
-    def bpw(t: Any) -> float | None:
-        return effective_bits(t.parameters, t.bytes)
-
-    return BitsPerWeight(
-        overall=bpw(tallies.total),
-        by_category={c: bpw(t) for c, t in tallies.by_category.items()},
-        by_dtype={d: bpw(t) for d, t in tallies.by_dtype.items()},
-    )

@@ -8,7 +8,7 @@ from typing import Any
 from paramtool import dtypes
 from paramtool.adapters import Adapter
 from paramtool.anatomy import CATEGORIES
-from paramtool.breakdown import Breakdown, Tally
+from paramtool.breakdown import Breakdown, Tally, bits_per_weight
 from paramtool.moe import MoE
 from paramtool.quantization import Quantization
 
@@ -128,6 +128,9 @@ def to_json(
             "vocab_size": cfg.vocab_size,
         },
         "tied_embeddings": b.tied_embeddings,
+        "bits_per_weight": _bits(b),
+        "format": ck.format,
+        "gguf": dict(ck.gguf) if ck.gguf is not None else None,
         "memory": memory_rows(total),
         "warnings": list(ck.warnings),
         "quantization": quantization_json(b.quantization, b),
@@ -153,6 +156,13 @@ def to_json(
     if tensors:
         doc["tensors"] = tensor_rows(b, pattern)
     return doc
+
+
+def _bits(b: Breakdown) -> dict[str, Any]:
+    """Effective bits per weight (bytes x 8 / parameters): overall, by category, by dtype."""
+    bpw = bits_per_weight(b)
+    return {"overall": bpw.overall, "by_category": dict(bpw.by_category),
+            "by_dtype": dict(bpw.by_dtype)}  # fmt: skip
 
 
 def quantization_json(q: Quantization | None, b: Breakdown) -> dict[str, Any] | None:

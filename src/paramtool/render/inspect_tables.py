@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from paramtool.anatomy import CATEGORIES
-from paramtool.breakdown import Breakdown
+from paramtool.breakdown import Breakdown, bits_per_weight
 from paramtool.render.bars import bar
 from paramtool.render.inspect_json import memory_rows, tensor_rows
 from paramtool.units import human_bytes, human_count
@@ -37,6 +37,20 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
     t.add_column(style="bold")
     t.add_column()
     t.add_row("Source", plain(ck.source))
+    if ck.gguf is not None:
+        g = ck.gguf
+        kind = {"mmproj": "vision projector (mmproj)", "adapter": "LoRA adapter"}.get(g.get("kind"))
+        parts = [
+            f"GGUF v{g.get('version')}",
+            f"file type {g.get('file_type')}" if g.get("file_type") else "",
+        ]
+        if g.get("split_count", 1) and g.get("split_count", 1) > 1:
+            parts.append(f"split in {g['split_count']} parts")
+        t.add_row("Format", plain(", ".join(p for p in parts if p)))
+        if kind:
+            t.add_row("Kind", kind)
+        if g.get("context_length"):
+            t.add_row("Context", f"{g['context_length']:,} tokens")
     if ck.hub is not None:
         h = ck.hub
         t.add_row("Revision", plain(h.revision))
@@ -62,6 +76,8 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
         )
         t.add_row("Index states", f"{indexed:,} ({verdict})")
     t.add_row("Tensor bytes", _bytes(b.total.bytes, binary))
+    if ck.gguf is not None or b.quantization is not None:
+        t.add_row("Bits/weight", f"{bits_per_weight(b).overall} effective (bytes × 8 / parameters)")
     total = b.total.parameters or 1
     mix = ", ".join(f"{d} {v.parameters / total:.1%}" for d, v in b.by_dtype.items()) or "-"
     t.add_row("Dtypes", mix)
