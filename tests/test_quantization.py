@@ -398,8 +398,13 @@ def test_index_total_parameters_is_cross_checked(tmp_path: Path) -> None:
     doc = inspect_json(str(tmp_path))
     q = doc["quantization"]
     assert q["index_total_parameters"] == LLAMA31_8B and q["index_agrees_with"] == "logical"
+    assert not any("total_parameters" in w for w in doc["warnings"])  # the logical count agrees
     r = runner.invoke(app, ["inspect", str(tmp_path)])
-    assert f"{LLAMA31_8B:,} (agrees)" in r.stdout
+    assert f"{LLAMA31_8B:,} (agrees)" in r.stdout and "warning" not in r.stderr
+    obj["metadata"]["total_parameters"] = LLAMA31_8B + 1
+    index.write_text(json.dumps(obj))
+    doc = inspect_json(str(tmp_path))
+    assert any(f"total_parameters says {LLAMA31_8B + 1:,}" in w for w in doc["warnings"])
 
 
 def test_tables_show_the_quantization(written: Callable[..., Path]) -> None:

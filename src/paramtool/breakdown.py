@@ -144,6 +144,19 @@ class Breakdown:
             return "logical"
         return "stored" if stated == self.stored_elements else None
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The checkpoint's warnings, and an index whose parameter count matches neither ours."""
+        notes = self.checkpoint.warnings
+        stated = self.index_parameters
+        if stated is not None and self.index_agrees_with is None:
+            where = self.checkpoint.index_path or self.checkpoint.source
+            notes += (
+                f"{where}: metadata.total_parameters says {stated:,}, the shards hold "
+                f"{self.logical_parameters:,} parameters ({self.stored_elements:,} stored elements)",
+            )
+        return notes
+
     def share(self, category: str) -> float:
         """Fraction of all parameters in ``category`` (0.0 for an empty checkpoint)."""
         total = self.total.parameters

@@ -170,13 +170,6 @@ def assemble(
                 f"{where}: metadata.total_size says {total} bytes, "
                 f"the shards hold {actual:,} bytes of tensors"
             )
-        stated = index_metadata.get("total_parameters")
-        ours = sum(h.parameters for h in headers)
-        if type(stated) is int and stated != ours:
-            notes.append(
-                f"{where}: metadata.total_parameters says {stated:,}, "
-                f"the shards hold {ours:,} parameters"
-            )
     else:
         names: dict[str, str] = {}
         for h in headers:

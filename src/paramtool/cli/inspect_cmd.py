@@ -90,7 +90,7 @@ def inspect_command(
     )
     base_checkpoint = _open_base(checkpoint, base, token, json_)
     b = build(checkpoint, base=base_checkpoint)
-    for w in checkpoint.warnings:
+    for w in b.warnings:
         warn(w)
     for w in base_checkpoint.warnings if base_checkpoint is not None else ():
         warn(f"base model: {w}")

@@ -132,7 +132,7 @@ def to_json(
         "format": ck.format,
         "gguf": dict(ck.gguf) if ck.gguf is not None else None,
         "memory": memory_rows(total),
-        "warnings": list(ck.warnings),
+        "warnings": list(b.warnings),
         "quantization": quantization_json(b.quantization, b),
         "adapter": adapter_json(b.adapter),
         "moe": moe_json(b.moe),
