@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
     py = sys.executable
+    # What users type: the installed console script (python -m adds runpy's start-up).
+    script = shutil.which("paramtool", path=os.path.dirname(py))
+    cli = [script] if script else [py, "-m", "paramtool"]
     import paramtool
 
     subprocess.run(
@@ -69,13 +73,13 @@ def main() -> None:
         ):
             d = Path(tmp) / label.split(",")[0]
             write_sparse_checkpoint(d, layout, shards=shards)
-            ours = best_of([py, "-m", "paramtool", "inspect", str(d), "--json"], args.runs)
+            ours = best_of([*cli, "inspect", str(d), "--json"], args.runs)
             floor = best_of([py, "-c", FLOOR, str(d)], args.runs)
             print(
                 f"{label:<34}{ours[0]:>9.3f} s{floor[0]:>8.3f} s{ours[0] / floor[0]:>7.2f}x"
                 f"   [{ours[1]:.3f} / {floor[1]:.3f}]"
             )
-        ver = best_of([py, "-m", "paramtool", "--version"], args.runs)
+        ver = best_of([*cli, "--version"], args.runs)
         typer_only = best_of([py, "-c", "import typer"], args.runs)
         print(
             f"{'paramtool --version':<34}{ver[0]:>9.3f} s{typer_only[0]:>8.3f} s"

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from paramtool import adapters, dtypes, moe, quantization
-from paramtool.adapters import Adapter, BaseInfo
+from paramtool import dtypes
 from paramtool.anatomy import CATEGORIES, Role, classify
 from paramtool.checkpoint import Checkpoint
-from paramtool.moe import MoE
-from paramtool.quantization import Quantization, Unpacked
+
+if TYPE_CHECKING:
+    from paramtool.adapters import Adapter, BaseInfo
+    from paramtool.moe import MoE
+    from paramtool.quantization import Quantization, Unpacked
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +155,8 @@ class Breakdown:
             where = self.checkpoint.index_path or self.checkpoint.source
             notes += (
                 f"{where}: metadata.total_parameters says {stated:,}, the shards hold "
-                f"{self.logical_parameters:,} parameters ({self.stored_elements:,} stored elements)",
+                f"{self.logical_parameters:,} parameters "
+                f"({self.stored_elements:,} stored elements)",
             )
         return notes
 
@@ -175,6 +178,8 @@ def base_info(b: Breakdown) -> BaseInfo:
         for t, n in zip(b.checkpoint.tensors, b.parameters, strict=True)
         if t.name.endswith(".weight") and len(t.shape) == 2 and n == t.parameters
     }
+    from paramtool.adapters import BaseInfo
+
     return BaseInfo(
         source=b.checkpoint.source,
         parameters=b.logical_parameters,
@@ -195,14 +200,28 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
     elements = [t.parameters for t in tensors]
     gguf = checkpoint.gguf  # GGUF: general.file_type names the mix (Q4_K_M)
     file_type = gguf.get("file_type") if gguf is not None else None
-    analysis = quantization.analyze(
-        tensors,
-        roles,
-        checkpoint.config,
-        elements,
-        file_type if isinstance(file_type, str) else None,
-    )
-    logical = analysis.parameters
+    # The quantization, adapter and MoE modules are imported only for checkpoints that need
+    # them: a plain checkpoint's inspect stays a header read.
+    declared = checkpoint.config or {}
+    if (
+        "quantization_config" in declared
+        or "compression_config" in declared
+        or gguf is not None
+        or any(t.dtype not in dtypes.UNPACKED for t in tensors)
+        or any(r.category == "quantization" for r in roles)
+    ):
+        from paramtool import quantization
+
+        analysis = quantization.analyze(
+            tensors,
+            roles,
+            checkpoint.config,
+            elements,
+            file_type if isinstance(file_type, str) else None,
+        )
+        logical, unpacked, quant = analysis.parameters, analysis.unpacked, analysis.quantization
+    else:
+        logical, unpacked, quant = tuple(elements), {}, None
     # Plain [parameters, bytes, tensors, elements] accumulators; Tallies are made once at the end.
     total = [0, 0, 0, 0]
     by_dtype: dict[str, list[int]] = {}
@@ -242,13 +261,27 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
         tied_embeddings=tied,
         tied_source=source,
         parameters=logical,
-        unpacked=analysis.unpacked,
-        quantization=analysis.quantization,
-        adapter=adapters.analyze(
-            tensors, roles, logical, checkpoint.adapter_config, base_summary, metadata
-        ),
-        moe=moe.analyze(tensors, roles, logical, checkpoint.config),
+        unpacked=unpacked,
+        quantization=quant,
+        adapter=_adapter(checkpoint, tensors, roles, logical, base_summary, metadata),
+        moe=_moe(checkpoint, tensors, roles, logical),
     )
+
+
+def _adapter(ck: Checkpoint, tensors: Any, roles: Any, logical: Any, base: Any, meta: Any) -> Any:
+    if not any(r.category == "adapter" for r in roles):
+        return None
+    from paramtool import adapters
+
+    return adapters.analyze(tensors, roles, logical, ck.adapter_config, base, meta)
+
+
+def _moe(ck: Checkpoint, tensors: Any, roles: Any, logical: Any) -> Any:
+    if not any(r.component == "expert" for r in roles):
+        return None
+    from paramtool import moe
+
+    return moe.analyze(tensors, roles, logical, ck.config)
 
 
 def _tied(

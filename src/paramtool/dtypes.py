@@ -218,6 +218,10 @@ for _d in TABLE:
         assert _BY_NAME.get(_key.lower(), _d) is _d, f"dtype name {_key!r} used twice"
         _BY_NAME[_key.lower()] = _d
 
+# Dtypes whose tensors hold one parameter an element and never packed quantized data (a U8, I8
+# or I32 tensor may be packed 4-bit weights; these never are).
+UNPACKED = frozenset({"BF16", "F16", "F32", "F64", "I64", "BOOL", "C64"})
+
 SAFETENSORS: dict[str, DType] = {d.name: d for d in TABLE if d.safetensors}
 GGUF: dict[str, DType] = {d.name: d for d in TABLE if d.gguf}
 

@@ -333,7 +333,7 @@ class Analysis:
     quantization: Quantization | None
 
 
-_PLAIN = frozenset({"BF16", "F16", "F32", "F64", "I64", "BOOL", "C64"})
+_PLAIN = dtypes.UNPACKED
 
 
 def analyze(

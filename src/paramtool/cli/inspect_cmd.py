@@ -122,12 +122,14 @@ def _open_base(
     A base named by the Hub adapter that cannot be read (gated, offline, gone) is a note on
     stderr, not an error: the adapter is still described, without the share and merged size.
     """
+    if base is None and (checkpoint.hub is None or checkpoint.adapter_config is None):
+        return None
     from paramtool.adapters import base_reference
     from paramtool.anatomy import classify
     from paramtool.sources import open_source
 
     ref = base_reference(checkpoint.adapter_config)
-    if base is None and (checkpoint.hub is None or ref is None):
+    if base is None and ref is None:
         return None
     is_adapter = any(classify(t.name).category == "adapter" for t in checkpoint.tensors)
     if base is not None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
-from paramtool.adapters import Adapter
 from paramtool.anatomy import CATEGORIES
 from paramtool.breakdown import Breakdown, Tally, bits_per_weight
-from paramtool.moe import MoE
-from paramtool.quantization import Quantization
+
+if TYPE_CHECKING:
+    from paramtool.adapters import Adapter
+    from paramtool.moe import MoE
+    from paramtool.quantization import Quantization
 
 SCHEMA_VERSION = 1
 
