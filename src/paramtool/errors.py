@@ -7,6 +7,9 @@ errors are named after the safetensors library's own failure kinds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class ParamtoolError(Exception):
     """Root of every error paramtool reports to the user (exit code 2)."""
@@ -21,6 +24,21 @@ class ParamtoolError(Exception):
 
 class SourceNotFound(ParamtoolError):
     """A path that does not exist, or a folder with no checkpoint in it."""
+
+
+@contextmanager
+def reading(shown: str) -> Iterator[None]:
+    """Turn the OS's errors while opening or reading ``shown`` into one SourceNotFound line."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise SourceNotFound(shown, "no such file") from None
+    except IsADirectoryError:
+        raise SourceNotFound(shown, "is a directory") from None
+    except PermissionError:
+        raise SourceNotFound(shown, "permission denied") from None
+    except OSError as e:
+        raise SourceNotFound(shown, e.strerror or str(e)) from None
 
 
 class UnsafeFormat(ParamtoolError):

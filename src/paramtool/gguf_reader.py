@@ -56,6 +56,7 @@ from paramtool.errors import (
     TensorInvalidInfo,
     UnsupportedFormat,
     ValidationOverflow,
+    reading,
 )
 from paramtool.header import FileHeader, TensorInfo
 
@@ -311,18 +312,8 @@ def sniff_gguf(path: str | os.PathLike[str]) -> bool:
 def read_gguf(path: str | os.PathLike[str], display: str | None = None) -> GGUFFile:
     """Read and validate one GGUF file's header; no tensor data is read."""
     shown = display if display is not None else os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            return _parse(f, shown, size)
-    except FileNotFoundError:
-        raise SourceNotFound(shown, "no such file") from None
-    except IsADirectoryError:
-        raise SourceNotFound(shown, "is a directory") from None
-    except PermissionError:
-        raise SourceNotFound(shown, "permission denied") from None
-    except OSError as e:
-        raise SourceNotFound(shown, e.strerror or str(e)) from None
+    with reading(shown), open(path, "rb") as f:
+        return _parse(f, shown, os.fstat(f.fileno()).st_size)
 
 
 def _parse(f: BinaryIO, path: str, size: int) -> GGUFFile:

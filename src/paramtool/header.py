@@ -28,10 +28,10 @@ from paramtool.errors import (
     InvalidHeaderLength,
     InvalidOffset,
     MetadataIncompleteBuffer,
-    SourceNotFound,
     TensorInvalidInfo,
     UnsupportedFormat,
     ValidationOverflow,
+    reading,
 )
 
 MAX_HEADER_SIZE = 100_000_000  # the reference library's limit, in bytes
@@ -277,19 +277,10 @@ def _diagnose_tensor(name: str, info: object, path: str) -> TensorInfo:
 def read_local_header(path: str | os.PathLike[str], display: str | None = None) -> FileHeader:
     """Read and validate the header of a local safetensors file; no tensor data is read."""
     shown = display if display is not None else os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            n = header_length(f.read(8), shown, size)
-            raw = f.read(n)
-    except FileNotFoundError:
-        raise SourceNotFound(shown, "no such file") from None
-    except IsADirectoryError:
-        raise SourceNotFound(shown, "is a directory") from None
-    except PermissionError:
-        raise SourceNotFound(shown, "permission denied") from None
-    except OSError as e:
-        raise SourceNotFound(shown, e.strerror or str(e)) from None
+    with reading(shown), open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        n = header_length(f.read(8), shown, size)
+        raw = f.read(n)
     if len(raw) != n:
         raise InvalidHeaderLength(shown, "file shrank while its header was read")
     return parse_header(raw, shown, data_size=size - 8 - n)
