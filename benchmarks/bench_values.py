@@ -156,7 +156,7 @@ def measure(cmd: list[str], runs: int) -> dict[str, float]:
         )
         r = json.loads(out.stdout)
         if r["rc"] not in (0, 1):
-            raise SystemExit(f"{cmd[:3]} failed with exit code {r['rc']}")
+            raise SystemExit(f"{' '.join(cmd[:5])} failed with exit code {r['rc']}: {out.stderr}")
         walls.append(r["wall"])
         rss.append(r["maxrss_kib"] * 1024)
     return {"best": min(walls), "median": statistics.median(walls), "rss": max(rss)}
