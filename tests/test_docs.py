@@ -50,3 +50,15 @@ def test_example_checkpoint_is_small_and_committed():
     f = ROOT / "examples" / "tiny-llama" / "model.safetensors"
     assert f.is_file() and f.stat().st_size < 5_000_000
     assert (ROOT / "examples" / "make_tiny_llama.py").is_file()
+
+
+def test_readme_transcript_is_what_inspect_prints(monkeypatch):
+    from typer.testing import CliRunner
+
+    monkeypatch.chdir(ROOT)  # the transcript names the example by its relative path
+    start = README.index("$ paramtool inspect examples/tiny-llama\n")
+    block = README[start:].split("\n", 1)[1].split("```", 1)[0]
+    r = CliRunner().invoke(app, ["inspect", "examples/tiny-llama"], env={"COLUMNS": "100"})
+    assert r.exit_code == 0
+    printed = "\n".join(line.rstrip() for line in r.stdout.splitlines())
+    assert printed.strip() == block.strip()
