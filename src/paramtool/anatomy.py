@@ -41,12 +41,23 @@ class Role:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One row of the table: a regex over the numberless name, and what a match means."""
+    """One row of the table: a regex over the numberless name, and what a match means.
 
-    pattern: re.Pattern[str]
+    ``needs``: when the regex can only match a name holding one of these whole tokens, the
+    tokens themselves; a name without any skips the rule unmatched, and uncompiled. (A CLI
+    run compiles only the rules its names could meet: compiling all of them costs more
+    than reading a 191-shard header.)
+    """
+
+    regex: str
     category: str
     component: str
     layered: bool = True  # False: never report a layer (vision towers and the like)
+    needs: frozenset[str] | None = None
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(self.regex)  # compiled on first use; the re module keeps it
 
 
 # Rules see the template lowercased, with a leading dot: ``.model.layers.#.mlp.up_proj.weight``.
@@ -54,8 +65,10 @@ class Rule:
 # and every pattern is written in lowercase, without re.IGNORECASE.
 _S = r"\."  # token start
 _E = r"(?=\.|\Z)"  # token end (\Z, not $, so a trailing newline is not an end)
-_ATTN = "self_attn|self_attention|attn|attention|selfattention|encdecattention|cross_attn|" \
+_ATTN = (
+    "self_attn|self_attention|attn|attention|selfattention|encdecattention|cross_attn|"
     "crossattention|encoder_attn"
+)
 _FF = "mlp|feed_forward|ffn|densereludense|block_sparse_moe|moe"
 
 
@@ -73,12 +86,36 @@ def _under(context: str, alternatives: str) -> str:
     return f"{_S}(?:{context})\\.(?:[^.]+\\.){{0,2}}?(?:{alternatives}){_E}"
 
 
+_WORDS = re.compile(r"[a-z0-9_]+(?:\|[a-z0-9_]+)*")
+
+
+def _needs(pattern: str) -> frozenset[str] | None:
+    """The words a rule needs as a whole token, for patterns built by _tok or _under from
+    plain words (the last group of both must equal a token); None for any other pattern."""
+    head, sep, last = pattern.rpartition("(?:")
+    words = last.removesuffix(f"){_E}")
+    if not sep or words == last or not _WORDS.fullmatch(words):
+        return None
+    if pattern == _tok(words):
+        return frozenset(words.split("|"))
+    context = head.removeprefix(f"{_S}(?:").removesuffix(")\\.(?:[^.]+\\.){0,2}?")
+    if pattern == _under(context, words) and "(" not in context and ")" not in context:
+        return frozenset(words.split("|"))
+    return None
+
+
 def _rule(pattern: str, category: str, component: str = "", layered: bool = True) -> Rule:
-    return Rule(re.compile(pattern), category, component, layered)
+    return Rule(pattern, category, component, layered, _needs(pattern))
 
 
 _AD, _Q, _O, _N, _EM, _AT, _FFN = (
-    "adapter", "quantization", "other", "norm", "embedding", "attention", "feed_forward"
+    "adapter",
+    "quantization",
+    "other",
+    "norm",
+    "embedding",
+    "attention",
+    "feed_forward",
 )
 
 RULES: tuple[Rule, ...] = (
@@ -100,8 +137,7 @@ RULES: tuple[Rule, ...] = (
     # weight_packed) is not listed: it falls through to its module's rule.
     _rule(_tok("qzeros|weight_zero_point|zero_point"), _Q, "zero_point"),
     _rule(_tok("g_idx|weight_g_idx"), _Q, "g_idx"),
-    _rule(_tok(r"scales|\w+_scales|weight_scale|weight_scale_inv|weight_scale_2|scb"), _Q,
-          "scale"),
+    _rule(_tok(r"scales|\w+_scales|weight_scale|weight_scale_inv|weight_scale_2|scb"), _Q, "scale"),
     _rule(_tok("input_scale|output_scale"), _Q, "input_scale"),
     _rule(_tok("k_scale|v_scale|kv_scale|q_scale|prob_scale"), _Q, "kv_scale"),
     _rule(_tok("weight_global_scale|input_global_scale"), _Q, "global_scale"),
@@ -113,36 +149,80 @@ RULES: tuple[Rule, ...] = (
     _rule(_tok("weight_format"), _Q, "weight_format"),
     _rule(_tok("weight_shape"), _Q, "shape"),
     # Honest "other": parts that are not the language model's blocks or heads.
-    _rule(_tok("vision_tower|vision_model|visual|vision_encoder|image_encoder|vision|vit|"
-               "embed_vision|patch_embed"), _O, "vision", layered=False),
-    _rule(_tok("audio_tower|audio_encoder|audio_model|embed_audio|audio"), _O, "audio",
-          layered=False),
-    _rule(_tok("multi_modal_projector|mm_projector|vision_projection|image_newline|connector"),
-          _O, "projector", layered=False),
+    _rule(
+        _tok(
+            "vision_tower|vision_model|visual|vision_encoder|image_encoder|vision|vit|"
+            "embed_vision|patch_embed"
+        ),
+        _O,
+        "vision",
+        layered=False,
+    ),
+    _rule(
+        _tok("audio_tower|audio_encoder|audio_model|embed_audio|audio"), _O, "audio", layered=False
+    ),
+    _rule(
+        _tok("multi_modal_projector|mm_projector|vision_projection|image_newline|connector"),
+        _O,
+        "projector",
+        layered=False,
+    ),
     _rule(_tok("pooler"), _O, "pooler"),
-    _rule(f"{_S}cls\\.predictions\\.transform{_E}|{_S}lm_head\\.(?:dense|layer_norm|ln){_E}",
-          _O, "head_transform"),
+    _rule(
+        f"{_S}cls\\.predictions\\.transform{_E}|{_S}lm_head\\.(?:dense|layer_norm|ln){_E}",
+        _O,
+        "head_transform",
+    ),
     _rule(_tok("classifier|score|qa_outputs|seq_relationship|sop_classifier"), _O, "classifier"),
     _rule(_tok("inv_freq|rotary_emb|rope_freqs|freqs_cis"), _O, "rotary"),
     _rule(f"{_S}(?:attn|attention)\\.(?:masked_)?bias\\Z", _O, "mask"),  # GPT-2/NeoX buffers
     _rule(_tok("eh_proj"), _O, "mtp_projection"),  # DeepSeek MTP: [embedding; hidden] -> hidden
     # Norms, including the ones that live inside attention.
-    _rule(_tok("q_norm|k_norm|q_layernorm|k_layernorm|query_layernorm|key_layernorm|"
-               "attn_q_norm|attn_k_norm|q_a_layernorm|kv_a_layernorm|attn_q_a_norm|"
-               "attn_kv_a_norm"), _N, "qk_norm"),
+    _rule(
+        _tok(
+            "q_norm|k_norm|q_layernorm|k_layernorm|query_layernorm|key_layernorm|"
+            "attn_q_norm|attn_k_norm|q_a_layernorm|kv_a_layernorm|attn_q_a_norm|"
+            "attn_kv_a_norm"
+        ),
+        _N,
+        "qk_norm",
+    ),
     _rule(_tok(r"\w*norm\w*|ln|ln_\w+|ln\d+"), _N, "norm"),
     # Embeddings and output heads.
-    _rule(_tok("wpe|position_embeddings|position_embedding|embed_positions|pos_emb|pos_embed|"
-               "position_embd"), _EM, "position_embedding"),
+    _rule(
+        _tok(
+            "wpe|position_embeddings|position_embedding|embed_positions|pos_emb|pos_embed|"
+            "position_embd"
+        ),
+        _EM,
+        "position_embedding",
+    ),
     _rule(_tok("token_type_embeddings|token_types"), _EM, "token_type_embedding"),
-    _rule(_tok(r"embed_tokens\w*|wte|word_embeddings|embed_in|tok_embeddings|token_embd|"
-               "shared|embedding|emb"), _EM, "token_embedding"),
+    _rule(
+        _tok(
+            r"embed_tokens\w*|wte|word_embeddings|embed_in|tok_embeddings|token_embd|"
+            "shared|embedding|emb"
+        ),
+        _EM,
+        "token_embedding",
+    ),
     _rule(f"{_S}(?:lm_head|cls\\.predictions)\\.(?:decoder\\.)?bias\\Z", _EM, "lm_head_bias"),
-    _rule(_tok("lm_head|embed_out|output_layer|shared_head") + r"|^\.output\.weight\Z|"
-          + f"{_S}cls\\.predictions{_E}", _EM, "lm_head"),
+    _rule(
+        _tok("lm_head|embed_out|output_layer|shared_head")
+        + r"|^\.output\.weight\Z|"
+        + f"{_S}cls\\.predictions{_E}",
+        _EM,
+        "lm_head",
+    ),
     # Attention projections.
-    _rule(_tok("qkv_proj|query_key_value|c_attn|wqkv|qkv|attn_qkv|w_pack|linear_qkv|"
-               "in_proj_weight|in_proj_bias"), _AT, "qkv"),
+    _rule(
+        _tok(
+            "qkv_proj|query_key_value|c_attn|wqkv|qkv|attn_qkv|w_pack|linear_qkv|"
+            "in_proj_weight|in_proj_bias"
+        ),
+        _AT,
+        "qkv",
+    ),
     _rule(_tok("q_a_proj|attn_q_a"), _AT, "q_a"),
     _rule(_tok("q_b_proj|attn_q_b"), _AT, "q_b"),
     _rule(_tok("kv_a_proj_with_mqa|attn_kv_a_mqa"), _AT, "kv_a"),
@@ -159,11 +239,19 @@ RULES: tuple[Rule, ...] = (
     _rule(_tok("sinks|attn_sinks"), _AT, "sinks"),
     _rule(_tok(_ATTN), _AT),
     # Feed-forward: shared experts, router, routed experts, then dense MLPs.
-    _rule(_tok(r"shared_experts|shared_expert|shared_expert_gate|shared_mlp|ffn_\w+_shexp"),
-          _FFN, "shared_expert"),
+    _rule(
+        _tok(r"shared_experts|shared_expert|shared_expert_gate|shared_mlp|ffn_\w+_shexp"),
+        _FFN,
+        "shared_expert",
+    ),
     _rule(_tok("router|e_score_correction_bias|ffn_gate_inp|exp_probs_b"), _FFN, "router"),
-    _rule(_tok(r"experts|ffn_\w+_exps") + "|" + _under("block_sparse_moe", "input_linear|"
-          "output_linear"), _FFN, "expert"),
+    _rule(
+        _tok(r"experts|ffn_\w+_exps")
+        + "|"
+        + _under("block_sparse_moe", "input_linear|output_linear"),
+        _FFN,
+        "expert",
+    ),
     _rule(_under(_FF, "gate"), _FFN, "router"),  # mlp.gate / block_sparse_moe.gate
     _rule(_tok("gate_up_proj|ffn_gate_up"), _FFN, "gate_up"),
     _rule(_tok("gate_proj|ffn_gate|wi_0|w1"), _FFN, "gate"),  # w1 is the gate in Llama naming
@@ -175,7 +263,7 @@ RULES: tuple[Rule, ...] = (
     _rule(_tok(_FF), _FFN),
 )
 
-_UNKNOWN = Rule(re.compile(""), "other", "")  # no rule matched: other, but keep the layer
+_UNKNOWN = Rule("", "other", "")  # no rule matched: other, but keep the layer
 # Real names stay under ~150 characters; longer ones are not read. Matching costs time linear
 # in the length per distinct template, so a header of long crafted names would cost minutes.
 MAX_NAME_LENGTH = 256
@@ -194,7 +282,15 @@ def _resolve(dotted: str) -> tuple[str, str, int | None, int | None]:
     ``dotted`` is the template with a leading dot: ``.model.layers.#.mlp.up_proj.weight``.
     """
     lowered = dotted.lower()
-    rule = next((r for r in RULES if r.pattern.search(lowered)), _UNKNOWN)
+    tokens = set(lowered.split("."))
+    rule = next(
+        (
+            r
+            for r in RULES
+            if (r.needs is None or not r.needs.isdisjoint(tokens)) and r.pattern.search(lowered)
+        ),
+        _UNKNOWN,
+    )
     layer_at: int | None = None
     expert_at: int | None = None
     if rule.layered:
