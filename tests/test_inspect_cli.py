@@ -262,3 +262,27 @@ def test_main_builds_only_the_command_it_runs():
     p = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True)
     assert p.stderr.strip() == "['paramtool.cli.inspect_cmd']", p.stderr
     assert json.loads(p.stdout)["total_parameters"] == 1_217_664
+
+
+@pytest.mark.parametrize(
+    ("preset", "shards", "parameters", "layers"),
+    [
+        ("llama31_8b", 4, 8_030_261_248, 32),
+        ("llama31_70b", 30, 70_553_706_496, 80),
+        ("llama31_405b", 191, 405_853_388_800, 126),
+        ("mixtral_8x7b", 19, 46_702_792_704, 32),
+        ("gpt2", 1, 124_439_808 + 12 * 1024 * 1024, 12),  # the file also stores 12 mask buffers
+    ],
+)
+def test_exact_counts_of_real_layouts_from_sparse_files(tmp_path, preset, shards, parameters, layers):
+    import layouts
+
+    layout = getattr(layouts, preset)()
+    layouts.write_sparse_checkpoint(tmp_path, layout, shards=shards)
+    doc = inspect_json(str(tmp_path))
+    assert doc["total_parameters"] == parameters
+    assert doc["layers"]["count"] == layers and len(doc["files"]) == shards
+    assert sum(f["bytes"] for f in doc["files"]) == doc["file_bytes"]
+    if preset.startswith("llama"):
+        assert doc["other_share"] == 0.0 and doc["tied_embeddings"] is False
+        assert doc["by_dtype"]["BF16"]["parameters"] == parameters
