@@ -38,8 +38,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from hub_emulator import HubEmulator  # noqa: E402
 from layouts import llama31_8b, llama31_70b, llama31_405b, write_sparse_checkpoint  # noqa: E402
 
-LAYOUTS = {"8b": ("Llama-3.1-8B", llama31_8b), "70b": ("Llama-3.1-70B", llama31_70b),
-           "405b": ("Llama-3.1-405B", llama31_405b)}
+LAYOUTS = {
+    "8b": ("Llama-3.1-8B", llama31_8b),
+    "70b": ("Llama-3.1-70B", llama31_70b),
+    "405b": ("Llama-3.1-405B", llama31_405b),
+}
 HF_HELPER = "from huggingface_hub import HfApi; HfApi().get_safetensors_metadata({repo!r})"
 HF = "hf get_safetensors_metadata"
 
@@ -84,12 +87,20 @@ def main() -> None:
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp, HubEmulator(Path(tmp) / "hub") as hub:
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
-        base_env.update(HF_ENDPOINT=hub.url or "", HF_HUB_DISABLE_TELEMETRY="1",
-                        HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_UPDATE_CHECK="1")
-        print(f"Hub emulator at {hub.url}, {args.latency * 1000:.0f} ms per request, best of "
-              f"{args.runs} (median in brackets), fresh HF_HOME per run\n")
-        head = (f"{'layout':<16}{'shards':>7}{'headers':>10}{'idx+cfg':>9}  {'tool':<28}"
-                f"{'wall':>18}{'vs hf':>7}{'requests':>10}{'bytes':>12}{'/needed':>9}")
+        base_env.update(
+            HF_ENDPOINT=hub.url or "",
+            HF_HUB_DISABLE_TELEMETRY="1",
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+            HF_HUB_DISABLE_UPDATE_CHECK="1",
+        )
+        print(
+            f"Hub emulator at {hub.url}, {args.latency * 1000:.0f} ms per request, best of "
+            f"{args.runs} (median in brackets), fresh HF_HOME per run\n"
+        )
+        head = (
+            f"{'layout':<16}{'shards':>7}{'headers':>10}{'idx+cfg':>9}  {'tool':<28}"
+            f"{'wall':>18}{'vs hf':>7}{'requests':>10}{'bytes':>12}{'/needed':>9}"
+        )
         print(head)
         print("-" * len(head))
         for key in args.only or list(LAYOUTS):
@@ -117,10 +128,14 @@ def main() -> None:
             hf_best = min(results[HF].times)
             for j, (tool, r) in enumerate(results.items()):
                 lead = f"{name:<16}{shards:>7}{headers:>10,}{small:>9,}" if j == 0 else " " * 42
-                print(f"{lead}  {tool:<28}{r.row():>18}{min(r.times) / hf_best:>6.2f}x"
-                      f"{r.requests:>10,}{r.bytes:>12,}{r.bytes / (headers + small):>8.3f}x")
-        print("\n/needed: bytes sent / (shard headers + index + config.json); the model-info "
-              "answer and any over-read count against it.")
+                print(
+                    f"{lead}  {tool:<28}{r.row():>18}{min(r.times) / hf_best:>6.2f}x"
+                    f"{r.requests:>10,}{r.bytes:>12,}{r.bytes / (headers + small):>8.3f}x"
+                )
+        print(
+            "\n/needed: bytes sent / (shard headers + index + config.json); the model-info "
+            "answer and any over-read count against it."
+        )
 
 
 if __name__ == "__main__":

@@ -35,17 +35,56 @@ Tensor = tuple[str, str, tuple[int, ...]]
 # The safetensors Rust crate's Dtype enum, in declaration order. Its serializer writes
 # data sorted by dtype, last in this order first, then by name (checked by the tests).
 _DTYPE_ORDER = (
-    "BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
-    "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "C64",
-    "F64", "I64", "U64",
+    "BOOL",
+    "F4",
+    "F6_E2M3",
+    "F6_E3M2",
+    "U8",
+    "I8",
+    "F8_E5M2",
+    "F8_E4M3",
+    "F8_E8M0",
+    "F8_E4M3FNUZ",
+    "F8_E5M2FNUZ",
+    "I16",
+    "U16",
+    "F16",
+    "BF16",
+    "I32",
+    "U32",
+    "F32",
+    "C64",
+    "F64",
+    "I64",
+    "U64",
 )
 _DTYPE_RANK = {name: i for i, name in enumerate(_DTYPE_ORDER)}
-BITS: Mapping[str, int] = MappingProxyType({
-    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8,
-    "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16,
-    "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64,
-    "U64": 64,
-})
+BITS: Mapping[str, int] = MappingProxyType(
+    {
+        "BOOL": 8,
+        "F4": 4,
+        "F6_E2M3": 6,
+        "F6_E3M2": 6,
+        "U8": 8,
+        "I8": 8,
+        "F8_E5M2": 8,
+        "F8_E4M3": 8,
+        "F8_E8M0": 8,
+        "F8_E4M3FNUZ": 8,
+        "F8_E5M2FNUZ": 8,
+        "I16": 16,
+        "U16": 16,
+        "F16": 16,
+        "BF16": 16,
+        "I32": 32,
+        "U32": 32,
+        "F32": 32,
+        "C64": 64,
+        "F64": 64,
+        "I64": 64,
+        "U64": 64,
+    }
+)
 _FLOATS = frozenset(d for d in _DTYPE_ORDER if d[0] == "F" or d == "BF16")
 _TORCH_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
 DEFAULT_METADATA: Mapping[str, str] = MappingProxyType({"format": "pt"})
@@ -184,8 +223,13 @@ def llama(
             for e in range(experts):
                 _glu(acc, f"{p}.mlp.experts.{e}", hidden, c["moe_intermediate_size"], False)
             if c.get("shared_expert_intermediate_size"):
-                _glu(acc, f"{p}.mlp.shared_expert", hidden, c["shared_expert_intermediate_size"],
-                     False)
+                _glu(
+                    acc,
+                    f"{p}.mlp.shared_expert",
+                    hidden,
+                    c["shared_expert_intermediate_size"],
+                    False,
+                )
                 acc.add(f"{p}.mlp.shared_expert_gate.weight", 1, hidden)
         elif kind == "phi3":
             acc.linear(f"{p}.mlp.gate_up_proj", 2 * c["intermediate_size"], hidden, mlp_bias)
@@ -216,70 +260,136 @@ def _glu(acc: _Acc, prefix: str, hidden: int, inter: int, bias: bool) -> None:
 
 
 _LLAMA31_COMMON: dict[str, Any] = {
-    "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
-    "bos_token_id": 128000, "eos_token_id": 128001, "hidden_act": "silu",
-    "initializer_range": 0.02, "max_position_embeddings": 131072, "mlp_bias": False,
-    "model_type": "llama", "num_key_value_heads": 8, "pretraining_tp": 1,
+    "architectures": ["LlamaForCausalLM"],
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "bos_token_id": 128000,
+    "eos_token_id": 128001,
+    "hidden_act": "silu",
+    "initializer_range": 0.02,
+    "max_position_embeddings": 131072,
+    "mlp_bias": False,
+    "model_type": "llama",
+    "num_key_value_heads": 8,
+    "pretraining_tp": 1,
     "rms_norm_eps": 1e-05,
-    "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
-    "rope_theta": 500000.0, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-    "transformers_version": "4.43.0.dev0", "use_cache": True, "vocab_size": 128256,
+    "rope_scaling": {
+        "factor": 8.0,
+        "high_freq_factor": 4.0,
+        "low_freq_factor": 1.0,
+        "original_max_position_embeddings": 8192,
+        "rope_type": "llama3",
+    },
+    "rope_theta": 500000.0,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.43.0.dev0",
+    "use_cache": True,
+    "vocab_size": 128256,
 }
 
 
 def llama31_8b() -> Layout:
     """meta-llama/Llama-3.1-8B: 8,030,261,248 parameters (Hub metadata), 4 shards."""
-    config = {**_LLAMA31_COMMON, "hidden_size": 4096, "intermediate_size": 14336,
-              "num_attention_heads": 32, "num_hidden_layers": 32}
-    return llama(config, name="meta-llama/Llama-3.1-8B", expected_parameters=8_030_261_248,
-                 shards=4)
+    config = {
+        **_LLAMA31_COMMON,
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+    }
+    return llama(
+        config, name="meta-llama/Llama-3.1-8B", expected_parameters=8_030_261_248, shards=4
+    )
 
 
 def llama31_70b() -> Layout:
     """meta-llama/Llama-3.1-70B: 70,553,706,496 parameters, 30 shards."""
-    config = {**_LLAMA31_COMMON, "hidden_size": 8192, "intermediate_size": 28672,
-              "num_attention_heads": 64, "num_hidden_layers": 80}
-    return llama(config, name="meta-llama/Llama-3.1-70B", expected_parameters=70_553_706_496,
-                 shards=30)
+    config = {
+        **_LLAMA31_COMMON,
+        "hidden_size": 8192,
+        "intermediate_size": 28672,
+        "num_attention_heads": 64,
+        "num_hidden_layers": 80,
+    }
+    return llama(
+        config, name="meta-llama/Llama-3.1-70B", expected_parameters=70_553_706_496, shards=30
+    )
 
 
 def llama31_405b() -> Layout:
     """meta-llama/Llama-3.1-405B: 405,853,388,800 parameters, 191 shards."""
-    config = {**_LLAMA31_COMMON, "hidden_size": 16384, "intermediate_size": 53248,
-              "num_attention_heads": 128, "num_hidden_layers": 126}
-    return llama(config, name="meta-llama/Llama-3.1-405B",
-                 expected_parameters=405_853_388_800, shards=191)
+    config = {
+        **_LLAMA31_COMMON,
+        "hidden_size": 16384,
+        "intermediate_size": 53248,
+        "num_attention_heads": 128,
+        "num_hidden_layers": 126,
+    }
+    return llama(
+        config, name="meta-llama/Llama-3.1-405B", expected_parameters=405_853_388_800, shards=191
+    )
 
 
 def mixtral_8x7b() -> Layout:
     """mistralai/Mixtral-8x7B-v0.1: 46,702,792,704 parameters, 19 shards."""
     config = {
-        "architectures": ["MixtralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1,
-        "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096,
-        "initializer_range": 0.02, "intermediate_size": 14336,
-        "max_position_embeddings": 32768, "model_type": "mixtral", "num_attention_heads": 32,
-        "num_experts_per_tok": 2, "num_hidden_layers": 32, "num_key_value_heads": 8,
-        "num_local_experts": 8, "output_router_logits": False, "rms_norm_eps": 1e-05,
-        "rope_theta": 1000000.0, "router_aux_loss_coef": 0.02, "sliding_window": None,
-        "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-        "transformers_version": "4.36.0.dev0", "use_cache": True, "vocab_size": 32000,
+        "architectures": ["MixtralForCausalLM"],
+        "attention_dropout": 0.0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "hidden_act": "silu",
+        "hidden_size": 4096,
+        "initializer_range": 0.02,
+        "intermediate_size": 14336,
+        "max_position_embeddings": 32768,
+        "model_type": "mixtral",
+        "num_attention_heads": 32,
+        "num_experts_per_tok": 2,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 8,
+        "num_local_experts": 8,
+        "output_router_logits": False,
+        "rms_norm_eps": 1e-05,
+        "rope_theta": 1000000.0,
+        "router_aux_loss_coef": 0.02,
+        "sliding_window": None,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.36.0.dev0",
+        "use_cache": True,
+        "vocab_size": 32000,
     }
-    return llama(config, name="mistralai/Mixtral-8x7B-v0.1",
-                 expected_parameters=46_702_792_704, shards=19)
+    return llama(
+        config, name="mistralai/Mixtral-8x7B-v0.1", expected_parameters=46_702_792_704, shards=19
+    )
 
 
 def qwen2_7b() -> Layout:
     """Qwen/Qwen2-7B: 7,615,616,512 parameters ("7.62B"; q/k/v carry biases), 4 shards."""
     config = {
-        "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0,
-        "bos_token_id": 151643, "eos_token_id": 151643, "hidden_act": "silu",
-        "hidden_size": 3584, "initializer_range": 0.02, "intermediate_size": 18944,
-        "max_position_embeddings": 131072, "max_window_layers": 28, "model_type": "qwen2",
-        "num_attention_heads": 28, "num_hidden_layers": 28, "num_key_value_heads": 4,
-        "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 131072,
-        "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-        "transformers_version": "4.37.2", "use_cache": True, "use_sliding_window": False,
+        "architectures": ["Qwen2ForCausalLM"],
+        "attention_dropout": 0.0,
+        "bos_token_id": 151643,
+        "eos_token_id": 151643,
+        "hidden_act": "silu",
+        "hidden_size": 3584,
+        "initializer_range": 0.02,
+        "intermediate_size": 18944,
+        "max_position_embeddings": 131072,
+        "max_window_layers": 28,
+        "model_type": "qwen2",
+        "num_attention_heads": 28,
+        "num_hidden_layers": 28,
+        "num_key_value_heads": 4,
+        "rms_norm_eps": 1e-06,
+        "rope_theta": 1000000.0,
+        "sliding_window": 131072,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.37.2",
+        "use_cache": True,
+        "use_sliding_window": False,
         "vocab_size": 152064,
     }
     return llama(config, name="Qwen/Qwen2-7B", expected_parameters=7_615_616_512, shards=4)
@@ -292,16 +402,33 @@ def gemma2_2b() -> Layout:
     Shards: 3 (10.5 GB of float32 at the 5 GB default shard size).
     """
     config = {
-        "architectures": ["Gemma2ForCausalLM"], "attention_bias": False,
-        "attention_dropout": 0.0, "attn_logit_softcapping": 50.0, "bos_token_id": 2,
-        "cache_implementation": "hybrid", "eos_token_id": 1, "final_logit_softcapping": 30.0,
-        "head_dim": 256, "hidden_act": "gelu_pytorch_tanh",
-        "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 2304,
-        "initializer_range": 0.02, "intermediate_size": 9216, "max_position_embeddings": 8192,
-        "model_type": "gemma2", "num_attention_heads": 8, "num_hidden_layers": 26,
-        "num_key_value_heads": 4, "pad_token_id": 0, "query_pre_attn_scalar": 256,
-        "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "sliding_window": 4096,
-        "torch_dtype": "float32", "transformers_version": "4.42.4", "use_cache": True,
+        "architectures": ["Gemma2ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "attn_logit_softcapping": 50.0,
+        "bos_token_id": 2,
+        "cache_implementation": "hybrid",
+        "eos_token_id": 1,
+        "final_logit_softcapping": 30.0,
+        "head_dim": 256,
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_activation": "gelu_pytorch_tanh",
+        "hidden_size": 2304,
+        "initializer_range": 0.02,
+        "intermediate_size": 9216,
+        "max_position_embeddings": 8192,
+        "model_type": "gemma2",
+        "num_attention_heads": 8,
+        "num_hidden_layers": 26,
+        "num_key_value_heads": 4,
+        "pad_token_id": 0,
+        "query_pre_attn_scalar": 256,
+        "rms_norm_eps": 1e-06,
+        "rope_theta": 10000.0,
+        "sliding_window": 4096,
+        "torch_dtype": "float32",
+        "transformers_version": "4.42.4",
+        "use_cache": True,
         "vocab_size": 256000,
     }
     return llama(config, name="google/gemma-2-2b", expected_parameters=2_614_341_888, shards=3)
@@ -310,18 +437,37 @@ def gemma2_2b() -> Layout:
 def phi3_mini() -> Layout:
     """microsoft/Phi-3-mini-4k-instruct: 3,821,079,552 parameters, fused qkv/gate_up, 2 shards."""
     config = {
-        "architectures": ["Phi3ForCausalLM"], "attention_bias": False,
-        "attention_dropout": 0.0, "bos_token_id": 1, "embd_pdrop": 0.0, "eos_token_id": 32000,
-        "hidden_act": "silu", "hidden_size": 3072, "initializer_range": 0.02,
-        "intermediate_size": 8192, "max_position_embeddings": 4096, "model_type": "phi3",
-        "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32,
-        "original_max_position_embeddings": 4096, "pad_token_id": 32000, "resid_pdrop": 0.0,
-        "rms_norm_eps": 1e-05, "rope_scaling": None, "rope_theta": 10000.0,
-        "sliding_window": 2047, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-        "transformers_version": "4.40.2", "use_cache": True, "vocab_size": 32064,
+        "architectures": ["Phi3ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 1,
+        "embd_pdrop": 0.0,
+        "eos_token_id": 32000,
+        "hidden_act": "silu",
+        "hidden_size": 3072,
+        "initializer_range": 0.02,
+        "intermediate_size": 8192,
+        "max_position_embeddings": 4096,
+        "model_type": "phi3",
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 32,
+        "original_max_position_embeddings": 4096,
+        "pad_token_id": 32000,
+        "resid_pdrop": 0.0,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": None,
+        "rope_theta": 10000.0,
+        "sliding_window": 2047,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.40.2",
+        "use_cache": True,
+        "vocab_size": 32064,
     }
-    return llama(config, name="microsoft/Phi-3-mini-4k-instruct",
-                 expected_parameters=3_821_079_552, shards=2)
+    return llama(
+        config, name="microsoft/Phi-3-mini-4k-instruct", expected_parameters=3_821_079_552, shards=2
+    )
 
 
 # --- GPT-2, GPT-NeoX, Falcon -----------------------------------------------------------
@@ -336,12 +482,26 @@ def gpt2(buffers: bool = True) -> Layout:
     Conv1D weights are stored [in, out].
     """
     config = {
-        "activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"],
-        "attn_pdrop": 0.1, "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256,
-        "initializer_range": 0.02, "layer_norm_epsilon": 1e-05, "model_type": "gpt2",
-        "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12, "n_positions": 1024,
-        "resid_pdrop": 0.1, "summary_activation": None, "summary_first_dropout": 0.1,
-        "summary_proj_to_labels": True, "summary_type": "cls_index", "summary_use_proj": True,
+        "activation_function": "gelu_new",
+        "architectures": ["GPT2LMHeadModel"],
+        "attn_pdrop": 0.1,
+        "bos_token_id": 50256,
+        "embd_pdrop": 0.1,
+        "eos_token_id": 50256,
+        "initializer_range": 0.02,
+        "layer_norm_epsilon": 1e-05,
+        "model_type": "gpt2",
+        "n_ctx": 1024,
+        "n_embd": 768,
+        "n_head": 12,
+        "n_layer": 12,
+        "n_positions": 1024,
+        "resid_pdrop": 0.1,
+        "summary_activation": None,
+        "summary_first_dropout": 0.1,
+        "summary_proj_to_labels": True,
+        "summary_type": "cls_index",
+        "summary_use_proj": True,
         "task_specific_params": {"text-generation": {"do_sample": True, "max_length": 50}},
         "vocab_size": 50257,
     }
@@ -365,9 +525,14 @@ def gpt2(buffers: bool = True) -> Layout:
         acc.add(f"{p}.mlp.c_proj.weight", inner, d)
         acc.add(f"{p}.mlp.c_proj.bias", d)
     acc.norm("ln_f", d, bias=True)
-    return Layout("openai-community/gpt2", acc.rows, config, 124_439_808,
-                  non_parameters=frozenset(acc.extra),
-                  note="lm_head is tied to wte and not stored")
+    return Layout(
+        "openai-community/gpt2",
+        acc.rows,
+        config,
+        124_439_808,
+        non_parameters=frozenset(acc.extra),
+        note="lm_head is tied to wte and not stored",
+    )
 
 
 def pythia_160m() -> Layout:
@@ -377,13 +542,26 @@ def pythia_160m() -> Layout:
     checkpoints also carried are left out.
     """
     config = {
-        "architectures": ["GPTNeoXForCausalLM"], "bos_token_id": 0, "eos_token_id": 0,
-        "hidden_act": "gelu", "hidden_size": 768, "initializer_range": 0.02,
-        "intermediate_size": 3072, "layer_norm_eps": 1e-05, "max_position_embeddings": 2048,
-        "model_type": "gpt_neox", "num_attention_heads": 12, "num_hidden_layers": 12,
-        "rotary_emb_base": 10000, "rotary_pct": 0.25, "tie_word_embeddings": False,
-        "torch_dtype": "float16", "transformers_version": "4.24.0", "use_cache": True,
-        "use_parallel_residual": True, "vocab_size": 50304,
+        "architectures": ["GPTNeoXForCausalLM"],
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+        "hidden_act": "gelu",
+        "hidden_size": 768,
+        "initializer_range": 0.02,
+        "intermediate_size": 3072,
+        "layer_norm_eps": 1e-05,
+        "max_position_embeddings": 2048,
+        "model_type": "gpt_neox",
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "rotary_emb_base": 10000,
+        "rotary_pct": 0.25,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float16",
+        "transformers_version": "4.24.0",
+        "use_cache": True,
+        "use_parallel_residual": True,
+        "vocab_size": 50304,
     }
     d, inter, vocab = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
     acc = _Acc("F16")
@@ -408,13 +586,27 @@ def falcon_7b() -> Layout:
     although tied to the word embeddings; the distinct parameters are 6,921,720,704.
     """
     config = {
-        "alibi": False, "apply_residual_connection_post_layernorm": False,
-        "architectures": ["FalconForCausalLM"], "attention_dropout": 0.0, "bias": False,
-        "bos_token_id": 11, "eos_token_id": 11, "hidden_dropout": 0.0, "hidden_size": 4544,
-        "initializer_range": 0.02, "layer_norm_epsilon": 1e-05, "model_type": "falcon",
-        "multi_query": True, "new_decoder_architecture": False, "num_attention_heads": 71,
-        "num_hidden_layers": 32, "parallel_attn": True, "torch_dtype": "bfloat16",
-        "transformers_version": "4.27.4", "use_cache": True, "vocab_size": 65024,
+        "alibi": False,
+        "apply_residual_connection_post_layernorm": False,
+        "architectures": ["FalconForCausalLM"],
+        "attention_dropout": 0.0,
+        "bias": False,
+        "bos_token_id": 11,
+        "eos_token_id": 11,
+        "hidden_dropout": 0.0,
+        "hidden_size": 4544,
+        "initializer_range": 0.02,
+        "layer_norm_epsilon": 1e-05,
+        "model_type": "falcon",
+        "multi_query": True,
+        "new_decoder_architecture": False,
+        "num_attention_heads": 71,
+        "num_hidden_layers": 32,
+        "parallel_attn": True,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.27.4",
+        "use_cache": True,
+        "vocab_size": 65024,
     }
     d, heads = config["hidden_size"], config["num_attention_heads"]
     head_dim = d // heads
@@ -444,13 +636,25 @@ def bert_base(heads: bool = True) -> Layout:
     (the card says "110M"), not a published exact figure.
     """
     config = {
-        "architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1,
-        "gradient_checkpointing": False, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-        "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": 3072,
-        "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert",
-        "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 0,
-        "position_embedding_type": "absolute", "transformers_version": "4.6.0.dev0",
-        "type_vocab_size": 2, "use_cache": True, "vocab_size": 30522,
+        "architectures": ["BertForMaskedLM"],
+        "attention_probs_dropout_prob": 0.1,
+        "gradient_checkpointing": False,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": 768,
+        "initializer_range": 0.02,
+        "intermediate_size": 3072,
+        "layer_norm_eps": 1e-12,
+        "max_position_embeddings": 512,
+        "model_type": "bert",
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "pad_token_id": 0,
+        "position_embedding_type": "absolute",
+        "transformers_version": "4.6.0.dev0",
+        "type_vocab_size": 2,
+        "use_cache": True,
+        "vocab_size": 30522,
     }
     d, inter = config["hidden_size"], config["intermediate_size"]
     acc = _Acc("F32")
@@ -474,18 +678,31 @@ def bert_base(heads: bool = True) -> Layout:
         acc.linear("cls.predictions.transform.dense", d, d, bias=True)
         acc.norm("cls.predictions.transform.LayerNorm", d, bias=True)
         acc.linear("cls.seq_relationship", 2, d, bias=True)
-    return Layout("google-bert/bert-base-uncased", acc.rows, config,
-                  110_106_428 if heads else 109_482_240)
+    return Layout(
+        "google-bert/bert-base-uncased", acc.rows, config, 110_106_428 if heads else 109_482_240
+    )
 
 
 def t5_small() -> Layout:
     """google-t5/t5-small: 60,506,624 parameters, float32; ``shared`` is also the LM head."""
     config = {
-        "architectures": ["T5ForConditionalGeneration"], "d_ff": 2048, "d_kv": 64,
-        "d_model": 512, "decoder_start_token_id": 0, "dropout_rate": 0.1, "eos_token_id": 1,
-        "initializer_factor": 1.0, "is_encoder_decoder": True, "layer_norm_epsilon": 1e-06,
-        "model_type": "t5", "n_positions": 512, "num_heads": 8, "num_layers": 6,
-        "output_past": True, "pad_token_id": 0, "relative_attention_num_buckets": 32,
+        "architectures": ["T5ForConditionalGeneration"],
+        "d_ff": 2048,
+        "d_kv": 64,
+        "d_model": 512,
+        "decoder_start_token_id": 0,
+        "dropout_rate": 0.1,
+        "eos_token_id": 1,
+        "initializer_factor": 1.0,
+        "is_encoder_decoder": True,
+        "layer_norm_epsilon": 1e-06,
+        "model_type": "t5",
+        "n_positions": 512,
+        "num_heads": 8,
+        "num_layers": 6,
+        "output_past": True,
+        "pad_token_id": 0,
+        "relative_attention_num_buckets": 32,
         "vocab_size": 32128,
     }
     d, ff = config["d_model"], config["d_ff"]
@@ -494,19 +711,26 @@ def t5_small() -> Layout:
     acc = _Acc("F32")
     acc.add("shared.weight", config["vocab_size"], d)
     for stack in ("encoder", "decoder"):
-        blocks = config["num_layers"] if stack == "encoder" else config.get(
-            "num_decoder_layers", config["num_layers"])
+        blocks = (
+            config["num_layers"]
+            if stack == "encoder"
+            else config.get("num_decoder_layers", config["num_layers"])
+        )
         for i in range(blocks):
             p = f"{stack}.block.{i}.layer"
-            attns = ["SelfAttention"] if stack == "encoder" else ["SelfAttention",
-                                                                   "EncDecAttention"]
+            attns = (
+                ["SelfAttention"] if stack == "encoder" else ["SelfAttention", "EncDecAttention"]
+            )
             for j, attn in enumerate(attns):
                 for proj in ("q", "k", "v"):
                     acc.add(f"{p}.{j}.{attn}.{proj}.weight", inner, d)
                 acc.add(f"{p}.{j}.{attn}.o.weight", d, inner)
                 if i == 0 and attn == "SelfAttention":
-                    acc.add(f"{p}.{j}.{attn}.relative_attention_bias.weight", buckets,
-                            config["num_heads"])
+                    acc.add(
+                        f"{p}.{j}.{attn}.relative_attention_bias.weight",
+                        buckets,
+                        config["num_heads"],
+                    )
                 acc.add(f"{p}.{j}.layer_norm.weight", d)
             j = len(attns)
             acc.add(f"{p}.{j}.DenseReluDense.wi.weight", ff, d)
@@ -519,26 +743,64 @@ def t5_small() -> Layout:
 # --- DeepSeek-V3 ------------------------------------------------------------------------
 
 _DEEPSEEK_V3_CONFIG: dict[str, Any] = {
-    "architectures": ["DeepseekV3ForCausalLM"], "attention_bias": False,
-    "attention_dropout": 0.0, "aux_loss_alpha": 0.001, "bos_token_id": 0, "eos_token_id": 1,
-    "ep_size": 1, "first_k_dense_replace": 3, "hidden_act": "silu", "hidden_size": 7168,
-    "initializer_range": 0.02, "intermediate_size": 18432, "kv_lora_rank": 512,
-    "max_position_embeddings": 163840, "model_type": "deepseek_v3",
-    "moe_intermediate_size": 2048, "moe_layer_freq": 1, "n_group": 8,
-    "n_routed_experts": 256, "n_shared_experts": 1, "norm_topk_prob": True,
-    "num_attention_heads": 128, "num_experts_per_tok": 8, "num_hidden_layers": 61,
-    "num_key_value_heads": 128, "num_nextn_predict_layers": 1, "pretraining_tp": 1,
-    "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
-    "quantization_config": {"activation_scheme": "dynamic", "fmt": "e4m3",
-                            "quant_method": "fp8", "weight_block_size": [128, 128]},
+    "architectures": ["DeepseekV3ForCausalLM"],
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "aux_loss_alpha": 0.001,
+    "bos_token_id": 0,
+    "eos_token_id": 1,
+    "ep_size": 1,
+    "first_k_dense_replace": 3,
+    "hidden_act": "silu",
+    "hidden_size": 7168,
+    "initializer_range": 0.02,
+    "intermediate_size": 18432,
+    "kv_lora_rank": 512,
+    "max_position_embeddings": 163840,
+    "model_type": "deepseek_v3",
+    "moe_intermediate_size": 2048,
+    "moe_layer_freq": 1,
+    "n_group": 8,
+    "n_routed_experts": 256,
+    "n_shared_experts": 1,
+    "norm_topk_prob": True,
+    "num_attention_heads": 128,
+    "num_experts_per_tok": 8,
+    "num_hidden_layers": 61,
+    "num_key_value_heads": 128,
+    "num_nextn_predict_layers": 1,
+    "pretraining_tp": 1,
+    "q_lora_rank": 1536,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "quantization_config": {
+        "activation_scheme": "dynamic",
+        "fmt": "e4m3",
+        "quant_method": "fp8",
+        "weight_block_size": [128, 128],
+    },
     "rms_norm_eps": 1e-06,
-    "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0,
-                     "mscale_all_dim": 1.0, "original_max_position_embeddings": 4096,
-                     "type": "yarn"},
-    "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid",
-    "seq_aux": True, "tie_word_embeddings": False, "topk_group": 4, "topk_method": "noaux_tc",
-    "torch_dtype": "bfloat16", "transformers_version": "4.33.1", "use_cache": True,
-    "v_head_dim": 128, "vocab_size": 129280,
+    "rope_scaling": {
+        "beta_fast": 32,
+        "beta_slow": 1,
+        "factor": 40,
+        "mscale": 1.0,
+        "mscale_all_dim": 1.0,
+        "original_max_position_embeddings": 4096,
+        "type": "yarn",
+    },
+    "rope_theta": 10000,
+    "routed_scaling_factor": 2.5,
+    "scoring_func": "sigmoid",
+    "seq_aux": True,
+    "tie_word_embeddings": False,
+    "topk_group": 4,
+    "topk_method": "noaux_tc",
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.33.1",
+    "use_cache": True,
+    "v_head_dim": 128,
+    "vocab_size": 129280,
 }
 
 
@@ -562,8 +824,13 @@ def deepseek_v3(mtp: bool = True, fp8: bool = True) -> Layout:
     def linear(prefix: str, out: int, inp: int) -> None:
         acc.add(f"{prefix}.weight", out, inp, dtype="F8_E4M3" if fp8 else "BF16")
         if fp8:
-            acc.add(f"{prefix}.weight_scale_inv", -(-out // block[0]), -(-inp // block[1]),
-                    dtype="F32", extra=True)
+            acc.add(
+                f"{prefix}.weight_scale_inv",
+                -(-out // block[0]),
+                -(-inp // block[1]),
+                dtype="F32",
+                extra=True,
+            )
 
     def glu(prefix: str, inter: int) -> None:
         linear(f"{prefix}.gate_proj", inter, hidden)
@@ -587,8 +854,9 @@ def deepseek_v3(mtp: bool = True, fp8: bool = True) -> Layout:
         linear(f"{a}.q_b_proj", heads * q_head, c["q_lora_rank"])
         linear(f"{a}.kv_a_proj_with_mqa", c["kv_lora_rank"] + c["qk_rope_head_dim"], hidden)
         acc.add(f"{a}.kv_a_layernorm.weight", c["kv_lora_rank"])
-        linear(f"{a}.kv_b_proj", heads * (c["qk_nope_head_dim"] + c["v_head_dim"]),
-               c["kv_lora_rank"])
+        linear(
+            f"{a}.kv_b_proj", heads * (c["qk_nope_head_dim"] + c["v_head_dim"]), c["kv_lora_rank"]
+        )
         linear(f"{a}.o_proj", hidden, heads * c["v_head_dim"])
         if i < c["first_k_dense_replace"]:
             glu(f"{p}.mlp", c["intermediate_size"])
@@ -596,8 +864,7 @@ def deepseek_v3(mtp: bool = True, fp8: bool = True) -> Layout:
             for e in range(c["n_routed_experts"]):
                 glu(f"{p}.mlp.experts.{e}", c["moe_intermediate_size"])
             acc.add(f"{p}.mlp.gate.weight", c["n_routed_experts"], hidden)
-            acc.add(f"{p}.mlp.gate.e_score_correction_bias", c["n_routed_experts"],
-                    dtype="F32")
+            acc.add(f"{p}.mlp.gate.e_score_correction_bias", c["n_routed_experts"], dtype="F32")
             glu(f"{p}.mlp.shared_experts", c["moe_intermediate_size"] * c["n_shared_experts"])
         acc.add(f"{p}.input_layernorm.weight", hidden)
         acc.add(f"{p}.post_attention_layernorm.weight", hidden)
@@ -605,8 +872,14 @@ def deepseek_v3(mtp: bool = True, fp8: bool = True) -> Layout:
     acc.add("lm_head.weight", vocab, hidden)
     expected = 684_489_845_504 if mtp else 671_026_419_200
     config = dict(c) if fp8 else {k: v for k, v in c.items() if k != "quantization_config"}
-    return Layout("deepseek-ai/DeepSeek-V3", acc.rows, config, expected, shards=163,
-                  non_parameters=frozenset(acc.extra))
+    return Layout(
+        "deepseek-ai/DeepSeek-V3",
+        acc.rows,
+        config,
+        expected,
+        shards=163,
+        non_parameters=frozenset(acc.extra),
+    )
 
 
 # --- PEFT -------------------------------------------------------------------------------
@@ -627,8 +900,12 @@ def lora_llama31_8b(
     hidden, inter = base["hidden_size"], base["intermediate_size"]
     kv_out = base["num_key_value_heads"] * hidden // base["num_attention_heads"]
     shapes = {  # module -> (out, in)
-        "q_proj": (hidden, hidden), "k_proj": (kv_out, hidden), "v_proj": (kv_out, hidden),
-        "o_proj": (hidden, hidden), "gate_proj": (inter, hidden), "up_proj": (inter, hidden),
+        "q_proj": (hidden, hidden),
+        "k_proj": (kv_out, hidden),
+        "v_proj": (kv_out, hidden),
+        "o_proj": (hidden, hidden),
+        "gate_proj": (inter, hidden),
+        "up_proj": (inter, hidden),
         "down_proj": (hidden, inter),
     }
     wanted = set(targets)
@@ -648,26 +925,52 @@ def lora_llama31_8b(
             if use_dora:
                 acc.add(f"{p}.lora_magnitude_vector", out)
     config = {
-        "alpha_pattern": {}, "auto_mapping": None,
-        "base_model_name_or_path": "meta-llama/Llama-3.1-8B", "bias": "none",
-        "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True,
-        "layers_pattern": None, "layers_to_transform": None, "lora_alpha": 2 * rank,
-        "lora_dropout": 0.05, "modules_to_save": None, "peft_type": "LORA", "r": rank,
-        "rank_pattern": {}, "revision": None,
-        "target_modules": [m for m in _LLAMA_MODULES if m in wanted], "task_type": "CAUSAL_LM",
-        "use_dora": use_dora, "use_rslora": False,
+        "alpha_pattern": {},
+        "auto_mapping": None,
+        "base_model_name_or_path": "meta-llama/Llama-3.1-8B",
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "init_lora_weights": True,
+        "layers_pattern": None,
+        "layers_to_transform": None,
+        "lora_alpha": 2 * rank,
+        "lora_dropout": 0.05,
+        "modules_to_save": None,
+        "peft_type": "LORA",
+        "r": rank,
+        "rank_pattern": {},
+        "revision": None,
+        "target_modules": [m for m in _LLAMA_MODULES if m in wanted],
+        "task_type": "CAUSAL_LM",
+        "use_dora": use_dora,
+        "use_rslora": False,
     }
     default = rank == 16 and wanted == {"q_proj", "v_proj"} and not use_dora
-    return Layout(f"lora-r{rank}-Llama-3.1-8B", acc.rows, config,
-                  6_815_744 if default else None, weights_name="adapter_model.safetensors",
-                  config_name="adapter_config.json")
+    return Layout(
+        f"lora-r{rank}-Llama-3.1-8B",
+        acc.rows,
+        config,
+        6_815_744 if default else None,
+        weights_name="adapter_model.safetensors",
+        config_name="adapter_config.json",
+    )
 
 
 PRESETS = {
-    "llama31_8b": llama31_8b, "llama31_70b": llama31_70b, "llama31_405b": llama31_405b,
-    "mixtral_8x7b": mixtral_8x7b, "qwen2_7b": qwen2_7b, "gemma2_2b": gemma2_2b,
-    "phi3_mini": phi3_mini, "gpt2": gpt2, "pythia_160m": pythia_160m, "falcon_7b": falcon_7b,
-    "bert_base": bert_base, "t5_small": t5_small, "deepseek_v3": deepseek_v3,
+    "llama31_8b": llama31_8b,
+    "llama31_70b": llama31_70b,
+    "llama31_405b": llama31_405b,
+    "mixtral_8x7b": mixtral_8x7b,
+    "qwen2_7b": qwen2_7b,
+    "gemma2_2b": gemma2_2b,
+    "phi3_mini": phi3_mini,
+    "gpt2": gpt2,
+    "pythia_160m": pythia_160m,
+    "falcon_7b": falcon_7b,
+    "bert_base": bert_base,
+    "t5_small": t5_small,
+    "deepseek_v3": deepseek_v3,
     "lora_llama31_8b": lora_llama31_8b,
 }
 
@@ -693,8 +996,11 @@ def safetensors_header(
         if name in header:
             raise ValueError(f"duplicate tensor name {name!r}")
         size = nbytes(dtype, shape)
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset,
-                                                                                offset + size]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     raw += b" " * (-len(raw) % 8)
@@ -733,7 +1039,7 @@ def split_shards(tensors: Sequence[Tensor], shards: int) -> list[list[Tensor]]:
     for k in range(shards - 1, 0, -1):
         starts[k] = min(starts[k], len(tensors) - (shards - k))
     bounds = [*starts, len(tensors)]
-    return [list(tensors[bounds[k]:bounds[k + 1]]) for k in range(shards)]
+    return [list(tensors[bounds[k] : bounds[k + 1]]) for k in range(shards)]
 
 
 def write_sparse_checkpoint(
@@ -788,14 +1094,29 @@ def _write_json(path: Path, obj: Any) -> None:
 
 # --- Small real files -------------------------------------------------------------------
 
-NUMPY_DTYPES: Mapping[str, Any] = MappingProxyType({
-    "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16,
-    "F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2,
-    "F8_E4M3FNUZ": ml_dtypes.float8_e4m3fnuz, "F8_E5M2FNUZ": ml_dtypes.float8_e5m2fnuz,
-    "F8_E8M0": ml_dtypes.float8_e8m0fnu, "C64": np.complex64, "I64": np.int64,
-    "U64": np.uint64, "I32": np.int32, "U32": np.uint32, "I16": np.int16, "U16": np.uint16,
-    "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
-})
+NUMPY_DTYPES: Mapping[str, Any] = MappingProxyType(
+    {
+        "F64": np.float64,
+        "F32": np.float32,
+        "F16": np.float16,
+        "BF16": ml_dtypes.bfloat16,
+        "F8_E4M3": ml_dtypes.float8_e4m3fn,
+        "F8_E5M2": ml_dtypes.float8_e5m2,
+        "F8_E4M3FNUZ": ml_dtypes.float8_e4m3fnuz,
+        "F8_E5M2FNUZ": ml_dtypes.float8_e5m2fnuz,
+        "F8_E8M0": ml_dtypes.float8_e8m0fnu,
+        "C64": np.complex64,
+        "I64": np.int64,
+        "U64": np.uint64,
+        "I32": np.int32,
+        "U32": np.uint32,
+        "I16": np.int16,
+        "U16": np.uint16,
+        "I8": np.int8,
+        "U8": np.uint8,
+        "BOOL": np.bool_,
+    }
+)
 
 
 def random_array(

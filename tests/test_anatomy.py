@@ -84,8 +84,13 @@ CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
         ("language_model.model.layers.4.self_attn.q_proj.weight", A, 4, "q", None),
         ("model.language_model.layers.4.mlp.down_proj.weight", F, 4, "down", None),
         ("language_model.model.embed_tokens.weight", E, None, "token_embedding", None),
-        ("vision_tower.vision_model.encoder.layers.3.self_attn.q_proj.weight", OT, None,
-         "vision", None),
+        (
+            "vision_tower.vision_model.encoder.layers.3.self_attn.q_proj.weight",
+            OT,
+            None,
+            "vision",
+            None,
+        ),
         ("vision_tower.vision_model.embeddings.patch_embedding.weight", OT, None, "vision", None),
         ("multi_modal_projector.mm_input_projection_weight", OT, None, "projector", None),
         ("multi_modal_projector.mm_soft_emb_norm.weight", OT, None, "projector", None),
@@ -142,8 +147,7 @@ CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
     "bert": [
         ("bert.embeddings.word_embeddings.weight", E, None, "token_embedding", None),
         ("bert.embeddings.position_embeddings.weight", E, None, "position_embedding", None),
-        ("bert.embeddings.token_type_embeddings.weight", E, None, "token_type_embedding",
-         None),
+        ("bert.embeddings.token_type_embeddings.weight", E, None, "token_type_embedding", None),
         ("bert.embeddings.LayerNorm.weight", N, None, "norm", None),
         ("bert.embeddings.LayerNorm.gamma", N, None, "norm", None),  # pre-2019 checkpoints
         ("roberta.embeddings.LayerNorm.beta", N, None, "norm", None),
@@ -177,8 +181,13 @@ CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
         ("encoder.block.3.layer.0.SelfAttention.k.weight", A, 3, "k", None),
         ("encoder.block.3.layer.0.SelfAttention.v.weight", A, 3, "v", None),
         ("encoder.block.3.layer.0.SelfAttention.o.weight", A, 3, "o", None),
-        ("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", A, 0,
-         "relative_bias", None),
+        (
+            "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+            A,
+            0,
+            "relative_bias",
+            None,
+        ),
         ("encoder.block.3.layer.0.layer_norm.weight", N, 3, "norm", None),
         ("encoder.block.3.layer.1.DenseReluDense.wi.weight", F, 3, "up", None),
         ("encoder.block.3.layer.1.DenseReluDense.wi_0.weight", F, 3, "gate", None),
@@ -221,25 +230,47 @@ CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
         ("model.layers.5.self_attn.sinks", A, 5, "sinks", None),
         ("model.layers.5.feed_forward.experts.gate_up_proj", F, 5, "expert", None),  # Llama 4
         ("model.layers.5.feed_forward.router.weight", F, 5, "router", None),
-        ("model.layers.5.feed_forward.shared_expert.down_proj.weight", F, 5, "shared_expert",
-         None),
+        ("model.layers.5.feed_forward.shared_expert.down_proj.weight", F, 5, "shared_expert", None),
         ("model.layers.5.block_sparse_moe.input_linear.weight", F, 5, "expert", None),
     ],
     "peft": [
-        ("base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight", AD, 7, "lora_A",
-         None),
-        ("base_model.model.model.layers.7.self_attn.v_proj.lora_B.weight", AD, 7, "lora_B",
-         None),
-        ("base_model.model.model.layers.7.self_attn.q_proj.lora_A.default.weight", AD, 7,
-         "lora_A", None),
-        ("base_model.model.model.layers.7.self_attn.q_proj.lora_magnitude_vector", AD, 7,
-         "lora_magnitude", None),
-        ("base_model.model.model.layers.7.mlp.down_proj.lora_magnitude_vector.weight", AD, 7,
-         "lora_magnitude", None),
-        ("base_model.model.model.embed_tokens.lora_embedding_A", AD, None, "lora_embedding_A",
-         None),
-        ("base_model.model.model.embed_tokens.lora_embedding_B", AD, None, "lora_embedding_B",
-         None),
+        ("base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight", AD, 7, "lora_A", None),
+        ("base_model.model.model.layers.7.self_attn.v_proj.lora_B.weight", AD, 7, "lora_B", None),
+        (
+            "base_model.model.model.layers.7.self_attn.q_proj.lora_A.default.weight",
+            AD,
+            7,
+            "lora_A",
+            None,
+        ),
+        (
+            "base_model.model.model.layers.7.self_attn.q_proj.lora_magnitude_vector",
+            AD,
+            7,
+            "lora_magnitude",
+            None,
+        ),
+        (
+            "base_model.model.model.layers.7.mlp.down_proj.lora_magnitude_vector.weight",
+            AD,
+            7,
+            "lora_magnitude",
+            None,
+        ),
+        (
+            "base_model.model.model.embed_tokens.lora_embedding_A",
+            AD,
+            None,
+            "lora_embedding_A",
+            None,
+        ),
+        (
+            "base_model.model.model.embed_tokens.lora_embedding_B",
+            AD,
+            None,
+            "lora_embedding_B",
+            None,
+        ),
         ("base_model.model.lm_head.lora_B.weight", AD, None, "lora_B", None),
         ("base_model.model.model.layers.7.mlp.down_proj.ia3_l", AD, 7, "ia3", None),
         ("base_model.model.model.layers.3.mlp.experts.9.w1.lora_A.weight", AD, 3, "lora_A", 9),
@@ -247,8 +278,13 @@ CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
         ("base_model.model.model.layers.0.self_attn.q_proj.lokr_w1", AD, 0, "lokr", None),
         ("base_model.model.model.layers.0.self_attn.q_proj.lora_E", AD, 0, "lora_E", None),
         ("prompt_embeddings", AD, None, "prompt", None),
-        ("base_model.model.lm_head.modules_to_save.default.weight", AD, None,
-         "modules_to_save", None),
+        (
+            "base_model.model.lm_head.modules_to_save.default.weight",
+            AD,
+            None,
+            "modules_to_save",
+            None,
+        ),
         ("base_model.model.model.layers.7.self_attn.q_proj.base_layer.weight", A, 7, "q", None),
     ],
     "quantization": [
@@ -259,10 +295,14 @@ CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
         ("model.layers.1.mlp.down_proj.weight.absmax", Q, 1, "absmax", None),
         ("model.layers.1.mlp.down_proj.weight.quant_map", Q, 1, "quant_map", None),
         ("model.layers.1.mlp.down_proj.weight.nested_absmax", Q, 1, "nested_absmax", None),
-        ("model.layers.1.mlp.down_proj.weight.nested_quant_map", Q, 1, "nested_quant_map",
-         None),
-        ("model.layers.1.mlp.down_proj.weight.quant_state.bitsandbytes__nf4", Q, 1,
-         "quant_state", None),
+        ("model.layers.1.mlp.down_proj.weight.nested_quant_map", Q, 1, "nested_quant_map", None),
+        (
+            "model.layers.1.mlp.down_proj.weight.quant_state.bitsandbytes__nf4",
+            Q,
+            1,
+            "quant_state",
+            None,
+        ),
         ("model.layers.1.mlp.down_proj.SCB", Q, 1, "scale", None),
         ("model.layers.1.mlp.down_proj.weight_format", Q, 1, "weight_format", None),
         ("model.layers.1.mlp.down_proj.weight_scale", Q, 1, "scale", None),
@@ -318,13 +358,17 @@ CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
 
 
 def _params(cases: dict[str, list[tuple[str, str, int | None, str, int | None]]]) -> list:
-    return [pytest.param(*case, id=f"{family}:{case[0]}") for family, rows in cases.items()
-            for case in rows]
+    return [
+        pytest.param(*case, id=f"{family}:{case[0]}")
+        for family, rows in cases.items()
+        for case in rows
+    ]
 
 
 @pytest.mark.parametrize(("name", "category", "layer", "component", "expert"), _params(CASES))
-def test_classify(name: str, category: str, layer: int | None, component: str,
-                  expert: int | None) -> None:
+def test_classify(
+    name: str, category: str, layer: int | None, component: str, expert: int | None
+) -> None:
     assert classify(name) == Role(category, layer, component, expert)
 
 
@@ -341,13 +385,14 @@ def test_rules_are_well_formed() -> None:
     for rule in RULES:
         assert rule.category in CATEGORIES
         # Rules match a lowercased template: an uppercase letter would never match.
-        assert rule.pattern.pattern.replace("\\Z", "") == rule.pattern.pattern.replace(
-            "\\Z", "").lower(), rule.pattern.pattern
+        assert (
+            rule.pattern.pattern.replace("\\Z", "")
+            == rule.pattern.pattern.replace("\\Z", "").lower()
+        ), rule.pattern.pattern
 
 
 def test_case_does_not_matter() -> None:
-    assert classify("BERT.ENCODER.LAYER.2.ATTENTION.SELF.QUERY.WEIGHT") == Role(
-        "attention", 2, "q")
+    assert classify("BERT.ENCODER.LAYER.2.ATTENTION.SELF.QUERY.WEIGHT") == Role("attention", 2, "q")
     assert classify("model.layers.0.mlp.down_proj.scb").component == "scale"
 
 
@@ -360,13 +405,39 @@ def test_t5_encoder_and_decoder_blocks_share_an_index() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "", ".", "..", "...", "#", "##", "0", "7.weight", "layers", "layers.", "layers.5",
-        ".layers.5.", "layers..5", "model.layers.#.self_attn.q_proj.weight",
-        "model.layers.3.#.mlp.experts.#", "ü", "模型.层.3.注意力", "model.layers.٣.q_proj",
-        "model.layers.²", "\x00", "\x00.h.1.attn.c_attn.weight", "model.layers.3\n.mlp",
-        "lm_head.weight\n", "\ud800", "\u202e.layers.1.mlp.up_proj", "x" * 10_000,
-        "attn." * 10_000, "layers." + "9" * 5000 + ".q_proj", "layers.99999999999999999999.q",
-        "layers.-1.q_proj", "layers.+1.q_proj", "layers.1e3.q_proj", "layers. 1.q_proj",
+        "",
+        ".",
+        "..",
+        "...",
+        "#",
+        "##",
+        "0",
+        "7.weight",
+        "layers",
+        "layers.",
+        "layers.5",
+        ".layers.5.",
+        "layers..5",
+        "model.layers.#.self_attn.q_proj.weight",
+        "model.layers.3.#.mlp.experts.#",
+        "ü",
+        "模型.层.3.注意力",
+        "model.layers.٣.q_proj",
+        "model.layers.²",
+        "\x00",
+        "\x00.h.1.attn.c_attn.weight",
+        "model.layers.3\n.mlp",
+        "lm_head.weight\n",
+        "\ud800",
+        "\u202e.layers.1.mlp.up_proj",
+        "x" * 10_000,
+        "attn." * 10_000,
+        "layers." + "9" * 5000 + ".q_proj",
+        "layers.99999999999999999999.q",
+        "layers.-1.q_proj",
+        "layers.+1.q_proj",
+        "layers.1e3.q_proj",
+        "layers. 1.q_proj",
     ],
 )
 def test_unusual_names_never_raise(name: str) -> None:
@@ -386,10 +457,38 @@ def test_hostile_details() -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.text(max_size=300) | st.lists(
-    st.sampled_from(["model", "layers", "h", "blk", "experts", "3", "17", "self_attn",
-                     "attention", "mlp", "q_proj", "lora_A", "weight", "scales", "#", "", "ü",
-                     "\n", "norm", "gate", "dense", "output"]), max_size=40).map(".".join))
+@given(
+    st.text(max_size=300)
+    | st.lists(
+        st.sampled_from(
+            [
+                "model",
+                "layers",
+                "h",
+                "blk",
+                "experts",
+                "3",
+                "17",
+                "self_attn",
+                "attention",
+                "mlp",
+                "q_proj",
+                "lora_A",
+                "weight",
+                "scales",
+                "#",
+                "",
+                "ü",
+                "\n",
+                "norm",
+                "gate",
+                "dense",
+                "output",
+            ]
+        ),
+        max_size=40,
+    ).map(".".join)
+)
 def test_classify_never_raises(name: str) -> None:
     role = classify(name)
     assert role.category in CATEGORIES
@@ -398,10 +497,11 @@ def test_classify_never_raises(name: str) -> None:
 
 
 def test_core_imports_no_ui_or_numpy() -> None:
-    code = ("import sys, paramtool.anatomy; "
-            "print(sorted({'typer', 'rich', 'numpy'} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, paramtool.anatomy; "
+        "print(sorted({'typer', 'rich', 'numpy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
@@ -458,17 +558,24 @@ def test_deepseek_v3_layers_experts_and_scales() -> None:
     assert {r.layer for r in roles} == set(range(62)) | {None}
     experts = {r.expert for r in roles if r.layer == 40 and r.component == "expert"}
     assert experts == set(range(256))
-    scales = {n for (n, _, _), r in zip(layout.tensors, roles, strict=True)
-              if r.category == "quantization"}
+    scales = {
+        n
+        for (n, _, _), r in zip(layout.tensors, roles, strict=True)
+        if r.category == "quantization"
+    }
     assert scales == layout.non_parameters
     assert {r.component for r in roles if r.layer == 1 and r.category == "feed_forward"} == {
-        "gate", "up", "down"}
+        "gate",
+        "up",
+        "down",
+    }
 
 
 def test_buffers_and_adapters() -> None:
     layout = gpt2()
     assert {classify(n) for n in layout.non_parameters} == {
-        Role("other", i, "mask") for i in range(12)}
+        Role("other", i, "mask") for i in range(12)
+    }
     lora = lora_llama31_8b(targets=("q_proj", "k_proj", "down_proj"), use_dora=True)
     roles = Counter(classify(n).component for n, _, _ in lora.tensors)
     assert roles == {"lora_A": 96, "lora_B": 96, "lora_magnitude": 96}
@@ -477,13 +584,21 @@ def test_buffers_and_adapters() -> None:
 
 def test_qwen_moe_builder_classifies() -> None:
     config = {
-        "model_type": "qwen2_moe", "hidden_size": 64, "intermediate_size": 128,
-        "moe_intermediate_size": 32, "shared_expert_intermediate_size": 96,
-        "num_experts": 4, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "vocab_size": 100, "tie_word_embeddings": False,
+        "model_type": "qwen2_moe",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "moe_intermediate_size": 32,
+        "shared_expert_intermediate_size": 96,
+        "num_experts": 4,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 100,
+        "tie_word_embeddings": False,
     }
-    roles = Counter((classify(n).category, classify(n).component) for n, _, _ in
-                    llama(config).tensors)
+    roles = Counter(
+        (classify(n).category, classify(n).component) for n, _, _ in llama(config).tensors
+    )
     assert roles[("feed_forward", "expert")] == 2 * 4 * 3
     assert roles[("feed_forward", "shared_expert")] == 2 * 4
     assert roles[("feed_forward", "router")] == 2
@@ -497,10 +612,21 @@ def test_t5_layers() -> None:
 
 
 def _realistic_names(count: int) -> list[str]:
-    names = list(dict.fromkeys(
-        n for preset in ("deepseek_v3", "llama31_405b", "mixtral_8x7b", "t5_small", "bert_base",
-                         "gpt2", "lora_llama31_8b")
-        for n, _, _ in PRESETS[preset]().tensors))
+    names = list(
+        dict.fromkeys(
+            n
+            for preset in (
+                "deepseek_v3",
+                "llama31_405b",
+                "mixtral_8x7b",
+                "t5_small",
+                "bert_base",
+                "gpt2",
+                "lora_llama31_8b",
+            )
+            for n, _, _ in PRESETS[preset]().tensors
+        )
+    )
     layer = 62
     while len(names) < count:  # more DeepSeek-style expert blocks, all distinct names
         for e in range(256):

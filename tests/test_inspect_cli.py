@@ -274,7 +274,9 @@ def test_main_builds_only_the_command_it_runs():
         ("gpt2", 1, 124_439_808 + 12 * 1024 * 1024, 12),  # the file also stores 12 mask buffers
     ],
 )
-def test_exact_counts_of_real_layouts_from_sparse_files(tmp_path, preset, shards, parameters, layers):
+def test_exact_counts_of_real_layouts_from_sparse_files(
+    tmp_path, preset, shards, parameters, layers
+):
     import layouts
 
     layout = getattr(layouts, preset)()

@@ -46,13 +46,28 @@ PUBLISHED = {
     "lora_llama31_8b": 6_815_744,
 }
 TENSOR_COUNTS = {
-    "llama31_8b": 291, "llama31_70b": 723, "llama31_405b": 1137, "mixtral_8x7b": 995,
-    "qwen2_7b": 339, "gemma2_2b": 288, "phi3_mini": 195, "gpt2": 160, "pythia_160m": 148,
-    "falcon_7b": 196, "bert_base": 206, "t5_small": 131, "deepseek_v3": 91_991,
+    "llama31_8b": 291,
+    "llama31_70b": 723,
+    "llama31_405b": 1137,
+    "mixtral_8x7b": 995,
+    "qwen2_7b": 339,
+    "gemma2_2b": 288,
+    "phi3_mini": 195,
+    "gpt2": 160,
+    "pythia_160m": 148,
+    "falcon_7b": 196,
+    "bert_base": 206,
+    "t5_small": 131,
+    "deepseek_v3": 91_991,
     "lora_llama31_8b": 128,
 }
-SHARDS = {"llama31_8b": 4, "llama31_70b": 30, "llama31_405b": 191, "mixtral_8x7b": 19,
-          "deepseek_v3": 163}
+SHARDS = {
+    "llama31_8b": 4,
+    "llama31_70b": 30,
+    "llama31_405b": 191,
+    "mixtral_8x7b": 19,
+    "deepseek_v3": 163,
+}
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -106,13 +121,33 @@ def test_hf_shapes() -> None:
 # --- Headers ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("metadata", [None, {"format": "pt"}, {"b": "2", "a": "ü\n\""}])
+@pytest.mark.parametrize("metadata", [None, {"format": "pt"}, {"b": "2", "a": 'ü\n"'}])
 def test_header_is_what_the_library_writes(metadata: dict[str, str] | None) -> None:
     rng = np.random.default_rng(0)
     tensors = {}
-    for i, dtype in enumerate(["F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0",
-                               "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8", "BOOL",
-                               "C64", "F8_E4M3FNUZ", "F8_E5M2FNUZ"]):
+    for i, dtype in enumerate(
+        [
+            "F64",
+            "F32",
+            "F16",
+            "BF16",
+            "F8_E4M3",
+            "F8_E5M2",
+            "F8_E8M0",
+            "I64",
+            "U64",
+            "I32",
+            "U32",
+            "I16",
+            "U16",
+            "I8",
+            "U8",
+            "BOOL",
+            "C64",
+            "F8_E4M3FNUZ",
+            "F8_E5M2FNUZ",
+        ]
+    ):
         for j, shape in enumerate([(3,), (2, 5), ()]):
             tensors[f"t{(7 * i + j) % 13}.{dtype}.{j}.é\t"] = (dtype, shape)
     arrays = {n: random_array(d, s, rng) for n, (d, s) in tensors.items()}
@@ -125,8 +160,7 @@ def test_header_is_what_the_library_writes(metadata: dict[str, str] | None) -> N
 
 
 def test_header_layout() -> None:
-    head, size = safetensors_header([("b", "BF16", (3,)), ("a", "F32", (1,)),
-                                     ("c", "F4", (2, 2))])
+    head, size = safetensors_header([("b", "BF16", (3,)), ("a", "F32", (1,)), ("c", "F4", (2, 2))])
     (n,) = struct.unpack("<Q", head[:8])
     assert n == len(head) - 8 and n % 8 == 0
     parsed = json.loads(head[8:])
@@ -145,8 +179,7 @@ def test_header_layout() -> None:
 def test_sparse_llama31_8b_four_shards(tmp_path) -> None:
     layout = llama31_8b()
     paths = write_sparse_checkpoint(tmp_path, layout)
-    assert [p.name for p in paths] == [f"model-0000{k}-of-00004.safetensors" for k in
-                                       range(1, 5)]
+    assert [p.name for p in paths] == [f"model-0000{k}-of-00004.safetensors" for k in range(1, 5)]
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
     assert index["metadata"] == {"total_size": 16_060_522_496}
     assert list(index["weight_map"]) == sorted(n for n, _, _ in layout)
@@ -200,11 +233,16 @@ def test_safe_open_reads_sparse_files(tmp_path) -> None:
 
 
 def test_safe_open_reads_every_tensor_of_a_small_sharded_layout(tmp_path) -> None:
-    config = dict(llama31_8b().config, hidden_size=64, intermediate_size=96,
-                  num_attention_heads=4, num_hidden_layers=3, vocab_size=50)
+    config = dict(
+        llama31_8b().config,
+        hidden_size=64,
+        intermediate_size=96,
+        num_attention_heads=4,
+        num_hidden_layers=3,
+        vocab_size=50,
+    )
     layout = llama(config)
-    paths = write_sparse_checkpoint(tmp_path, layout, shards=3, dtype_override="F32",
-                                    metadata=None)
+    paths = write_sparse_checkpoint(tmp_path, layout, shards=3, dtype_override="F32", metadata=None)
     seen = {}
     for path in paths:
         with safe_open(path, "numpy") as f:
@@ -217,8 +255,11 @@ def test_safe_open_reads_every_tensor_of_a_small_sharded_layout(tmp_path) -> Non
 
 
 def test_dtype_override_keeps_integers(tmp_path) -> None:
-    tensors = [("w.qweight", "I32", (4, 8)), ("w.scales", "F16", (2, 8)),
-               ("w.weight", "BF16", (8, 8))]
+    tensors = [
+        ("w.qweight", "I32", (4, 8)),
+        ("w.scales", "F16", (2, 8)),
+        ("w.weight", "BF16", (8, 8)),
+    ]
     (path,) = write_sparse_checkpoint(tmp_path, tensors, dtype_override="F8_E4M3")
     with safe_open(path, "numpy") as f:
         dtypes = {n: f.get_slice(n).get_dtype() for n in f.keys()}
@@ -228,8 +269,9 @@ def test_dtype_override_keeps_integers(tmp_path) -> None:
 
 
 def test_write_sparse_file_sub_byte(tmp_path) -> None:
-    path = write_sparse_file(tmp_path / "f4.safetensors", [("a", "F4", (4, 6)),
-                                                          ("b", "F6_E2M3", (4,))])
+    path = write_sparse_file(
+        tmp_path / "f4.safetensors", [("a", "F4", (4, 6)), ("b", "F6_E2M3", (4,))]
+    )
     with safe_open(path, "numpy") as f:
         assert f.get_slice("a").get_dtype() == "F4"
         assert f.get_slice("b").get_shape() == [4]
@@ -264,17 +306,21 @@ def test_split_shards_edges() -> None:
 
 def test_make_checkpoint_writes_real_data(tmp_path) -> None:
     given = np.arange(6, dtype=np.int16).reshape(2, 3)
-    path = make_checkpoint(tmp_path, {
-        "embed.weight": ("BF16", (4, 8)),
-        "layer.weight": ("F8_E4M3", (8, 8)),
-        "layer.weight_scale_inv": ("F32", (1, 1)),
-        "e8m0": ("F8_E8M0", (4,)),
-        "e5m2": ("F8_E5M2", (2,)),
-        "idx": ("I32", (5,)),
-        "mask": ("BOOL", (3,)),
-        "given": given,
-        "scalar": ("F64", ()),
-    }, metadata={"format": "pt"})
+    path = make_checkpoint(
+        tmp_path,
+        {
+            "embed.weight": ("BF16", (4, 8)),
+            "layer.weight": ("F8_E4M3", (8, 8)),
+            "layer.weight_scale_inv": ("F32", (1, 1)),
+            "e8m0": ("F8_E8M0", (4,)),
+            "e5m2": ("F8_E5M2", (2,)),
+            "idx": ("I32", (5,)),
+            "mask": ("BOOL", (3,)),
+            "given": given,
+            "scalar": ("F64", ()),
+        },
+        metadata={"format": "pt"},
+    )
     assert path == tmp_path / "model.safetensors"
     with safe_open(path, "numpy") as f:
         assert f.metadata() == {"format": "pt"}
@@ -282,9 +328,17 @@ def test_make_checkpoint_writes_real_data(tmp_path) -> None:
         assert (f.get_tensor("given") == given).all()
         assert f.get_tensor("layer.weight_scale_inv").shape == (1, 1)
         assert f.get_tensor("scalar").shape == ()
-    assert dtypes == {"embed.weight": "BF16", "layer.weight": "F8_E4M3",
-                      "layer.weight_scale_inv": "F32", "e8m0": "F8_E8M0", "e5m2": "F8_E5M2",
-                      "idx": "I32", "mask": "BOOL", "given": "I16", "scalar": "F64"}
+    assert dtypes == {
+        "embed.weight": "BF16",
+        "layer.weight": "F8_E4M3",
+        "layer.weight_scale_inv": "F32",
+        "e8m0": "F8_E8M0",
+        "e5m2": "F8_E5M2",
+        "idx": "I32",
+        "mask": "BOOL",
+        "given": "I16",
+        "scalar": "F64",
+    }
     raw = path.read_bytes()
     assert raw.count(b"\x00" * 64) == 0  # real random data, not a hole
 

@@ -39,7 +39,8 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
     t.add_row("Source", plain(ck.source))
     if ck.gguf is not None:
         g = ck.gguf
-        kind = {"mmproj": "vision projector (mmproj)", "adapter": "LoRA adapter"}.get(g.get("kind"))
+        kinds = {"mmproj": "vision projector (mmproj)", "adapter": "LoRA adapter"}
+        kind = kinds.get(str(g.get("kind")))
         parts = [
             f"GGUF v{g.get('version')}",
             f"file type {g.get('file_type')}" if g.get("file_type") else "",
