@@ -22,22 +22,30 @@ JsonOpt = Annotated[
 SourcesArg = Annotated[
     list[str],
     typer.Argument(
-        help="Checkpoint: a .safetensors file, a folder (sharded or not), several files, "
-        "or a Hub repo id (org/name[@revision]).",
+        metavar="SOURCE...",
+        help="Checkpoint: a .safetensors or .gguf file, a folder (sharded or not), several "
+        "files, or a Hub repo id (org/name[@revision]).",
         show_default=False,
     ),
 ]
 RevisionOpt = Annotated[
-    str | None, typer.Option("--revision", help="Hub branch, tag or commit (also org/name@rev).")
+    str | None,
+    typer.Option(
+        "--revision", metavar="REV", help="Hub branch, tag or commit (also org/name@rev)."
+    ),
 ]
 TokenOpt = Annotated[
     str | None,
     typer.Option(
-        "--token", help="Hub token (default: HF_TOKEN or the stored login).", show_default=False
+        "--token",
+        metavar="TOKEN",
+        help="Hub token (default: HF_TOKEN or the stored login).",
+        show_default=False,
     ),
 ]
 SubfolderOpt = Annotated[
-    str | None, typer.Option("--subfolder", help="Hub repo subfolder holding the weights.")
+    str | None,
+    typer.Option("--subfolder", metavar="DIR", help="Hub repo subfolder holding the weights."),
 ]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

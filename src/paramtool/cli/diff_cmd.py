@@ -66,8 +66,8 @@ def _diff(
 
 @app.command("diff")
 def diff_command(
-    a: Annotated[str, typer.Argument(help=_SIDE, show_default=False)],
-    b: Annotated[str, typer.Argument(help=_SIDE, show_default=False)],
+    a: Annotated[str, typer.Argument(metavar="A", help=_SIDE, show_default=False)],
+    b: Annotated[str, typer.Argument(metavar="B", help=_SIDE, show_default=False)],
     filter_: FilterOpt = None,
     top: TopOpt = 10,
     tensors: Annotated[bool, typer.Option("--tensors", help="List every tensor compared.")] = False,

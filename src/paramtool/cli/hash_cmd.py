@@ -95,7 +95,9 @@ def verify_command(
     path: Annotated[
         str,
         typer.Argument(
-            help="A local checkpoint folder (or one file) to check.", show_default=False
+            metavar="PATH",
+            help="A local checkpoint folder (or one file) to check.",
+            show_default=False,
         ),
     ],
     against: Annotated[
