@@ -227,7 +227,7 @@ def _find_index(folder: Path) -> Path | None:
     return indexes[0]
 
 
-def _open_indexed(index: Path, display: str) -> tuple[list[FileHeader], dict[str, Any]]:
+def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
     folder = index.parent
     where = str(index)
     if index.stat().st_size > MAX_JSON_SIDECAR:
@@ -329,7 +329,7 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
         if index is not None:
             if len(paths) > 1:
                 raise SourceNotFound(str(p), "a sharded checkpoint must be inspected on its own")
-            hs, extra = _open_indexed(index, str(p))
+            hs, extra = _open_indexed(index)
             headers.extend(hs)
         else:
             headers.extend(read_local_header(f, str(f)) for f in files)

@@ -378,7 +378,7 @@ def _parse(f: BinaryIO, path: str, size: int) -> GGUFFile:
     infos = [_read_tensor_info(src, names) for _ in range(n_tensors)]
     header_end = src.offset
     data_start = -(-header_end // alignment) * alignment
-    return _layout(path, size, version, alignment, header_end, data_start, kv, kv_types, infos)
+    return _layout(path, size, version, alignment, data_start, kv, kv_types, infos)
 
 
 def _read_value(src: _Source, vtype: int, key: str) -> Any:
@@ -503,7 +503,6 @@ def _layout(
     size: int,
     version: int,
     alignment: int,
-    header_end: int,
     data_start: int,
     kv: dict[str, Any],
     kv_types: dict[str, str],
