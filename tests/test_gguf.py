@@ -723,3 +723,27 @@ def test_reader_core_never_imports_typer_or_rich():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+def test_value_commands_on_a_quantized_gguf(llama, tmp_path):
+    """diff, hash and stats read GGUF files too; block-quantized types are compared as bytes."""
+    path, _ = llama
+    same = runner_invoke("diff", str(path), str(path), "--json")
+    assert same.exit_code == 0, same.stderr
+    assert json.loads(same.stdout)["identical"] is True
+    h = runner_invoke("hash", str(path), "--json")
+    assert h.exit_code == 0, h.stderr
+    import hashlib
+
+    assert (
+        json.loads(h.stdout)["files"][0]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    )
+    s = runner_invoke("stats", str(path), "--json")
+    assert s.exit_code == 0, s.stderr
+    assert "Traceback" not in s.stderr and "internal error" not in s.stderr
+
+
+def runner_invoke(*args: str):
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, list(args))

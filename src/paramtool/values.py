@@ -158,7 +158,7 @@ def data_offset(header: FileHeader) -> int:
 
 def element_bytes(dtype: str, count: int) -> int:
     """Bytes of ``count`` elements of ``dtype`` (whole blocks: spans start on element 0 of one)."""
-    return count * dtypes.SAFETENSORS[dtype].bytes_per_block // dtypes.SAFETENSORS[dtype].block_size
+    return count * dtypes.lookup(dtype).bytes_per_block // dtypes.lookup(dtype).block_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +179,7 @@ def tensor_spans(
 ) -> Iterator[Span]:
     """The spans of one tensor, in order; none for a tensor of zero elements."""
     n = tensor.parameters
-    block = dtypes.SAFETENSORS[tensor.dtype].block_size
+    block = dtypes.lookup(tensor.dtype).block_size
     step = max(block, chunk - chunk % block)
     base = data_offset(header) + tensor.start
     for first in range(0, n, step):
