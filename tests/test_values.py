@@ -18,16 +18,8 @@ from layouts import make_checkpoint
 from paramtool import dtypes
 from paramtool.checkpoint import open_local
 from paramtool.errors import MetadataIncompleteBuffer
-from paramtool.values import (
-    CODECS,
-    UNSUPPORTED,
-    Summary,
-    compute_stats,
-    ordered_map,
-    scan_nonfinite,
-    tensor_spans,
-    unordered_map,
-)
+from paramtool.tensor_reader import CODECS, UNSUPPORTED, ordered_map, tensor_spans, unordered_map
+from paramtool.values import Summary, compute_stats, scan_nonfinite
 
 
 def raw_file(path: Path, tensors: dict[str, tuple[str, list[int], bytes]]) -> Path:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from paramtool.anatomy import CATEGORIES, classify
 from paramtool.checkpoint import Checkpoint
 from paramtool.header import FileHeader, TensorInfo
-from paramtool.values import (
+from paramtool.tensor_reader import (
     CHUNK_ELEMENTS,
     CODECS,
     Codec,
@@ -179,7 +179,7 @@ def _bits(codec: Codec, raw: memoryview, count: int):  # noqa: ANN202 - numpy ar
     """The stored element codes as unsigned integers, for comparing bit patterns."""
     import numpy as np
 
-    from paramtool.values import numpy_dtype
+    from paramtool.tensor_reader import numpy_dtype
 
     if codec.per_byte:
         packed = np.frombuffer(raw, dtype=np.uint8, count=count // 2)

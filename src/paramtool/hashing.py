@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from paramtool.checkpoint import Checkpoint, parse_index
 from paramtool.errors import HubError, ParamtoolError, SourceNotFound
 from paramtool.header import FileHeader, TensorInfo
-from paramtool.values import (
+from paramtool.tensor_reader import (
     Progress,
     Scratch,
     data_offset,
