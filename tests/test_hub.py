@@ -493,3 +493,13 @@ def test_gguf_only_repo_is_refused_with_a_hint(hub: HubEmulator) -> None:
     line = error_line(run("inspect", "org/gguf-only"))
     assert "model-Q4_K_M.gguf" in line and "GGUF" in line and "download" in line
     assert [r.path for r in hub.requests] == ["/api/models/org/gguf-only"]
+
+
+def test_a_missing_path_under_a_local_folder_is_not_a_hub_repo(
+    hub: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    line = error_line(run("inspect", "models/llama-8b"))
+    assert "models/llama-8b" in line and "no such file" in line
+    assert hub.request_count == 0

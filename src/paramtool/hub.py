@@ -81,10 +81,17 @@ def parse_hub_source(text: str) -> HubSource | None:
 
 
 def is_hub_source(text: str) -> bool:
-    """A local path of that name wins unless ``hf://`` forces the Hub."""
+    """A local path of that name wins unless ``hf://`` forces the Hub.
+
+    So does a missing path whose first folder exists here (``models/llama-8b`` with a
+    ``models`` folder is a typo'd local path, not a Hub repo): that reports the missing
+    path rather than a Hub lookup.
+    """
     if text.startswith("hf://"):
         return True
     if os.path.exists(text) or text.lower().endswith(_FILE_SUFFIXES):
+        return False
+    if os.path.isdir(text.split("/", 1)[0]):
         return False
     return parse_hub_source(text) is not None
 
