@@ -111,13 +111,13 @@ def check_command(
     no_nan: Annotated[
         bool,
         typer.Option(
-            "--no-nan", help="No NaN values (needs value reading: unavailable for now, fails)."
+            "--no-nan", help="No NaN in any floating-point tensor (reads the values, streaming)."
         ),
     ] = False,
     no_inf: Annotated[
         bool,
         typer.Option(
-            "--no-inf", help="No infinite values (needs value reading: unavailable for now, fails)."
+            "--no-inf", help="No +-Inf in any floating-point tensor (reads the values, streaming)."
         ),
     ] = False,
     sha256: Annotated[
@@ -125,7 +125,7 @@ def check_command(
         _opt(
             "--sha256",
             "FILE=HEX",
-            "A file's SHA-256 (hashing is unavailable for now: the rule fails).",
+            "A file's SHA-256, as sha256sum prints it (reads the file).",
         ),
     ] = None,
     against_hub: Annotated[
@@ -133,7 +133,7 @@ def check_command(
         _opt(
             "--against-hub",
             "ORG/NAME@REV",
-            "Same files as this Hub repo (hashing is unavailable for now: the rule fails).",
+            "The local files match the hashes this Hub repo records (nothing downloaded).",
         ),
     ] = None,
     config: Annotated[
