@@ -5,10 +5,12 @@ exactly; :func:`evaluate` measures a checkpoint against every rule and returns a
 :class:`Report` of :class:`Finding` objects, from which the table, Markdown, JSON and
 JUnit renderers all work. Each rule kind has one evaluator in :data:`EVALUATORS`.
 
-A finding is ``pass``, ``fail`` or ``unavailable``. Kinds that need what this
-version cannot read (tensor values, file hashes) answer ``unavailable``, and an
-unavailable rule fails the gate like a failed one: a check that could not run must
-never look green. Another module plugs in a real evaluator with :func:`register`.
+A finding is ``pass``, ``fail`` or ``unavailable``. A rule that cannot be evaluated
+for this source (the value and hash rules on a Hub repo, which would mean downloading
+the weights; ``safetensors_only`` where nobody listed the files) answers
+``unavailable``, and an unavailable rule fails the gate like a failed one: a check that
+could not run must never look green. The value and hash rules import
+:mod:`paramtool.values` and :mod:`paramtool.hashing` only when asked for.
 
 Command-line flags and config files give rules in the same raw form (strings, lists
 of ``KEY=VALUE`` strings, booleans); :func:`parse_rules` turns one source of them
