@@ -503,3 +503,22 @@ def test_a_missing_path_under_a_local_folder_is_not_a_hub_repo(
     line = error_line(run("inspect", "models/llama-8b"))
     assert "models/llama-8b" in line and "no such file" in line
     assert hub.request_count == 0
+
+
+def test_footprint_and_check_take_a_hub_repo(tiny: dict[str, Any], hub: HubEmulator) -> None:
+    local = inspect_json(str(tiny["folder"]))
+    hub.reset_counters()
+    r = run("footprint", "org/tiny", "--dtype", "bf16", "--context", "1024", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["parameters"] == local["total_parameters"]
+    assert doc["precisions"][0]["weights_bytes"] == 2 * local["total_parameters"]
+    assert doc["kv_cache_bytes"] > 0  # layers and KV heads came from the repo's config.json
+    assert not any(q.range is None and q.path.endswith(".safetensors") and q.method == "GET"
+                   for q in hub.requests)  # fmt: skip
+    r = run("check", "org/tiny@v1", "--expect-layers", "2", "--max-params", "1B", "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["passed"] is True and report["revision"] == tiny["v1"]
+    r = run("check", "org/tiny", "--expect-layers", "2")
+    assert r.exit_code == 1  # main has 4 layers
