@@ -214,17 +214,15 @@ def hub_file_hashes(
     """
     from huggingface_hub import HfApi, constants
 
-    from paramtool.hub import _hub_error, _network_errors
+    from paramtool.hub import hub_errors
 
-    try:
+    with hub_errors(repo_id, revision):
         info = HfApi(token=token).model_info(
             repo_id,
             revision=revision,
             files_metadata=True,
             timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
         )
-    except _network_errors() as e:
-        raise _hub_error(e, repo_id, revision) from None
     if not info.sha:
         raise HubError(repo_id, "the Hub did not say which commit this is")
     files = {}

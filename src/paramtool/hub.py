@@ -25,12 +25,13 @@ With ``HF_HUB_OFFLINE=1`` the same steps read the huggingface_hub cache.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,20 @@ def is_hub_source(text: str) -> bool:
 
 
 # ---------------------------------------------------------------- error table
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
+    """Turn huggingface_hub's and the network's exceptions into one-line HubErrors.
+
+    The one error table for every Hub call paramtool makes (inspect, verify, --download).
+    """
+    try:
+        yield
+    except ParamtoolError:
+        raise
+    except _network_errors() as e:
+        raise _hub_error(e, repo_id, revision) from None
 
 
 def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> ParamtoolError:
@@ -535,12 +550,8 @@ def open_hub(
     rev = revision or source.revision
     if constants.is_offline_mode():
         return _open_cached(source.repo_id, rev, subfolder or "", quiet)
-    try:
+    with hub_errors(source.repo_id, rev):
         return _open_online(source.repo_id, rev, token, subfolder or "", quiet)
-    except ParamtoolError:
-        raise
-    except _network_errors() as e:
-        raise _hub_error(e, source.repo_id, rev) from None
 
 
 def _display(repo_id: str, rev: str | None) -> str:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from paramtool.anatomy import CATEGORIES, classify
-from paramtool.checkpoint import Checkpoint, assemble, parse_index
+from paramtool.checkpoint import Checkpoint, open_local
 from paramtool.errors import UsageError
-from paramtool.header import TensorInfo, read_local_header
+from paramtool.header import TensorInfo
 from paramtool.tensor_reader import (
     CHUNK_ELEMENTS,
     CODECS,
@@ -464,7 +464,7 @@ def download_checkpoint(
     """
     from huggingface_hub import snapshot_download
 
-    from paramtool.hub import _hub_error, _network_errors
+    from paramtool.hub import hub_errors
 
     info = checkpoint.hub
     assert info is not None
@@ -475,7 +475,7 @@ def download_checkpoint(
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
-    try:
+    with hub_errors(info.repo_id, info.requested_revision):
         folder = snapshot_download(
             info.repo_id, revision=info.requested_revision, allow_patterns=names, token=token
         )
@@ -483,31 +483,18 @@ def download_checkpoint(
             folder = snapshot_download(
                 info.repo_id, revision=info.revision, allow_patterns=names, token=token
             )
-    except _network_errors() as e:
-        raise _hub_error(e, info.repo_id, info.requested_revision) from None
-    sub = info.subfolder.strip("/")
-    root = os.path.join(folder, *sub.split("/")) if sub else folder
-    kw: dict[str, Any] = {}
+    # The same validation as any local checkpoint (cache snapshots link into blobs/, which
+    # open_local accepts); the Hub's custody facts and the repo's configs are kept.
     if checkpoint.index_path:
-        index = os.path.join(folder, checkpoint.index_path)
-        with open(index, "rb") as f:
-            weight_map, meta = parse_index(f.read(), index)
-        shards = sorted(set(weight_map.values()))
-        headers = [read_local_header(os.path.join(root, s)) for s in shards]
-        kw = {
-            "weight_map": weight_map,
-            "shard_names": shards,
-            "index_path": index,
-            "index_metadata": meta,
-        }
+        local = open_local([os.path.join(folder, checkpoint.index_path)])
     else:
-        headers = [read_local_header(os.path.join(folder, f.path)) for f in checkpoint.files]
-    return assemble(
-        checkpoint.source,
-        headers,
+        local = open_local([os.path.join(folder, f.path) for f in checkpoint.files])
+    return replace(
+        local,
+        source=checkpoint.source,
         config=checkpoint.config,
         adapter_config=checkpoint.adapter_config,
         warnings=checkpoint.warnings,
         hub=info,
-        **kw,
+        pickle_files=checkpoint.pickle_files,
     )
