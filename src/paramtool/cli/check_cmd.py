@@ -17,8 +17,8 @@ from paramtool.cli.common import (
     SourcesArg,
     SubfolderOpt,
     TokenOpt,
-    clean,
     handle_errors,
+    note,
     print_json,
     stdout_console,
     warn,
@@ -201,10 +201,6 @@ def check_command(
     )
     if code:
         raise typer.Exit(code)
-
-
-def note(message: str) -> None:
-    sys.stderr.write(f"paramtool: note: {clean(message)}\n")
 
 
 @handle_errors

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -13,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from paramtool.errors import ParamtoolError
+from paramtool.render.safe_text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,22 +48,20 @@ SubfolderOpt = Annotated[
     typer.Option("--subfolder", metavar="DIR", help="Hub repo subfolder holding the weights."),
 ]
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean(text: str) -> str:
-    """Strip control characters from hostile text (tensor names, metadata) before printing."""
-    return _CONTROL.sub("?", text)
-
 
 def die(message: str, code: int = 2) -> typer.Exit:
     """Print one error line on stderr; return the Exit to raise."""
-    sys.stderr.write(f"paramtool: error: {clean(message)}\n")
+    sys.stderr.write(f"paramtool: error: {printable(message)}\n")
     return typer.Exit(code)
 
 
+def note(message: str) -> None:
+    """A hint on stderr (which config was used, a base model that could not be read)."""
+    sys.stderr.write(f"paramtool: note: {printable(message)}\n")
+
+
 def warn(message: str) -> None:
-    sys.stderr.write(f"paramtool: warning: {clean(message)}\n")
+    sys.stderr.write(f"paramtool: warning: {printable(message)}\n")
 
 
 def handle_errors(fn: F) -> F:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,8 +14,8 @@ from paramtool.cli.common import (
     SourcesArg,
     SubfolderOpt,
     TokenOpt,
-    clean,
     handle_errors,
+    note,
     print_json,
     stdout_console,
     warn,
@@ -146,9 +145,7 @@ def _open_base(
     try:
         return open_source([ref], token=token, quiet=True)
     except ParamtoolError as e:
-        sys.stderr.write(
-            f"paramtool: note: {clean(f'base model {ref} not read ({e}); give --base SOURCE')}\n"
-        )
+        note(f"base model {ref} not read ({e}); give --base SOURCE")
         return None
 
 

@@ -6,7 +6,6 @@ import rich lazily, so ``--json`` never loads it.
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 from typing import Any
 
@@ -24,10 +23,10 @@ from paramtool.footprint import (
 )
 from paramtool.gpus import GPUS, Gpu
 from paramtool.render.bars import bar
+from paramtool.render.safe_text import printable
 from paramtool.units import human_bytes, human_count
 
 SCHEMA_VERSION = 1
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 KV_IGNORED = (
     "KV cache: paged-block rounding, prefix caching, speculative-decoding drafts, "
@@ -37,10 +36,6 @@ SERVING_OVERHEAD = (
     "overhead: one allowance for the CUDA context, activations, CUDA graphs and "
     "allocator fragmentation"
 )
-
-
-def _clean(text: object) -> str:
-    return _CONTROL.sub("?", str(text))
 
 
 def _num(x: Fraction | float | int) -> int | float:
@@ -320,7 +315,7 @@ def to_json(fp: Footprint, binary: bool = False) -> dict[str, Any]:
         "training": training_json(fp.training, fp.training_fit) if fp.training else None,
         "gpu": gpu_json(fp.gpu) if fp.gpu else None,
         "excluded": excluded(fp),
-        "notes": [_clean(n) for n in fp.notes],
+        "notes": [printable(n) for n in fp.notes],
     }
 
 
@@ -347,7 +342,7 @@ def print_report(console: Any, fp: Footprint, binary: bool = False) -> None:
             console.print(Text(fit_text(fp.training_fit, binary), style="bold"))
     elif len(fp.rows) > 1 and fp.gpu is not None:
         console.print(Text(f"GPU: {fp.gpu.name}, {size(fp.gpu.usable_bytes, binary)} usable"))
-    for line in excluded(fp, _show_serving(fp)) + [_clean(n) for n in fp.notes]:
+    for line in excluded(fp, _show_serving(fp)) + [printable(n) for n in fp.notes]:
         console.print(Text(f"· {line}", style="dim"))
 
 
@@ -359,7 +354,7 @@ def _header(fp: Footprint) -> Any:
     text.append(f" ({human_count(fp.parameters)})")
     if fp.source:
         text.append(" from ")
-        text.append(_clean(fp.source))
+        text.append(printable(fp.source))
     d = fp.dims
     if d is not None and _known(d):
         shape = [

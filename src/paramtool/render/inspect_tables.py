@@ -13,14 +13,13 @@ from paramtool.anatomy import CATEGORIES
 from paramtool.breakdown import Breakdown, bits_per_weight
 from paramtool.render.bars import bar
 from paramtool.render.inspect_json import memory_rows, tensor_rows
+from paramtool.render.safe_text import printable
 from paramtool.units import human_bytes, human_count
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def plain(text: object) -> Text:
     """Hostile text (tensor names, metadata) as plain Text: never markup, no control chars."""
-    return Text(_CONTROL.sub("?", str(text)))
+    return Text(printable(text))
 
 
 def _count(n: int) -> str:

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from paramtool.hashing import HashReport
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _clean(text: str) -> str:
-    return _CONTROL.sub("?", text)
+from paramtool.render.safe_text import printable
 
 
 def hash_lines(r: HashReport, tensors: bool = False) -> list[str]:
@@ -18,8 +11,8 @@ def hash_lines(r: HashReport, tensors: bool = False) -> list[str]:
 
     With ``tensors``, one ``<digest>  <tensor name>`` line per tensor follows.
     """
-    lines = [f"{f.sha256}  {_clean(f.path)}" for f in r.files]
+    lines = [f"{f.sha256}  {printable(f.path)}" for f in r.files]
     lines.append(f"# weights digest {r.weights_digest} ({len(r.tensors):,} tensors)")
     if tensors:
-        lines.extend(f"{t.digest}  {_clean(t.name)}" for t in r.tensors)
+        lines.extend(f"{t.digest}  {printable(t.name)}" for t in r.tensors)
     return lines
