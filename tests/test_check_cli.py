@@ -15,11 +15,12 @@ from typer.testing import CliRunner
 
 from hub_emulator import HubEmulator
 from layouts import make_checkpoint, write_sparse_checkpoint
-from paramtool import checks
-from paramtool.checkpoint import open_local
+from paramtool.checks.evaluate import evaluate
+from paramtool.checks.rules import finalize, parse_rules
 from paramtool.cli import app
 from paramtool.render.check_markdown import escape
 from paramtool.render.check_tables import print_report
+from paramtool.sources.local import open_local
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "tiny-llama"
@@ -246,8 +247,8 @@ def test_table_renderer_fixed_width_and_hostile_names(tmp_path):
     p = make_checkpoint(
         tmp_path / "m.safetensors", {"[bold]x\x1b[2J": ("F32", (2,)), "y": ("BF16", (2,))}
     )
-    report = checks.evaluate(
-        open_local([str(p)]), checks.finalize([checks.parse_rules({"dtype": "bf16"})])
+    report = evaluate(
+        open_local([str(p)]), finalize([parse_rules({"dtype": "bf16"})])
     )
     console = Console(width=200, record=True, color_system=None)
     print_report(console, report)
@@ -361,20 +362,6 @@ def test_warnings_go_to_stderr(tmp_path):
     r = run(str(tmp_path), "--dtype", "f32", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["passed"] is True
     assert "paramtool: warning:" in r.stderr and "config.json" in r.stderr
-
-
-def test_json_path_imports_nothing_heavy():
-    code = (
-        "import sys, runpy\n"
-        "sys.argv = ['paramtool', 'check', sys.argv[1], '--no-config', '--dtype=bf16', '--json']\n"
-        "try:\n    runpy.run_module('paramtool', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "heavy = ('numpy', 'rich', 'huggingface_hub', 'gguf')\n"
-        "print([m for m in heavy if m in sys.modules], file=sys.stderr)\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True)
-    assert p.stderr.strip() == "[]", p.stderr
-    assert json.loads(p.stdout)["passed"] is True
 
 
 # ---------------------------------------------------------------- Hub sources

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from paramtool import errors
-from paramtool.check_config import discover, find_config, load_config
+from paramtool.checks.config import discover, find_config, load_config
 from paramtool.cli import app
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tiny-llama"

@@ -10,7 +10,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from paramtool import errors
-from paramtool.checkpoint import open_local
+from paramtool.sources.local import open_local
 
 
 def write(path, tensors, metadata=None):

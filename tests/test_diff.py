@@ -8,8 +8,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from paramtool.checkpoint import open_local
-from paramtool.diffing import diff_checkpoints, layer_ranges
+from paramtool.sources.local import open_local
+from paramtool.values.diff import diff_checkpoints, layer_ranges
 from test_hashing import model, write_sharded
 
 

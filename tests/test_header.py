@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import save, save_file
 
 from paramtool import errors
-from paramtool.header import parse_header, read_local_header
+from paramtool.formats.safetensors import parse_header, read_local_header
 
 
 def pack(header: object, data: bytes = b"", raw: bytes | None = None) -> bytes:

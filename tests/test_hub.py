@@ -35,9 +35,9 @@ from layouts import (
     write_sparse_file,
 )
 from paramtool.cli import app
-from paramtool.header import read_local_header
-from paramtool.hub import _HubFiles
+from paramtool.formats.safetensors import read_local_header
 from paramtool.sources import open_source
+from paramtool.sources.hub import _HubFiles
 
 TOKEN = "hf_paramtool_test_token_5f2c"
 SHARDS = [f"model-0000{k}-of-00003.safetensors" for k in (1, 2, 3)]

@@ -217,39 +217,6 @@ def test_subprocess_entry_point_and_exit_code(tmp_path):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
 
 
-def test_fast_paths_import_nothing_heavy():
-    code = (
-        "import sys, runpy; sys.argv = ['paramtool', '--version']\n"
-        "try:\n    runpy.run_module('paramtool', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "heavy = ('numpy', 'rich', 'huggingface_hub', 'safetensors', 'gguf')\n"
-        "print([m for m in heavy if m in sys.modules])\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert p.stdout.strip().endswith("[]"), p.stdout + p.stderr
-    code = (
-        "import sys, runpy; sys.argv = ['paramtool', 'inspect', sys.argv[1], '--json']\n"
-        "try:\n    runpy.run_module('paramtool', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "heavy = ('numpy', 'rich', 'huggingface_hub', 'gguf')\n"
-        "print([m for m in heavy if m in sys.modules], file=sys.stderr)\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True, text=True)
-    assert p.stderr.strip() == "[]", p.stderr
-
-
-def test_core_never_imports_typer_or_rich():
-    code = (
-        "import sys\n"
-        "import paramtool.header, paramtool.checkpoint, paramtool.breakdown, paramtool.anatomy\n"
-        "import paramtool.dtypes, paramtool.checks, paramtool.footprint, paramtool.gguf_reader\n"
-        "import paramtool.units, paramtool.render.inspect_json, paramtool.sources\n"
-        "print([m for m in ('typer', 'rich', 'click') if m in sys.modules])\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert p.stdout.strip() == "[]", p.stdout + p.stderr
-
-
 def test_main_builds_only_the_command_it_runs():
     code = (
         "import sys\n"

@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from layouts import Layout, deepseek_v3, llama31_8b, mixtral_8x7b, write_sparse_checkpoint
+from paramtool.analysis.moe import fused_experts
 from paramtool.cli import app
-from paramtool.moe import fused_experts
 from quant_layouts import gpt_oss, mixtral_8x7b_fused, qwen15_moe_a27b, write_gguf
 
 runner = CliRunner()

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from layouts import Layout, deepseek_v3, make_checkpoint, nbytes, numel, write_sparse_checkpoint
-from paramtool.anatomy import CATEGORIES, classify
+from paramtool.analysis.anatomy import CATEGORIES, classify
+from paramtool.analysis.quantization import declared, unpack
 from paramtool.cli import app
-from paramtool.header import TensorInfo
-from paramtool.quantization import declared, unpack
+from paramtool.records import TensorInfo
 from quant_layouts import (
     LLAMA31_8B,
     awq_llama31_8b,

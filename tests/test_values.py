@@ -6,8 +6,6 @@ import json
 import math
 import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import ml_dtypes
@@ -16,10 +14,11 @@ import pytest
 
 from layouts import make_checkpoint
 from paramtool import dtypes
-from paramtool.checkpoint import open_local
 from paramtool.errors import MetadataIncompleteBuffer
-from paramtool.tensor_reader import CODECS, UNSUPPORTED, ordered_map, tensor_spans, unordered_map
-from paramtool.values import Summary, compute_stats, scan_nonfinite
+from paramtool.sources.local import open_local
+from paramtool.values.nonfinite import scan_nonfinite
+from paramtool.values.reader import CODECS, UNSUPPORTED, ordered_map, tensor_spans, unordered_map
+from paramtool.values.stats import Summary, compute_stats
 
 
 def raw_file(path: Path, tensors: dict[str, tuple[str, list[int], bytes]]) -> Path:
@@ -283,24 +282,6 @@ def test_a_truncated_file_is_an_error_not_a_wrong_answer(tmp_path):
     os.truncate(p, p.stat().st_size - 100)
     with pytest.raises(MetadataIncompleteBuffer, match="inside a tensor"):
         compute_stats(ck)
-
-
-def test_core_modules_import_no_numpy_typer_or_rich():
-    code = (
-        "import sys\n"
-        "import paramtool.values, paramtool.hashing, paramtool.diffing\n"
-        "import paramtool.render.values_json, paramtool.render.values_text\n"
-        "import paramtool.cli.stats_cmd, paramtool.cli.hash_cmd, paramtool.cli.diff_cmd\n"
-        "heavy = ('numpy', 'rich', 'huggingface_hub', 'ml_dtypes')\n"
-        "print([m for m in heavy if m in sys.modules])\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert p.stdout.strip() == "[]", p.stdout + p.stderr
-    code = (
-        "import sys, paramtool.values, paramtool.render.values_json; print('typer' in sys.modules)"
-    )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert p.stdout.strip() == "False", p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("mapper", [ordered_map, unordered_map])

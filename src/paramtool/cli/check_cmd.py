@@ -218,15 +218,16 @@ def _run(
     subfolder: str | None,
 ) -> int:
     """Everything but the exit: returns 0 or 1 (errors raise, and exit 2)."""
-    from paramtool import checks
-    from paramtool.check_config import discover, load_config
+    from paramtool.checks.config import discover, load_config
+    from paramtool.checks.evaluate import evaluate
+    from paramtool.checks.rules import finalize, parse_rules
     from paramtool.sources import open_source
 
     if json_ and markdown:
         raise UsageError("--json/--markdown", "choose one output format")
     if config is not None and no_config:
         raise UsageError("--config/--no-config", "give one or the other")
-    cli_rules = checks.parse_rules(options)
+    cli_rules = parse_rules(options)
     cfg = None
     if config is not None:
         cfg = load_config(config, explicit=True)
@@ -239,7 +240,7 @@ def _run(
         and not cli_rules.rules
     ):
         raise UsageError("check", f"no rules given (none on the command line, none in {cfg.label})")
-    rules = checks.finalize([cfg.rules, cli_rules] if cfg is not None else [cli_rules])
+    rules = finalize([cfg.rules, cli_rules] if cfg is not None else [cli_rules])
     if cfg is not None:
         also = (
             " and the command line (which wins)" if cli_rules.rules or cli_rules.tolerance else ""
@@ -251,7 +252,7 @@ def _run(
     )
     for w in checkpoint.warnings:
         warn(w)
-    report = checks.evaluate(checkpoint, rules, config=cfg.label if cfg is not None else None)
+    report = evaluate(checkpoint, rules, config=cfg.label if cfg is not None else None)
 
     if junit_xml is not None:
         from paramtool.render import check_junit

@@ -35,9 +35,10 @@ def _diff(
     json_: bool,
     token: str | None,
 ) -> int:
-    from paramtool.diffing import diff_checkpoints
     from paramtool.render.values_progress import byte_progress
-    from paramtool.values import open_values_source, select
+    from paramtool.sources.download import open_values_source
+    from paramtool.values.diff import diff_checkpoints
+    from paramtool.values.reader import select
 
     pattern = compile_filter(filter_)
     check_top(top)

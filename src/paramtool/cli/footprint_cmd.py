@@ -19,9 +19,13 @@ from paramtool.cli.common import (
 )
 from paramtool.cli.root import app
 from paramtool.errors import UsageError
+from paramtool.memory.dims import ModelDims
+from paramtool.memory.estimate import estimate
+from paramtool.memory.overhead import parse_overhead
+from paramtool.memory.training import DEFAULT_LORA_RANK, parse_lora_targets
 
 if TYPE_CHECKING:
-    from paramtool.gpus import Gpu
+    from paramtool.memory.gpus import Gpu
 
 _INT = re.compile(r"^\s*([0-9][0-9_]*)\s*([kK]?)\s*$")
 
@@ -210,7 +214,6 @@ def footprint_command(
     Give --params N, or a checkpoint for the exact count and its config.json.
     """
     from paramtool import dtypes
-    from paramtool import footprint as fpm
 
     if units.lower() not in ("gb", "gib"):
         raise UsageError(f"--units {units!r}", "use gb or gib")
@@ -232,7 +235,7 @@ def footprint_command(
         )
         for w in checkpoint.warnings:
             warn(w)
-        from paramtool.breakdown import build
+        from paramtool.analysis.breakdown import build
 
         # Logical parameters: a quantized checkpoint's packed weights unpacked, scales not counted.
         parameters = build(checkpoint).logical_parameters
@@ -246,7 +249,7 @@ def footprint_command(
     else:
         raise UsageError("footprint", "give --params N (e.g. 70B) or a checkpoint to read it from")
 
-    dims = fpm.ModelDims.from_config(
+    dims = ModelDims.from_config(
         config,
         layers=_int("--layers", layers),
         heads=_int("--heads", heads),
@@ -255,7 +258,7 @@ def footprint_command(
         hidden_size=_int("--hidden-size", hidden_size),
         intermediate_size=_int("--intermediate-size", intermediate_size),
     )
-    fp = fpm.estimate(
+    fp = estimate(
         parameters,
         source=source,
         dims=dims,
@@ -263,13 +266,13 @@ def footprint_command(
         context=_int("--context", context, kilo=True),
         batch=_int("--batch", batch) or 1,
         kv_dtype=dtypes.lookup(kv_dtype),
-        overhead=fpm.parse_overhead(overhead),
+        overhead=parse_overhead(overhead),
         train=train.lower() if train else None,
         optimizer=optimizer.lower(),
         zero=_int("--zero", zero, low=0) or 0,
         gpus=_int("--gpus", gpus),
-        lora_rank=_int("--lora-rank", lora_rank) or fpm.DEFAULT_LORA_RANK,
-        lora_targets=fpm.parse_lora_targets(lora_targets),
+        lora_rank=_int("--lora-rank", lora_rank) or DEFAULT_LORA_RANK,
+        lora_targets=parse_lora_targets(lora_targets),
         activations=activations.lower(),
         gpu=_gpu(gpu),
     )
@@ -286,7 +289,7 @@ def footprint_command(
 def _gpu(name: str | None) -> Gpu | None:
     if name is None:
         return None
-    from paramtool.gpus import lookup_gpu
+    from paramtool.memory.gpus import lookup_gpu
 
     return lookup_gpu(name)
 

@@ -40,9 +40,9 @@ def hash_command(
 
     The weights digest is the same for the same tensors however they are sharded.
     """
-    from paramtool.hashing import hash_checkpoint
     from paramtool.render.values_progress import byte_progress
-    from paramtool.values import open_values_source
+    from paramtool.sources.download import open_values_source
+    from paramtool.values.hashing import hash_checkpoint
 
     checkpoint = open_values_source(
         sources, revision=revision, token=token, subfolder=subfolder, download=download, quiet=json_
@@ -66,9 +66,9 @@ def hash_command(
 def _verify(
     path: str, against: str | None, subfolder: str | None, token: str | None, json_: bool
 ) -> int:
-    from paramtool.hashing import hub_file_hashes, plan_verify, run_verify
-    from paramtool.hub import parse_hub_source
     from paramtool.render.values_progress import byte_progress
+    from paramtool.sources.hub_source import parse_hub_source
+    from paramtool.values.verify import hub_file_hashes, plan_verify, run_verify
 
     if not against:
         raise UsageError("--against", "name the Hub repo to compare with (org/name[@revision])")

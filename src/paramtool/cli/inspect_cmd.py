@@ -24,7 +24,7 @@ from paramtool.cli.root import app
 from paramtool.errors import UsageError
 
 if TYPE_CHECKING:
-    from paramtool.checkpoint import Checkpoint
+    from paramtool.records import Checkpoint
 
 
 def compile_filter(pattern: str | None) -> re.Pattern[str] | None:
@@ -78,7 +78,7 @@ def inspect_command(
     Quantized checkpoints report logical parameters, adapters their rank and size,
     mixtures of experts their active parameters per token.
     """
-    from paramtool.breakdown import build
+    from paramtool.analysis.breakdown import build
     from paramtool.sources import open_source
 
     pattern = compile_filter(filter_)
@@ -123,8 +123,8 @@ def _open_base(
     """
     if base is None and (checkpoint.hub is None or checkpoint.adapter_config is None):
         return None
-    from paramtool.adapters import base_reference
-    from paramtool.anatomy import classify
+    from paramtool.analysis.adapters import base_reference
+    from paramtool.analysis.anatomy import classify
     from paramtool.sources import open_source
 
     ref = base_reference(checkpoint.adapter_config)
@@ -138,7 +138,7 @@ def _open_base(
     if not is_adapter or ref is None:
         return None
     from paramtool.errors import ParamtoolError
-    from paramtool.hub import is_hub_source
+    from paramtool.sources.hub_source import is_hub_source
 
     if not is_hub_source(ref):
         return None

@@ -65,7 +65,9 @@ def stats_command(
     Reads every value once, in bounded chunks (memory stays well under 512 MB).
     """
     from paramtool.render.values_progress import byte_progress
-    from paramtool.values import CODECS, compute_stats, open_values_source, select
+    from paramtool.sources.download import open_values_source
+    from paramtool.values.reader import CODECS, select
+    from paramtool.values.stats import compute_stats
 
     pattern = compile_filter(filter_)
     check_top(top)

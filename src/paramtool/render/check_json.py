@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from paramtool.checks import FAIL, PASS, UNAVAILABLE, Finding, Report
+from paramtool.checks.findings import Finding, Report
+from paramtool.checks.rules import FAIL, PASS, UNAVAILABLE
 
 SCHEMA_VERSION = 1
 

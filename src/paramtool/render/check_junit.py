@@ -11,7 +11,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from paramtool.checks import FAIL, UNAVAILABLE, Report
+from paramtool.checks.findings import Report
+from paramtool.checks.rules import FAIL, UNAVAILABLE
 
 SUITE = "paramtool check"
 CLASSNAME = "paramtool.check"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from paramtool.checks import FAIL, PASS, UNAVAILABLE, Report
+from paramtool.checks.findings import Report
+from paramtool.checks.rules import FAIL, PASS, UNAVAILABLE
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 # Backslash-escaped (CommonMark allows it for any ASCII punctuation); | also splits GFM cells.

@@ -7,7 +7,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from paramtool.checks import FAIL, PASS, UNAVAILABLE, Report
+from paramtool.checks.findings import Report
+from paramtool.checks.rules import FAIL, PASS, UNAVAILABLE
 from paramtool.render.check_markdown import summary_line
 from paramtool.render.inspect_tables import plain
 

@@ -10,18 +10,13 @@ from fractions import Fraction
 from typing import Any
 
 from paramtool import dtypes
-from paramtool.footprint import (
-    DEFAULT_OVERHEAD,
-    MAX_GPUS,
-    Footprint,
-    GpuFit,
-    KVCache,
-    ModelDims,
-    Overhead,
-    ServingRow,
-    Training,
-)
-from paramtool.gpus import GPUS, Gpu
+from paramtool.memory.dims import ModelDims
+from paramtool.memory.estimate import Footprint, ServingRow
+from paramtool.memory.gpu_fit import MAX_GPUS, GpuFit
+from paramtool.memory.gpus import GPUS, Gpu
+from paramtool.memory.kv_cache import KVCache
+from paramtool.memory.overhead import DEFAULT_OVERHEAD, Overhead
+from paramtool.memory.training import Training
 from paramtool.render.bars import bar
 from paramtool.render.safe_text import printable
 from paramtool.units import human_bytes, human_count

@@ -6,13 +6,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
-from paramtool.anatomy import CATEGORIES
-from paramtool.breakdown import Breakdown, Tally, bits_per_weight
+from paramtool.analysis.anatomy import CATEGORIES
+from paramtool.analysis.breakdown import Breakdown, Tally, bits_per_weight
 
 if TYPE_CHECKING:
-    from paramtool.adapters import Adapter
-    from paramtool.moe import MoE
-    from paramtool.quantization import Quantization
+    from paramtool.analysis.adapters import Adapter
+    from paramtool.analysis.moe import MoE
+    from paramtool.analysis.quantization import Quantization
 
 SCHEMA_VERSION = 1
 

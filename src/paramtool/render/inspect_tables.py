@@ -9,8 +9,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from paramtool.anatomy import CATEGORIES
-from paramtool.breakdown import Breakdown, bits_per_weight
+from paramtool.analysis.anatomy import CATEGORIES
+from paramtool.analysis.breakdown import Breakdown, bits_per_weight
 from paramtool.render.bars import bar
 from paramtool.render.inspect_json import memory_rows, tensor_rows
 from paramtool.render.safe_text import printable

@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from paramtool.anatomy import CATEGORIES
-from paramtool.checkpoint import Checkpoint
-from paramtool.diffing import DiffReport, DiffTally, TensorDiff
-from paramtool.hashing import DIGEST_SCHEME, HashReport, VerifyReport
-from paramtool.values import StatsReport, Summary
+from paramtool.analysis.anatomy import CATEGORIES
+from paramtool.records import Checkpoint
+from paramtool.values.diff import DiffReport, DiffTally, TensorDiff
+from paramtool.values.hashing import DIGEST_SCHEME, HashReport
+from paramtool.values.stats import StatsReport, Summary
+from paramtool.values.verify import VerifyReport
 
 SCHEMA_VERSION = 1
 

@@ -14,12 +14,12 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from paramtool.anatomy import CATEGORIES
-from paramtool.diffing import DiffReport, DiffTally, TensorDiff, layer_ranges
-from paramtool.hashing import VerifyReport
+from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.render.inspect_tables import plain
 from paramtool.units import human_bytes
-from paramtool.values import StatsReport, Summary
+from paramtool.values.diff import DiffReport, DiffTally, TensorDiff, layer_ranges
+from paramtool.values.stats import StatsReport, Summary
+from paramtool.values.verify import VerifyReport
 
 _DASH = "-"
 NARROW = 110  # below this many columns the per-tensor stats table leaves out mean |x|

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from paramtool.hashing import HashReport
 from paramtool.render.safe_text import printable
+from paramtool.values.hashing import HashReport
 
 
 def hash_lines(r: HashReport, tensors: bool = False) -> list[str]:

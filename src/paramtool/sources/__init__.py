@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from paramtool.checkpoint import Checkpoint, open_local
 from paramtool.errors import UsageError
+from paramtool.records import Checkpoint
+from paramtool.sources.local import open_local
 
 
 def open_source(
@@ -23,7 +24,7 @@ def open_source(
     """
     hub: list[str] = []
     if any(s.startswith("hf://") or not os.path.exists(s) for s in sources):
-        from paramtool.hub import is_hub_source  # only then: existing local paths stay light
+        from paramtool.sources.hub_source import is_hub_source
 
         hub = [s for s in sources if is_hub_source(s)]
     if hub:
@@ -31,7 +32,8 @@ def open_source(
             raise UsageError(
                 " ".join(sources), "give one Hub repo, or local files, not both or several"
             )
-        from paramtool.hub import open_hub, parse_hub_source
+        from paramtool.sources.hub import open_hub
+        from paramtool.sources.hub_source import parse_hub_source
 
         parsed = parse_hub_source(hub[0])
         if parsed is None:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paramtool import dtypes
-from paramtool.anatomy import Role
-from paramtool.header import TensorInfo
+from paramtool.analysis.anatomy import Role
+from paramtool.records import TensorInfo
 
 FP8 = frozenset({"F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ"})
 _SUB_BYTE_FLOATS = {"F4": "fp4", "F6_E2M3": "fp6", "F6_E3M2": "fp6"}

@@ -10,26 +10,22 @@ about the span's own mean, so no catastrophic cancellation; spans, tensors and
 roll-ups are merged in float64 with Chan et al.'s parallel update. A span whose
 float32 sums are not finite (a NaN, an infinity, or an overflow) is redone in
 float64 over its finite elements. Integer min and max are exact integers.
-The reading itself is :mod:`paramtool.tensor_reader`'s.
+The reading itself is :mod:`paramtool.values.reader`'s.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from paramtool.anatomy import CATEGORIES, classify
-from paramtool.checkpoint import Checkpoint, open_local
-from paramtool.errors import UsageError
-from paramtool.header import TensorInfo
-from paramtool.tensor_reader import (
+from paramtool.analysis.anatomy import CATEGORIES, classify
+from paramtool.records import Checkpoint, TensorInfo
+from paramtool.values.reader import (
     CHUNK_ELEMENTS,
     CODECS,
-    FLOATING,
     SCRATCH,
     UNSUPPORTED,
     Codec,
@@ -43,9 +39,6 @@ from paramtool.tensor_reader import (
     select,
     tensor_spans,
 )
-
-# ---------------------------------------------------------------- statistics
-
 
 Number = int | float
 
@@ -317,184 +310,4 @@ def rollup(
         by_category,
         tuple(sorted(layers.items())),
         pattern,
-    )
-
-
-# ---------------------------------------------------------------- non-finite scan (for `check`)
-
-
-@dataclass(frozen=True, slots=True)
-class NonFinite:
-    """NaN and infinity counts of one tensor."""
-
-    name: str
-    dtype: str
-    file: str
-    nan: int
-    posinf: int
-    neginf: int
-
-    @property
-    def total(self) -> int:
-        return self.nan + self.posinf + self.neginf
-
-
-@dataclass(frozen=True, slots=True)
-class NonFiniteReport:
-    """Every tensor with a NaN or an infinity (header order), and the totals."""
-
-    tensors: tuple[NonFinite, ...]
-    scanned: int  # floating-point tensors read
-    skipped: tuple[Skipped, ...]  # float types not decoded (F6_*, C64)
-
-    @property
-    def nan(self) -> int:
-        return sum(t.nan for t in self.tensors)
-
-    @property
-    def inf(self) -> int:
-        return sum(t.posinf + t.neginf for t in self.tensors)
-
-
-def _span_nonfinite(files: Files, codec: Codec, span: Span) -> tuple[int, int, int]:
-    import numpy as np
-
-    raw = files.read(span, SCRATCH.buffer("raw", span.nbytes))
-    out = None if codec.storage == codec.compute else SCRATCH.array("x", codec.compute, span.count)
-    x = decode(codec, raw, span.count, out)
-    with np.errstate(all="ignore"):
-        total = float(np.add.reduce(x))
-    if math.isfinite(total):  # any NaN or infinity makes the sum non-finite
-        return 0, 0, 0
-    nan = int(np.count_nonzero(np.isnan(x)))
-    posinf = int(np.count_nonzero(x == np.inf))
-    return nan, posinf, int(np.count_nonzero(x == -np.inf))
-
-
-def scan_nonfinite(
-    checkpoint: Checkpoint,
-    *,
-    pattern: re.Pattern[str] | None = None,
-    workers: int | None = None,
-    progress: Progress | None = None,
-) -> NonFiniteReport:
-    """Count NaN and +-Inf in every floating-point tensor; integer tensors cannot hold them.
-
-    Cheaper than :func:`compute_stats`: one conversion and one sum per span, and
-    counting only in the spans whose sum is not finite.
-    """
-    chosen = [
-        (h, t)
-        for h, t in select(checkpoint, pattern)
-        if t.dtype in FLOATING or t.dtype in UNSUPPORTED
-    ]
-    readable = [(h, t) for h, t in chosen if t.dtype in CODECS]
-    skipped = tuple(Skipped(t, UNSUPPORTED[t.dtype]) for _, t in chosen if t.dtype not in CODECS)
-    counts = [[0, 0, 0] for _ in readable]
-    advance = progress or (lambda n: None)
-    with Files() as files:
-        items = (s for i, (h, t) in enumerate(readable) for s in tensor_spans(i, h, t))
-
-        def work(span: Span) -> tuple[int, int, int]:
-            return _span_nonfinite(files, CODECS[readable[span.index][1].dtype], span)
-
-        for span, (nan, pos, neg) in ordered_map(work, items, workers or default_workers()):
-            c = counts[span.index]
-            c[0] += nan
-            c[1] += pos
-            c[2] += neg
-            advance(span.nbytes)
-    found = tuple(
-        NonFinite(t.name, t.dtype, t.file, *c)
-        for (_, t), c in zip(readable, counts, strict=True)
-        if any(c)
-    )
-    return NonFiniteReport(found, len(readable), skipped)
-
-
-# ---------------------------------------------------------------- sources
-
-
-def open_values_source(
-    sources: Sequence[str],
-    *,
-    revision: str | None = None,
-    token: str | None = None,
-    subfolder: str | None = None,
-    download: bool = False,
-    quiet: bool = False,
-) -> Checkpoint:
-    """Open a checkpoint whose values will be read: local paths, or a Hub repo with ``download``.
-
-    A Hub repo is refused without ``download`` (before any request): reading values
-    means fetching the weights. With it, the headers are read first (pinning the
-    commit), then exactly those files are fetched into the huggingface_hub cache.
-    """
-    from paramtool.sources import open_source
-
-    hub = None
-    if len(sources) == 1 and (sources[0].startswith("hf://") or not os.path.exists(sources[0])):
-        from paramtool.hub import is_hub_source
-
-        hub = sources[0] if is_hub_source(sources[0]) else None
-    if hub is not None and not download:
-        raise UsageError(
-            hub,
-            "reading values needs the weights themselves (often gigabytes): pass "
-            "--download to fetch them into the huggingface_hub cache, or give a "
-            "local path",
-        )
-    checkpoint = open_source(
-        sources, revision=revision, token=token, subfolder=subfolder, quiet=quiet
-    )
-    if checkpoint.hub is None:
-        return checkpoint
-    return download_checkpoint(checkpoint, token=token, quiet=quiet)
-
-
-def download_checkpoint(
-    checkpoint: Checkpoint, *, token: str | None = None, quiet: bool = False
-) -> Checkpoint:
-    """Fetch the files of a Hub checkpoint into the huggingface_hub cache and re-open them there.
-
-    They are fetched by the revision the user named, so that the cache learns where
-    that branch or tag points (an offline run finds them again), and by commit when
-    the branch has moved since the headers were read: the values always belong to
-    the headers' commit.
-    """
-    from huggingface_hub import snapshot_download
-
-    from paramtool.hub import hub_errors
-
-    info = checkpoint.hub
-    assert info is not None
-    names = [f.path for f in checkpoint.files]
-    if checkpoint.index_path:
-        names.append(checkpoint.index_path)
-    if quiet:
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()
-    with hub_errors(info.repo_id, info.requested_revision):
-        folder = snapshot_download(
-            info.repo_id, revision=info.requested_revision, allow_patterns=names, token=token
-        )
-        if os.path.basename(os.path.normpath(folder)) != info.revision:
-            folder = snapshot_download(
-                info.repo_id, revision=info.revision, allow_patterns=names, token=token
-            )
-    # The same validation as any local checkpoint (cache snapshots link into blobs/, which
-    # open_local accepts); the Hub's custody facts and the repo's configs are kept.
-    if checkpoint.index_path:
-        local = open_local([os.path.join(folder, checkpoint.index_path)])
-    else:
-        local = open_local([os.path.join(folder, f.path) for f in checkpoint.files])
-    return replace(
-        local,
-        source=checkpoint.source,
-        config=checkpoint.config,
-        adapter_config=checkpoint.adapter_config,
-        warnings=checkpoint.warnings,
-        hub=info,
-        pickle_files=checkpoint.pickle_files,
     )

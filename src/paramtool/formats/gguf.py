@@ -34,16 +34,13 @@ and footprint's KV-cache dimensions work unchanged.
 from __future__ import annotations
 
 import os
-import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, TypeGuard
 
 from paramtool import dtypes
-from paramtool.checkpoint import Checkpoint
 from paramtool.errors import (
     HeaderTooLarge,
     InvalidHeader,
@@ -51,14 +48,12 @@ from paramtool.errors import (
     InvalidHeaderLength,
     InvalidOffset,
     MetadataIncompleteBuffer,
-    ShardIndexError,
-    SourceNotFound,
     TensorInvalidInfo,
     UnsupportedFormat,
     ValidationOverflow,
     reading,
 )
-from paramtool.header import FileHeader, TensorInfo
+from paramtool.records import FileHeader, TensorInfo
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
@@ -118,27 +113,7 @@ _BLOCKS = {
     i: (n, dtypes.GGUF[n].block_size, dtypes.GGUF[n].bytes_per_block) for i, n in GGML_TYPES.items()
 }
 
-# llama.cpp's split naming (llama_split_path): PREFIX-00001-of-00003.gguf
-_SPLIT_NAME = re.compile(r"(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf", re.IGNORECASE)
 
-# Sliding-window layouts llama.cpp hard-codes per architecture (llama-model.cpp
-# load_hparams: gemma3 set_swa_pattern(6), cohere2 set_swa_pattern(4)) when the
-# file carries only the window: every N-th layer is global.
-_SWA_PATTERNS = {"gemma3": 6, "cohere2": 4}
-
-# A vision projector's tower, as a Hugging Face vision_config would name it.
-_CLIP_VISION = {
-    "num_hidden_layers": "clip.vision.block_count",
-    "hidden_size": "clip.vision.embedding_length",
-    "intermediate_size": "clip.vision.feed_forward_length",
-    "num_attention_heads": "clip.vision.attention.head_count",
-    "image_size": "clip.vision.image_size",
-    "patch_size": "clip.vision.patch_size",
-    "projection_dim": "clip.vision.projection_dim",
-}
-
-
-# --------------------------------------------------------------------------- records
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +167,6 @@ class GGUFFile:
         return None
 
 
-# --------------------------------------------------------------------------- byte source
 
 
 class _Source:
@@ -293,7 +267,6 @@ class _Source:
             ) from None
 
 
-# --------------------------------------------------------------------------- parsing
 
 
 def is_gguf_name(name: str) -> bool:
@@ -563,7 +536,6 @@ def _layout(
     )
 
 
-# --------------------------------------------------------------------------- metadata
 
 
 def _float32_text(v: float) -> str:
@@ -595,10 +567,6 @@ def metadata_strings(kv: Mapping[str, Any], kv_types: Mapping[str, str]) -> Mapp
     return MappingProxyType(out)
 
 
-def _is_int(v: object) -> TypeGuard[int]:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def kind_of(kv: Mapping[str, Any], file_name: str) -> str:
     """``mmproj`` (a vision/audio projector), ``adapter`` (a LoRA) or ``model``."""
     gtype = kv.get("general.type")
@@ -613,103 +581,6 @@ def kind_of(kv: Mapping[str, Any], file_name: str) -> str:
     if "mmproj" in file_name.lower():
         return "mmproj"
     return "model"
-
-
-def synthesize_config(
-    kv: Mapping[str, Any], tensors: Sequence[TensorInfo] = (), notes: list[str] | None = None
-) -> dict[str, Any]:
-    """A Hugging Face style ``config.json`` from GGUF metadata (only the keys present).
-
-    Per-layer arrays (``head_count_kv`` of hybrid models) become their largest
-    value, with a note. DeepSeek MLA maps to ``kv_lora_rank`` and friends.
-    """
-    notes = notes if notes is not None else []
-    arch = kv.get("general.architecture")
-    cfg: dict[str, Any] = {}
-    if not isinstance(arch, str) or not arch:
-        return cfg
-    cfg["architectures"] = [arch]
-    cfg["model_type"] = arch
-    if arch == "clip" or any(k.startswith("clip.") for k in kv):
-        vision = {hf: kv[key] for hf, key in _CLIP_VISION.items() if _is_int(kv.get(key))}
-        if vision:
-            cfg["vision_config"] = vision
-        projector = kv.get("clip.projector_type", kv.get("clip.vision.projector_type"))
-        if isinstance(projector, str):
-            cfg["projector_type"] = projector
-        return cfg
-
-    def num(suffix: str) -> int | None:
-        key = f"{arch}.{suffix}"
-        v = kv.get(key)
-        if _is_int(v):
-            return v
-        if isinstance(v, GGUFArray) and v.values and all(_is_int(x) for x in v.values):
-            lo, hi = min(v.values), max(v.values)
-            if lo != hi:
-                notes.append(
-                    f"{key} varies by layer ({lo}..{hi}); footprint uses {hi} for every layer"
-                )
-            return hi
-        return None
-
-    def put(hf: str, value: int | None) -> None:
-        if value is not None and value > 0:
-            cfg[hf] = value
-
-    put("num_hidden_layers", num("block_count"))
-    put("hidden_size", num("embedding_length"))
-    put("intermediate_size", num("feed_forward_length"))
-    put("max_position_embeddings", num("context_length"))
-    heads = num("attention.head_count")
-    put("num_attention_heads", heads)
-    kv_lora = num("attention.kv_lora_rank")
-    if kv_lora:  # DeepSeek MLA: the cache holds the latent and a decoupled RoPE key
-        rope = num("rope.dimension_count")
-        key_len = num("attention.key_length_mla") or num("attention.key_length")
-        put("kv_lora_rank", kv_lora)
-        put("q_lora_rank", num("attention.q_lora_rank"))
-        put("qk_rope_head_dim", rope)
-        if key_len and rope and key_len > rope:
-            put("qk_nope_head_dim", key_len - rope)
-        put("v_head_dim", num("attention.value_length_mla") or num("attention.value_length"))
-        put("num_key_value_heads", heads)  # as Hugging Face's DeepSeek configs say it
-    else:
-        put("num_key_value_heads", num("attention.head_count_kv"))
-        put("head_dim", num("attention.key_length"))
-    vocab = num("vocab_size")
-    tokens = kv.get("tokenizer.ggml.tokens")
-    if vocab is None and isinstance(tokens, GGUFArray):
-        vocab = tokens.length
-    by_name = {t.name: t for t in tensors}
-    embd = by_name.get("token_embd.weight")
-    if vocab is None and embd is not None and len(embd.shape) == 2:
-        vocab = embd.shape[1]
-    put("vocab_size", vocab)
-    if embd is not None:  # llama.cpp reuses token_embd when there is no output head
-        cfg["tie_word_embeddings"] = "output.weight" not in by_name
-    experts = num("expert_count")
-    put("num_local_experts", experts)
-    put("num_experts_per_tok", num("expert_used_count"))
-    put("moe_intermediate_size", num("expert_feed_forward_length"))
-    shared_count, shared_len = num("expert_shared_count"), num("expert_shared_feed_forward_length")
-    put("n_shared_experts", shared_count)
-    if shared_len:
-        put("shared_expert_intermediate_size", shared_len * (shared_count or 1))
-    if experts:
-        put("first_k_dense_replace", num("leading_dense_block_count"))
-    window = num("attention.sliding_window")
-    put("sliding_window", window)
-    pattern = kv.get(f"{arch}.attention.sliding_window_pattern")
-    if _is_int(pattern) and pattern > 0:
-        cfg["sliding_window_pattern"] = pattern
-    elif isinstance(pattern, GGUFArray) and pattern.values is not None and pattern.type == "bool":
-        cfg["layer_types"] = [
-            "sliding_attention" if b else "full_attention" for b in pattern.values
-        ]
-    elif window and arch in _SWA_PATTERNS:
-        cfg["sliding_window_pattern"] = _SWA_PATTERNS[arch]
-    return cfg
 
 
 def summary(files: Sequence[GGUFFile], kind: str) -> dict[str, Any]:
@@ -734,125 +605,5 @@ def summary(files: Sequence[GGUFFile], kind: str) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- opening
-
-
-def split_part_paths(path: Path, count: int) -> list[Path] | None:
-    """All part paths of a split named like ``path``; None when its name is not that scheme."""
-    m = _SPLIT_NAME.fullmatch(path.name)
-    if m is None or int(m["count"]) != count:
-        return None
-    suffix = path.name[-5:]  # keep the user's .gguf / .GGUF spelling
-    return [
-        path.with_name(f"{m['stem']}-{i:05d}-of-{count:05d}{suffix}") for i in range(1, count + 1)
-    ]
-
-
-def _read_split(path: Path, shown: str) -> list[GGUFFile]:
-    """The file at ``path`` and, when it is one part of a split, all its parts in order."""
-    first = read_gguf(path, shown)
-    split = first.split
-    if split is None:
-        return [first]
-    no, count = split
-    paths = split_part_paths(path, count)
-    if paths is None:
-        raise SourceNotFound(
-            shown,
-            f"part {no + 1} of a {count}-part split GGUF, but its name does not end in "
-            f"-NNNNN-of-{count:05d}.gguf, so the other parts cannot be found",
-        )
-    files = []
-    for i, p in enumerate(paths):
-        if p.name == path.name:
-            f = first
-        elif not p.is_file():
-            raise SourceNotFound(str(p), f"part {i + 1} of {count} of this split GGUF is missing")
-        else:
-            f = read_gguf(p, str(p))
-        if f.split != (i, count):
-            got = (
-                "no split metadata"
-                if f.split is None
-                else f"split.no {f.split[0]} of split.count {f.split[1]}"
-            )
-            raise ShardIndexError(
-                f.path, f"expected part {i + 1} of {count} (split.no {i}), found {got}"
-            )
-        files.append(f)
-    stated = files[0].kv.get("split.tensors.count")
-    total = sum(len(f.tensors) for f in files)
-    if _is_int(stated) and stated != total:
-        raise ShardIndexError(
-            files[0].path, f"split.tensors.count says {stated:,} tensors, the parts hold {total:,}"
-        )
-    return files
-
-
-def open_gguf(
-    paths: Sequence[str | os.PathLike[str]],
-    source: str | None = None,
-    pickle_files: tuple[str, ...] | None = None,
-) -> Checkpoint:
-    """Open one GGUF model (a file, or any or all parts of a split) as a Checkpoint."""
-    if not paths:
-        raise SourceNotFound("(no path)", "give a GGUF file")
-    shown = source if source is not None else " ".join(os.fspath(p) for p in paths)
-    files = _read_split(Path(paths[0]), os.fspath(paths[0]))
-    names = {os.path.realpath(f.path) for f in files}
-    for extra in paths[1:]:
-        if os.path.realpath(extra) not in names:
-            raise SourceNotFound(
-                os.fspath(extra),
-                "not a part of the same GGUF model; inspect one GGUF model at a time",
-            )
-    return checkpoint_from(files, shown, pickle_files=pickle_files)
-
-
-def checkpoint_from(
-    files: Sequence[GGUFFile], source: str, pickle_files: tuple[str, ...] | None = None
-) -> Checkpoint:
-    """Combine parsed GGUF files (the parts of one model, in order) into a Checkpoint."""
-    notes = [w for f in files for w in f.warnings]
-    seen: dict[str, str] = {}
-    for f in files:
-        for t in f.tensors:
-            if t.name in seen:
-                raise ShardIndexError(f.path, f"tensor {t.name!r} is also in {seen[t.name]}")
-            seen[t.name] = f.path
-    kind = kind_of(files[0].kv, Path(files[0].path).name)
-    tensors = [t for f in files for t in f.tensors]
-    config = synthesize_config(files[0].kv, tensors, notes) or None
-    return Checkpoint(
-        source=source,
-        files=tuple(f.header for f in files),
-        config=config,
-        warnings=tuple(notes),
-        pickle_files=pickle_files,
-        format="gguf",
-        gguf=MappingProxyType(summary(files, kind)),
-    )
-
-
-def pick_in_folder(folder: Path) -> list[Path] | None:
-    """The GGUF file to open in a folder of them; None when there is none.
-
-    Split parts count as one model. One model (not an ``mmproj``) is picked;
-    with only projectors, the one projector; anything else is an error listing the choices.
-    """
-    found = sorted(p for p in folder.iterdir() if is_gguf_name(p.name) and p.is_file())
-    if not found:
-        return None
-    groups: dict[str, list[Path]] = {}
-    for p in found:
-        m = _SPLIT_NAME.fullmatch(p.name)
-        groups.setdefault(f"{m['stem']}-*-of-{m['count']}.gguf" if m else p.name, []).append(p)
-    models = {k: v for k, v in groups.items() if "mmproj" not in k.lower()}
-    pool = models or groups
-    if len(pool) == 1:
-        return next(iter(pool.values()))[:1]
-    choices = ", ".join(sorted(pool))
-    raise SourceNotFound(str(folder), f"several GGUF models ({choices}); name the file to inspect")
-
-
-# --------------------------------------------------------------------------- bits per weight
+def _is_int(v: object) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool)

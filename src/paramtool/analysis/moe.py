@@ -11,7 +11,7 @@ routed experts of each MoE layer, so
 counted) or fused (one 3-D ``experts.gate_up_proj`` [n, ...] per layer: the
 expert dimension is the one that equals config.json's expert count, else the
 first); ``k`` only from config.json (``num_experts_per_tok``). Parameter counts
-are logical (quantized experts unpacked, see :mod:`paramtool.quantization`).
+are logical (quantized experts unpacked, see :mod:`paramtool.analysis.quantization`).
 Pure: no typer, no rich.
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paramtool.anatomy import Role
-from paramtool.header import TensorInfo
+from paramtool.analysis.anatomy import Role
+from paramtool.records import TensorInfo
 
 EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
 K_KEYS = ("num_experts_per_tok", "experts_per_token", "num_experts_per_token", "moe_topk")

@@ -25,32 +25,24 @@ With ``HF_HUB_OFFLINE=1`` the same steps read the huggingface_hub cache.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
-import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from paramtool.checkpoint import (
-    MAX_JSON_SIDECAR,
-    Checkpoint,
-    HubInfo,
-    assemble,
-    is_pickle_name,
-    parse_index,
-)
-from paramtool.errors import HubError, ParamtoolError, ShardIndexError, UnsafeFormat
-from paramtool.header import FileHeader, header_length, parse_header, read_local_header
+from paramtool.errors import HubError, ShardIndexError, UnsafeFormat
+from paramtool.formats.index import MAX_JSON_SIDECAR, parse_index
+from paramtool.formats.safetensors import header_length, parse_header, read_local_header
+from paramtool.records import Checkpoint, FileHeader, HubInfo
+from paramtool.sources.assemble import assemble
+from paramtool.sources.hub_errors import hub_errors
+from paramtool.sources.hub_source import HubSource
+from paramtool.sources.weights import is_pickle_name
 
-_REPO = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+)(?:@(?P<rev>[^\s@]+))?$")
-_FILE_SUFFIXES = (".safetensors", ".json", ".gguf", ".bin", ".pt", ".pth", ".ckpt")
 _SIDECARS = ("config.json", "adapter_config.json")
 
 MAX_WORKERS = 64  # concurrent requests (httpx's pool, which huggingface_hub shares, holds 100)
@@ -66,124 +58,6 @@ _INFO_FIELDS = ["sha", "siblings", "cardData", "gated", "private", "safetensors"
 _RETRIES = 2  # per shard range, on 429/5xx, timeouts and dropped keep-alive connections
 
 
-@dataclass(frozen=True, slots=True)
-class HubSource:
-    repo_id: str
-    revision: str | None
-
-
-def parse_hub_source(text: str) -> HubSource | None:
-    """``org/name``, ``org/name@rev`` or ``hf://org/name[@rev]``; None if it is not one."""
-    t = text[5:] if text.startswith("hf://") else text
-    m = _REPO.match(t)
-    if not m or ".." in m.group("repo"):
-        return None
-    return HubSource(m.group("repo"), m.group("rev"))
-
-
-def is_hub_source(text: str) -> bool:
-    """A local path of that name wins unless ``hf://`` forces the Hub.
-
-    So does a missing path whose first folder exists here (``models/llama-8b`` with a
-    ``models`` folder is a typo'd local path, not a Hub repo): that reports the missing
-    path rather than a Hub lookup.
-    """
-    if text.startswith("hf://"):
-        return True
-    if os.path.exists(text) or text.lower().endswith(_FILE_SUFFIXES):
-        return False
-    if os.path.isdir(text.split("/", 1)[0]):
-        return False
-    return parse_hub_source(text) is not None
-
-
-# ---------------------------------------------------------------- error table
-
-
-@contextlib.contextmanager
-def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
-    """Turn huggingface_hub's and the network's exceptions into one-line HubErrors.
-
-    The one error table for every Hub call paramtool makes (inspect, verify, --download).
-    """
-    try:
-        yield
-    except ParamtoolError:
-        raise
-    except _network_errors() as e:
-        raise _hub_error(e, repo_id, revision) from None
-
-
-def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> ParamtoolError:
-    """Map huggingface_hub / HTTP exceptions to one line; never their text, which has URLs."""
-    import httpx2
-    from huggingface_hub import errors as hf
-
-    endpoint = _endpoint()
-    if isinstance(e, hf.GatedRepoError):
-        return HubError(
-            repo_id,
-            "gated repo: accept its licence on the Hub, then set HF_TOKEN (or pass --token)",
-        )
-    if isinstance(e, hf.RepositoryNotFoundError):
-        return HubError(
-            repo_id,
-            f"repository not found on {endpoint} (if it is private or gated, "
-            "set HF_TOKEN or pass --token)",
-        )
-    if isinstance(e, hf.RevisionNotFoundError):
-        return HubError(
-            f"{repo_id}@{revision}", "revision not found (no branch, tag or commit of that name)"
-        )
-    if isinstance(e, hf.DisabledRepoError):
-        return HubError(repo_id, "this repository has been disabled on the Hub")
-    if isinstance(e, hf.OfflineModeIsEnabled):
-        return HubError(repo_id, "HF_HUB_OFFLINE is set and this needs the network")
-    if isinstance(e, hf.LocalEntryNotFoundError):  # hf_hub_download could not reach the Hub
-        return HubError(endpoint, "network failure talking to the Hub (and the file is not cached)")
-    if isinstance(e, hf.EntryNotFoundError):
-        return HubError(repo_id, "a file the repo lists is missing on the Hub")
-    if isinstance(e, hf.HfHubHTTPError):
-        status = getattr(getattr(e, "response", None), "status_code", None)
-        if status in (401, 403):
-            return HubError(
-                repo_id,
-                f"access denied ({status}): accept the repo's licence on the "
-                "Hub if it is gated, and set HF_TOKEN (or pass --token) to a "
-                "token with access",
-            )
-        if status == 429:
-            return HubError(endpoint, "rate limited by the Hub (429); wait, or set HF_TOKEN")
-        return HubError(endpoint, f"the Hub answered HTTP {status}")
-    if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError):
-        return HubError(str(e.filename or repo_id), e.strerror)  # the cache, not the network
-    if isinstance(e, httpx2.TimeoutException):
-        return HubError(
-            endpoint, "timed out talking to the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)"
-        )
-    return HubError(endpoint, f"network failure talking to the Hub ({type(e).__name__})")
-
-
-def _endpoint() -> str:
-    from huggingface_hub import constants
-
-    return constants.ENDPOINT
-
-
-def _network_errors() -> tuple[type[BaseException], ...]:
-    import httpx2
-    from huggingface_hub import errors as hf
-
-    return (
-        hf.HfHubHTTPError,
-        hf.OfflineModeIsEnabled,
-        hf.EntryNotFoundError,
-        httpx2.HTTPError,
-        OSError,
-    )
-
-
-# ---------------------------------------------------------------- choosing files
 
 
 def _prefix(subfolder: str) -> str:
@@ -255,7 +129,6 @@ def estimate_header_bytes(names: Sequence[str]) -> int:
     return sum(len(n.encode()) for n in names) + _ENTRY_OVERHEAD * len(names) + _HEADER_SLACK
 
 
-# ---------------------------------------------------------------- byte sources
 
 
 class _Files(Protocol):
@@ -421,7 +294,6 @@ class _CachedFiles:
         return read_local_header(self.folder / name, name)
 
 
-# ---------------------------------------------------------------- assembling
 
 
 def _progress(total: int, quiet: bool) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -533,7 +405,6 @@ def _json_object(
     return obj
 
 
-# ---------------------------------------------------------------- entry point
 
 
 def open_hub(

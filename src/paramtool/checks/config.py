@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paramtool.checks import (
+from paramtool.checks.rules import (
     BY_KEY,
     COUNT,
     DTYPE,

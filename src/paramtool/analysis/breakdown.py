@@ -3,7 +3,7 @@
 Everything here is derived from the headers alone; JSON and tables are both
 rendered from the :class:`Breakdown` this module builds. Parameters are logical
 (a packed quantized weight counts the weights it holds, a scale or zero point
-none: :mod:`paramtool.quantization`); bytes and elements are what is stored, so
+none: :mod:`paramtool.analysis.quantization`); bytes and elements are what is stored, so
 the categories add up to the logical total and to the stored bytes alike.
 """
 
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
-from paramtool.anatomy import CATEGORIES, Role, classify
-from paramtool.checkpoint import Checkpoint
+from paramtool.analysis.anatomy import CATEGORIES, Role, classify
+from paramtool.records import Checkpoint
 
 if TYPE_CHECKING:
-    from paramtool.adapters import Adapter, BaseInfo
-    from paramtool.moe import MoE
-    from paramtool.quantization import Quantization, Unpacked
+    from paramtool.analysis.adapters import Adapter, BaseInfo
+    from paramtool.analysis.moe import MoE
+    from paramtool.analysis.quantization import Quantization, Unpacked
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +178,7 @@ def base_info(b: Breakdown) -> BaseInfo:
         for t, n in zip(b.checkpoint.tensors, b.parameters, strict=True)
         if t.name.endswith(".weight") and len(t.shape) == 2 and n == t.parameters
     }
-    from paramtool.adapters import BaseInfo
+    from paramtool.analysis.adapters import BaseInfo
 
     return BaseInfo(
         source=b.checkpoint.source,
@@ -210,7 +210,7 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
         or any(t.dtype not in dtypes.UNPACKED for t in tensors)
         or any(r.category == "quantization" for r in roles)
     ):
-        from paramtool import quantization
+        from paramtool.analysis import quantization
 
         analysis = quantization.analyze(
             tensors,
@@ -271,7 +271,7 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
 def _adapter(ck: Checkpoint, tensors: Any, roles: Any, logical: Any, base: Any, meta: Any) -> Any:
     if not any(r.category == "adapter" for r in roles):
         return None
-    from paramtool import adapters
+    from paramtool.analysis import adapters
 
     return adapters.analyze(tensors, roles, logical, ck.adapter_config, base, meta)
 
@@ -279,7 +279,7 @@ def _adapter(ck: Checkpoint, tensors: Any, roles: Any, logical: Any, base: Any, 
 def _moe(ck: Checkpoint, tensors: Any, roles: Any, logical: Any) -> Any:
     if not any(r.component == "expert" for r in roles):
         return None
-    from paramtool import moe
+    from paramtool.analysis import moe
 
     return moe.analyze(tensors, roles, logical, ck.config)
 

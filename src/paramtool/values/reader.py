@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from paramtool import dtypes
-from paramtool.checkpoint import Checkpoint
 from paramtool.errors import MetadataIncompleteBuffer, SourceNotFound
-from paramtool.header import FileHeader, TensorInfo
+from paramtool.records import Checkpoint, FileHeader, TensorInfo
 
 CHUNK_ELEMENTS = 1 << 18  # elements per span: 1 MB of float32, about one core's L2 cache
 MAX_WORKERS = 8

@@ -16,7 +16,6 @@ import math
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from paramtool import dtypes
@@ -33,53 +32,12 @@ from paramtool.errors import (
     ValidationOverflow,
     reading,
 )
+from paramtool.records import FileHeader, TensorInfo
 
 MAX_HEADER_SIZE = 100_000_000  # the reference library's limit, in bytes
 _U64_MAX = 2**64 - 1
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _SAFETENSORS = dtypes.SAFETENSORS
-
-
-@dataclass(frozen=True, slots=True)
-class TensorInfo:
-    """One tensor as its header describes it; offsets are relative to the data region."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    start: int
-    end: int
-    file: str = ""
-
-    @property
-    def parameters(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
-    @property
-    def nbytes(self) -> int:
-        return self.end - self.start
-
-
-@dataclass(frozen=True, slots=True)
-class FileHeader:
-    """A parsed safetensors header: its tensors (in header order) and metadata."""
-
-    path: str
-    header_size: int  # n, the JSON length, without the 8-byte prefix
-    data_size: int  # bytes of the data region
-    tensors: tuple[TensorInfo, ...]
-    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-
-    @property
-    def file_size(self) -> int:
-        return 8 + self.header_size + self.data_size
-
-    @property
-    def parameters(self) -> int:
-        return sum(t.parameters for t in self.tensors)
 
 
 def header_length(prefix: bytes, path: str, file_size: int | None = None) -> int:

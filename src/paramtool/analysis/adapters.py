@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from paramtool.anatomy import Role
-from paramtool.header import TensorInfo
+from paramtool.analysis.anatomy import Role
+from paramtool.records import TensorInfo
 
 PEFT_PREFIX = "base_model.model."
 PROMPT_LEARNING = frozenset(

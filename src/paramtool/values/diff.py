@@ -22,10 +22,9 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from paramtool.anatomy import CATEGORIES, classify
-from paramtool.checkpoint import Checkpoint
-from paramtool.header import FileHeader, TensorInfo
-from paramtool.tensor_reader import (
+from paramtool.analysis.anatomy import CATEGORIES, classify
+from paramtool.records import Checkpoint, FileHeader, TensorInfo
+from paramtool.values.reader import (
     CHUNK_ELEMENTS,
     CODECS,
     Codec,
@@ -179,7 +178,7 @@ def _bits(codec: Codec, raw: memoryview, count: int):  # noqa: ANN202 - numpy ar
     """The stored element codes as unsigned integers, for comparing bit patterns."""
     import numpy as np
 
-    from paramtool.tensor_reader import numpy_dtype
+    from paramtool.values.reader import numpy_dtype
 
     if codec.per_byte:
         packed = np.frombuffer(raw, dtype=np.uint8, count=count // 2)

@@ -1,0 +1,136 @@
+"""What a rule found (:class:`Finding`), the whole :class:`Report`, and the registry of evaluators.
+
+A finding is ``pass``, ``fail`` or ``unavailable``; an unavailable rule fails the gate like a
+failed one: a check that could not run must never look green.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from paramtool.analysis.breakdown import Breakdown
+from paramtool.checks.rules import BY_KEY, FAIL, PASS, UNAVAILABLE, Rule
+from paramtool.records import Checkpoint
+from paramtool.units import human_bytes, human_count
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The outcome of one rule: its status, what was measured, and the limit.
+
+    ``measured`` and ``limit`` are JSON values with exact integers; the ``*_text``
+    forms are for people (tables, Markdown, JUnit).
+    """
+
+    rule: Rule
+    status: str
+    measured: Any
+    limit: Any
+    message: str
+    measured_text: str
+    limit_text: str
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Every finding for one checkpoint; it passes only when every rule passed."""
+
+    source: str
+    revision: str | None
+    findings: tuple[Finding, ...]
+    config: str | None = None  # the config file the rules came from, if any
+
+    @property
+    def passed(self) -> bool:
+        return all(f.passed for f in self.findings)
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.findings if f.status == status)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every rule passed, 1 when any failed or could not be evaluated."""
+        return 0 if self.passed else 1
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What evaluators measure: the checkpoint (headers only) and its breakdown."""
+
+    checkpoint: Checkpoint
+    breakdown: Breakdown
+
+
+Evaluator = Callable[[Rule, Context], Finding]
+EVALUATORS: dict[str, Evaluator] = {}
+
+
+def register(kind: str, evaluator: Evaluator) -> None:
+    """Install the evaluator of a rule kind (e.g. a real ``no_nan`` once values can be read)."""
+    if kind not in BY_KEY or kind == "tolerance":
+        raise ValueError(f"unknown rule kind {kind!r}")
+    EVALUATORS[kind] = evaluator
+
+
+def _evaluates(*kinds: str) -> Callable[[Evaluator], Evaluator]:
+    def deco(fn: Evaluator) -> Evaluator:
+        for kind in kinds:
+            register(kind, fn)
+        return fn
+
+    return deco
+
+
+def _bytes_text(n: int, binary: bool = False) -> str:
+    return f"{n:,} B ({human_bytes(n, binary)})" if n >= 1000 else f"{n:,} B"
+
+
+def _count_text(n: int) -> str:
+    return f"{n:,} ({human_count(n)})" if n >= 1000 else f"{n:,}"
+
+
+def _ratio_text(num: int, den: int) -> str:
+    """num/den as a percentage, three significant digits: 21.9%, 1.47%, 0.377%."""
+    pct = num * 100 / den if den else 0.0
+    if not pct:
+        return "0%"
+    if pct < 0.001:
+        return "<0.001%"
+    return f"{pct:.3g}%"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _listing(items: Sequence[str], most: int = 3) -> str:
+    shown = ", ".join(items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def _finding(
+    rule: Rule, ok: bool, measured: Any, limit: Any, message: str, mtext: str, ltext: str
+) -> Finding:
+    return Finding(rule, PASS if ok else FAIL, measured, limit, message, mtext, ltext)
+
+
+def unavailable(
+    why: str, limit: Callable[[Rule], Any], limit_text: Callable[[Rule], str]
+) -> Evaluator:
+    """An evaluator for a rule that cannot be checked here: it reports why, and fails the gate."""
+
+    def evaluate_unavailable(rule: Rule, ctx: Context) -> Finding:
+        message = f"not available ({why}), so the gate fails"
+        return Finding(rule, UNAVAILABLE, None, limit(rule), message, "-", limit_text(rule))
+
+    return evaluate_unavailable

@@ -1,0 +1,130 @@
+"""The rules that read values or hashes: ``no_nan``, ``no_inf``, ``sha256``, ``against_hub``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from paramtool.checks.findings import (
+    Context,
+    Finding,
+    _evaluates,
+    _finding,
+    _listing,
+    _plural,
+    unavailable,
+)
+from paramtool.checks.rules import Rule
+from paramtool.errors import UsageError
+from paramtool.records import Checkpoint
+
+# These read tensor data or whole files (streaming, bounded memory); their modules are
+# imported only when such a rule is asked for.
+
+_SCANS: dict[int, tuple[Checkpoint, Any]] = {}  # one NaN/Inf scan serves --no-nan and --no-inf
+
+
+def _nonfinite_scan(ck: Checkpoint) -> Any:
+    held = _SCANS.get(id(ck))
+    if held is None or held[0] is not ck:
+        from paramtool.values.nonfinite import scan_nonfinite
+
+        held = (ck, scan_nonfinite(ck))
+        _SCANS.clear()
+        _SCANS[id(ck)] = held
+    return held[1]
+
+
+def _needs_local(rule: Rule, ctx: Context, what: str) -> Finding | None:
+    if ctx.checkpoint.hub is not None:
+        return unavailable(
+            f"{what} of a Hub source would download it; check a local copy",
+            lambda r: None,
+            lambda r: r.text,
+        )(rule, ctx)
+    return None
+
+
+@_evaluates("no_nan", "no_inf")
+def _nonfinite(rule: Rule, ctx: Context) -> Finding:
+    refused = _needs_local(rule, ctx, "reading the values")
+    if refused:
+        return refused
+    report = _nonfinite_scan(ctx.checkpoint)
+    nan = rule.kind == "no_nan"
+    count = report.nan if nan else report.inf
+    word = "NaN value" if nan else "infinite value"
+    hit = [t.name for t in report.tensors if (t.nan if nan else t.posinf + t.neginf)]
+    message = f"{_plural(count, word)} in {_plural(report.scanned, 'floating-point tensor')}"
+    if hit:
+        message += f" ({_listing(hit)})"
+    if report.skipped:
+        message += f"; {_plural(len(report.skipped), 'tensor')} of undecodable dtypes not scanned"
+    ok = count == 0 and not report.skipped
+    return _finding(rule, ok, count, 0, message, f"{count:,}", f"0 {word}s")
+
+
+def _local_file(ck: Checkpoint, name: str) -> str | None:
+    for f in ck.files:
+        if f.path == name or os.path.basename(f.path) == name or f.path.endswith("/" + name):
+            return f.path
+    return None
+
+
+@_evaluates("sha256")
+def _sha256(rule: Rule, ctx: Context) -> Finding:
+    refused = _needs_local(rule, ctx, "hashing a file")
+    if refused:
+        return refused
+    name, want = rule.value
+    path = _local_file(ctx.checkpoint, name)
+    if path is None:
+        files = [os.path.basename(f.path) for f in ctx.checkpoint.files]
+        return _finding(
+            rule,
+            False,
+            None,
+            want,
+            f"no file {name!r} in the checkpoint ({_listing(files)})",
+            "missing",
+            want[:12] + "…",
+        )
+    from paramtool.values.hashing import file_sha256
+
+    got = file_sha256(path)
+    ok = got == want
+    message = f"{name}: sha256 {'matches' if ok else 'is ' + got}"
+    return _finding(rule, ok, got, want, message, got[:12] + "…", want[:12] + "…")
+
+
+@_evaluates("against_hub")
+def _against_hub(rule: Rule, ctx: Context) -> Finding:
+    refused = _needs_local(rule, ctx, "comparing with the Hub")
+    if refused:
+        return refused
+    from paramtool.sources.hub_source import parse_hub_source
+    from paramtool.values.verify import verify_against_hub
+
+    src = parse_hub_source(rule.value)
+    if src is None:
+        raise UsageError(f"--against-hub {rule.value!r}", "not a Hub repo id (org/name[@revision])")
+    folder = os.path.dirname(ctx.checkpoint.files[0].path) or "."
+    report = verify_against_hub(folder, src.repo_id, src.revision)
+    bad = [f"{f.path} {f.status}" for f in report.files if f.status != "ok"]
+    checked = _plural(len(report.files), "file")
+    message = (
+        f"{checked} match {src.repo_id}@{report.hub.revision[:12]}"
+        if report.ok
+        else f"{_listing(bad)} (of {checked}, against {src.repo_id}@{report.hub.revision[:12]})"
+    )
+    measured = {"revision": report.hub.revision, "ok": report.count("ok"), "not_ok": len(bad)}
+    return _finding(
+        rule,
+        report.ok,
+        measured,
+        rule.value,
+        message,
+        f"{report.count('ok')}/{len(report.files)} match",
+        f"same files as {rule.value}",
+    )

@@ -1,0 +1,48 @@
+"""The shard index (``*.safetensors.index.json``): parsed and checked, never followed.
+
+An index maps each tensor name to the shard that holds it; every shard it names must
+stay inside the index's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from paramtool.errors import ShardIndexError
+
+MAX_JSON_SIDECAR = 50_000_000  # config.json / index files larger than this are refused
+
+
+def check_shard_name(shard: str, index_path: str) -> None:
+    """A shard named by an index must stay inside the index's folder."""
+    if not shard or "\x00" in shard:
+        raise ShardIndexError(index_path, f"shard name {shard!r} is empty or invalid")
+    if shard.startswith(("/", "\\")) or (len(shard) > 1 and shard[1] == ":") or "\\" in shard:
+        raise ShardIndexError(index_path, f"shard {shard!r} is an absolute or non-POSIX path")
+    parts = posixpath.normpath(shard).split("/")
+    if ".." in shard.split("/") or parts[0] == "..":
+        raise ShardIndexError(index_path, f"shard {shard!r} points outside the checkpoint folder")
+
+
+def parse_index(raw: bytes, index_path: str) -> tuple[dict[str, str], Mapping[str, Any]]:
+    """Parse ``*.safetensors.index.json`` into (weight_map, metadata)."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise ShardIndexError(index_path, f"not valid JSON: {e}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("weight_map"), dict):
+        raise ShardIndexError(index_path, "expected a JSON object with a 'weight_map' object")
+    weight_map = obj["weight_map"]
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str):
+            raise ShardIndexError(index_path, f"weight_map[{name!r}] is not a file name")
+    for shard in set(weight_map.values()):
+        check_shard_name(shard, index_path)
+    meta = obj.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise ShardIndexError(index_path, "'metadata' is not an object")
+    return dict(weight_map), MappingProxyType(meta)

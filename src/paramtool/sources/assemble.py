@@ -1,0 +1,83 @@
+"""Build a :class:`~paramtool.records.Checkpoint` from shard headers, checked against their index.
+
+Shared by every byte source (local files, the Hub, the cache), so a Hub answer equals a local one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from paramtool.errors import ShardIndexError
+from paramtool.records import _EMPTY, Checkpoint, FileHeader, HubInfo
+
+
+def assemble(
+    source: str,
+    headers: Sequence[FileHeader],
+    *,
+    weight_map: Mapping[str, str] | None = None,
+    shard_names: Sequence[str] | None = None,
+    index_path: str | None = None,
+    index_metadata: Mapping[str, Any] = _EMPTY,
+    config: Mapping[str, Any] | None = None,
+    adapter_config: Mapping[str, Any] | None = None,
+    warnings: Iterable[str] = (),
+    hub: HubInfo | None = None,
+    pickle_files: tuple[str, ...] | None = None,
+) -> Checkpoint:
+    """Check the shards against the index (when there is one) and build the Checkpoint.
+
+    ``shard_names`` gives, for each header in order, the name the index uses for it.
+    """
+    notes = list(warnings)
+    if weight_map is not None:
+        where = index_path or source
+        assert shard_names is not None and len(shard_names) == len(headers)
+        seen: set[str] = set()
+        for h, shard in zip(headers, shard_names, strict=True):
+            for t in h.tensors:
+                owner = weight_map.get(t.name)
+                if owner is None:
+                    raise ShardIndexError(
+                        where,
+                        f"shard {shard!r} holds tensor {t.name!r}, which the index does not name",
+                    )
+                if owner != shard:
+                    raise ShardIndexError(
+                        where, f"tensor {t.name!r} is indexed in {owner!r} but found in {shard!r}"
+                    )
+                seen.add(t.name)
+        missing = [n for n in weight_map if n not in seen]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ShardIndexError(
+                where,
+                f"indexed tensor {missing[0]!r} is not in its shard "
+                f"{weight_map[missing[0]]!r}{more}",
+            )
+        total = index_metadata.get("total_size")
+        actual = sum(h.data_size for h in headers)
+        if total is not None and total != actual:
+            notes.append(
+                f"{where}: metadata.total_size says {total} bytes, "
+                f"the shards hold {actual:,} bytes of tensors"
+            )
+    else:
+        names: dict[str, str] = {}
+        for h in headers:
+            for t in h.tensors:
+                if t.name in names:
+                    notes.append(f"tensor {t.name!r} appears in both {names[t.name]} and {h.path}")
+                names.setdefault(t.name, h.path)
+    return Checkpoint(
+        source=source,
+        files=tuple(headers),
+        config=config,
+        adapter_config=adapter_config,
+        index_path=index_path,
+        index_metadata=index_metadata,
+        warnings=tuple(notes),
+        hub=hub,
+        pickle_files=pickle_files,
+    )

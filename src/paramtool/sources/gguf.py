@@ -1,0 +1,141 @@
+"""GGUF models from local files: one file, the parts of a split, or the model in a folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+from paramtool.errors import (
+    ShardIndexError,
+    SourceNotFound,
+)
+from paramtool.formats.gguf import GGUFFile, _is_int, is_gguf_name, kind_of, read_gguf, summary
+from paramtool.formats.gguf_config import synthesize_config
+from paramtool.records import Checkpoint
+
+# llama.cpp's split naming (llama_split_path): PREFIX-00001-of-00003.gguf
+_SPLIT_NAME = re.compile(r"(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf", re.IGNORECASE)
+
+
+
+
+def split_part_paths(path: Path, count: int) -> list[Path] | None:
+    """All part paths of a split named like ``path``; None when its name is not that scheme."""
+    m = _SPLIT_NAME.fullmatch(path.name)
+    if m is None or int(m["count"]) != count:
+        return None
+    suffix = path.name[-5:]  # keep the user's .gguf / .GGUF spelling
+    return [
+        path.with_name(f"{m['stem']}-{i:05d}-of-{count:05d}{suffix}") for i in range(1, count + 1)
+    ]
+
+
+def _read_split(path: Path, shown: str) -> list[GGUFFile]:
+    """The file at ``path`` and, when it is one part of a split, all its parts in order."""
+    first = read_gguf(path, shown)
+    split = first.split
+    if split is None:
+        return [first]
+    no, count = split
+    paths = split_part_paths(path, count)
+    if paths is None:
+        raise SourceNotFound(
+            shown,
+            f"part {no + 1} of a {count}-part split GGUF, but its name does not end in "
+            f"-NNNNN-of-{count:05d}.gguf, so the other parts cannot be found",
+        )
+    files = []
+    for i, p in enumerate(paths):
+        if p.name == path.name:
+            f = first
+        elif not p.is_file():
+            raise SourceNotFound(str(p), f"part {i + 1} of {count} of this split GGUF is missing")
+        else:
+            f = read_gguf(p, str(p))
+        if f.split != (i, count):
+            got = (
+                "no split metadata"
+                if f.split is None
+                else f"split.no {f.split[0]} of split.count {f.split[1]}"
+            )
+            raise ShardIndexError(
+                f.path, f"expected part {i + 1} of {count} (split.no {i}), found {got}"
+            )
+        files.append(f)
+    stated = files[0].kv.get("split.tensors.count")
+    total = sum(len(f.tensors) for f in files)
+    if _is_int(stated) and stated != total:
+        raise ShardIndexError(
+            files[0].path, f"split.tensors.count says {stated:,} tensors, the parts hold {total:,}"
+        )
+    return files
+
+
+def open_gguf(
+    paths: Sequence[str | os.PathLike[str]],
+    source: str | None = None,
+    pickle_files: tuple[str, ...] | None = None,
+) -> Checkpoint:
+    """Open one GGUF model (a file, or any or all parts of a split) as a Checkpoint."""
+    if not paths:
+        raise SourceNotFound("(no path)", "give a GGUF file")
+    shown = source if source is not None else " ".join(os.fspath(p) for p in paths)
+    files = _read_split(Path(paths[0]), os.fspath(paths[0]))
+    names = {os.path.realpath(f.path) for f in files}
+    for extra in paths[1:]:
+        if os.path.realpath(extra) not in names:
+            raise SourceNotFound(
+                os.fspath(extra),
+                "not a part of the same GGUF model; inspect one GGUF model at a time",
+            )
+    return checkpoint_from(files, shown, pickle_files=pickle_files)
+
+
+def checkpoint_from(
+    files: Sequence[GGUFFile], source: str, pickle_files: tuple[str, ...] | None = None
+) -> Checkpoint:
+    """Combine parsed GGUF files (the parts of one model, in order) into a Checkpoint."""
+    notes = [w for f in files for w in f.warnings]
+    seen: dict[str, str] = {}
+    for f in files:
+        for t in f.tensors:
+            if t.name in seen:
+                raise ShardIndexError(f.path, f"tensor {t.name!r} is also in {seen[t.name]}")
+            seen[t.name] = f.path
+    kind = kind_of(files[0].kv, Path(files[0].path).name)
+    tensors = [t for f in files for t in f.tensors]
+    config = synthesize_config(files[0].kv, tensors, notes) or None
+    return Checkpoint(
+        source=source,
+        files=tuple(f.header for f in files),
+        config=config,
+        warnings=tuple(notes),
+        pickle_files=pickle_files,
+        format="gguf",
+        gguf=MappingProxyType(summary(files, kind)),
+    )
+
+
+def pick_in_folder(folder: Path) -> list[Path] | None:
+    """The GGUF file to open in a folder of them; None when there is none.
+
+    Split parts count as one model. One model (not an ``mmproj``) is picked;
+    with only projectors, the one projector; anything else is an error listing the choices.
+    """
+    found = sorted(p for p in folder.iterdir() if is_gguf_name(p.name) and p.is_file())
+    if not found:
+        return None
+    groups: dict[str, list[Path]] = {}
+    for p in found:
+        m = _SPLIT_NAME.fullmatch(p.name)
+        groups.setdefault(f"{m['stem']}-*-of-{m['count']}.gguf" if m else p.name, []).append(p)
+    models = {k: v for k, v in groups.items() if "mmproj" not in k.lower()}
+    pool = models or groups
+    if len(pool) == 1:
+        return next(iter(pool.values()))[:1]
+    choices = ", ".join(sorted(pool))
+    raise SourceNotFound(str(folder), f"several GGUF models ({choices}); name the file to inspect")

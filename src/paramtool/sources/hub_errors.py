@@ -1,0 +1,92 @@
+"""The one table from huggingface_hub's exceptions to paramtool's errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from paramtool.errors import HubError, ParamtoolError
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
+    """Turn huggingface_hub's and the network's exceptions into one-line HubErrors.
+
+    The one error table for every Hub call paramtool makes (inspect, verify, --download).
+    """
+    try:
+        yield
+    except ParamtoolError:
+        raise
+    except _network_errors() as e:
+        raise _hub_error(e, repo_id, revision) from None
+
+
+def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> ParamtoolError:
+    """Map huggingface_hub / HTTP exceptions to one line; never their text, which has URLs."""
+    import httpx2
+    from huggingface_hub import errors as hf
+
+    endpoint = _endpoint()
+    if isinstance(e, hf.GatedRepoError):
+        return HubError(
+            repo_id,
+            "gated repo: accept its licence on the Hub, then set HF_TOKEN (or pass --token)",
+        )
+    if isinstance(e, hf.RepositoryNotFoundError):
+        return HubError(
+            repo_id,
+            f"repository not found on {endpoint} (if it is private or gated, "
+            "set HF_TOKEN or pass --token)",
+        )
+    if isinstance(e, hf.RevisionNotFoundError):
+        return HubError(
+            f"{repo_id}@{revision}", "revision not found (no branch, tag or commit of that name)"
+        )
+    if isinstance(e, hf.DisabledRepoError):
+        return HubError(repo_id, "this repository has been disabled on the Hub")
+    if isinstance(e, hf.OfflineModeIsEnabled):
+        return HubError(repo_id, "HF_HUB_OFFLINE is set and this needs the network")
+    if isinstance(e, hf.LocalEntryNotFoundError):  # hf_hub_download could not reach the Hub
+        return HubError(endpoint, "network failure talking to the Hub (and the file is not cached)")
+    if isinstance(e, hf.EntryNotFoundError):
+        return HubError(repo_id, "a file the repo lists is missing on the Hub")
+    if isinstance(e, hf.HfHubHTTPError):
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status in (401, 403):
+            return HubError(
+                repo_id,
+                f"access denied ({status}): accept the repo's licence on the "
+                "Hub if it is gated, and set HF_TOKEN (or pass --token) to a "
+                "token with access",
+            )
+        if status == 429:
+            return HubError(endpoint, "rate limited by the Hub (429); wait, or set HF_TOKEN")
+        return HubError(endpoint, f"the Hub answered HTTP {status}")
+    if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError):
+        return HubError(str(e.filename or repo_id), e.strerror)  # the cache, not the network
+    if isinstance(e, httpx2.TimeoutException):
+        return HubError(
+            endpoint, "timed out talking to the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)"
+        )
+    return HubError(endpoint, f"network failure talking to the Hub ({type(e).__name__})")
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    import httpx2
+    from huggingface_hub import errors as hf
+
+    return (
+        hf.HfHubHTTPError,
+        hf.OfflineModeIsEnabled,
+        hf.EntryNotFoundError,
+        httpx2.HTTPError,
+        OSError,
+    )

@@ -1,0 +1,213 @@
+"""Local files and folders as a checkpoint, headers only.
+
+:func:`open_local` resolves what a user typed (a file, a folder, several files) into one
+:class:`~paramtool.records.Checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from paramtool.errors import ShardIndexError, SourceNotFound
+from paramtool.formats.index import MAX_JSON_SIDECAR, parse_index
+from paramtool.formats.safetensors import read_local_header
+from paramtool.records import Checkpoint, FileHeader
+from paramtool.sources.assemble import assemble
+from paramtool.sources.weights import _pickle_refusal, is_pickle_name
+
+
+def read_json_sidecar(path: Path, notes: list[str]) -> dict[str, Any] | None:
+    """Read config.json-like files next to a checkpoint; trouble is a warning, not an error."""
+    try:
+        if not path.is_file():
+            return None
+        if path.stat().st_size > MAX_JSON_SIDECAR:
+            notes.append(f"{path}: larger than {MAX_JSON_SIDECAR:,} bytes, ignored")
+            return None
+        obj = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as e:
+        notes.append(f"{path}: unreadable ({e.__class__.__name__}), ignored")
+        return None
+    if not isinstance(obj, dict):
+        notes.append(f"{path}: not a JSON object, ignored")
+        return None
+    return obj
+
+
+def _find_index(folder: Path) -> Path | None:
+    indexes = sorted(folder.glob("*.safetensors.index.json"))
+    if not indexes:
+        return None
+    for preferred in (
+        "model.safetensors.index.json",
+        "diffusion_pytorch_model.safetensors.index.json",
+    ):
+        for p in indexes:
+            if p.name == preferred:
+                return p
+    if len(indexes) > 1:
+        raise SourceNotFound(
+            str(folder),
+            f"several indexes ({', '.join(p.name for p in indexes)}); name the one to inspect",
+        )
+    return indexes[0]
+
+
+def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
+    folder = index.parent
+    where = str(index)
+    if index.stat().st_size > MAX_JSON_SIDECAR:
+        raise ShardIndexError(where, f"larger than {MAX_JSON_SIDECAR:,} bytes")
+    weight_map, meta = parse_index(index.read_bytes(), where)
+    roots = _allowed_roots(folder)
+    headers = []
+    shards = sorted(set(weight_map.values()))
+    for shard in shards:
+        p = os.path.join(folder, shard)
+        if "/" in shard or os.path.islink(p):  # only then can the path leave the folder
+            real = os.path.realpath(p)
+            if not any(os.path.commonpath([r, real]) == r for r in roots):
+                raise ShardIndexError(
+                    where, f"shard {shard!r} is a symlink that leaves the checkpoint folder"
+                )
+        if not os.path.isfile(p):
+            raise ShardIndexError(where, f"shard {shard!r} is missing")
+        headers.append(read_local_header(p, p))
+    kw = {
+        "weight_map": weight_map,
+        "shard_names": shards,
+        "index_path": where,
+        "index_metadata": meta,
+    }
+    return headers, kw
+
+
+def _allowed_roots(folder: Path) -> list[str]:
+    """Where a shard may really live: the folder, and for a huggingface_hub cache snapshot
+    (``models--org--name/snapshots/<sha>/...``, whose files are symlinks into
+    ``models--org--name/blobs``), that repo's blob store too."""
+    root = os.path.realpath(folder)
+    roots = [root]
+    parts = Path(root).parts
+    if "snapshots" in parts:
+        i = len(parts) - 1 - parts[::-1].index("snapshots")
+        repo = Path(*parts[:i])
+        if (
+            repo.name.startswith(("models--", "datasets--", "spaces--"))
+            and (repo / "blobs").is_dir()
+        ):
+            roots.append(str(repo / "blobs"))
+    return roots
+
+
+def _resolve_folder(folder: Path) -> tuple[list[Path], Path | None]:
+    """Pick the weight files of a folder: (files, index)."""
+    index = _find_index(folder)
+    if index is not None:
+        return [], index
+    for name in (
+        "model.safetensors",
+        "adapter_model.safetensors",
+        "diffusion_pytorch_model.safetensors",
+    ):
+        if (folder / name).is_file():
+            return [folder / name], None
+    files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+    if files:
+        return files, None
+    from paramtool.sources.gguf import pick_in_folder
+
+    gguf = pick_in_folder(folder)
+    if gguf:
+        return gguf, None
+    pickles = sorted(p.name for p in folder.iterdir() if p.is_file() and is_pickle_name(p.name))
+    if pickles:
+        raise _pickle_refusal(str(folder / pickles[0]))
+    raise SourceNotFound(str(folder), "no safetensors checkpoint in this folder")
+
+
+def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
+    """Open one or more local paths (files or folders) as one checkpoint, headers only."""
+    if not paths:
+        raise SourceNotFound("(no path)", "give a checkpoint file or folder")
+    if any(_is_gguf_file(Path(p)) for p in paths):
+        return _open_gguf(paths, [Path(p) for p in paths])
+    notes: list[str] = []
+    headers: list[FileHeader] = []
+    extra: dict[str, Any] = {}
+    sidecar_dir: Path | None = None
+    folders: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if is_pickle_name(p.name):
+            raise _pickle_refusal(str(p))
+        if not p.exists():
+            raise SourceNotFound(str(p), "no such file or directory")
+        folders.append(p if p.is_dir() else p.parent)
+        if p.is_dir():
+            files, index = _resolve_folder(p)
+            if files and files[0].name.lower().endswith(".gguf"):
+                return _open_gguf(paths, files)
+            sidecar_dir = sidecar_dir or p
+        else:
+            files, index = ([], p) if p.name.endswith(".safetensors.index.json") else ([p], None)
+            sidecar_dir = sidecar_dir or p.parent
+        if index is not None:
+            if len(paths) > 1:
+                raise SourceNotFound(str(p), "a sharded checkpoint must be inspected on its own")
+            hs, extra = _open_indexed(index)
+            headers.extend(hs)
+        else:
+            headers.extend(read_local_header(f, str(f)) for f in files)
+    config = adapter_config = None
+    if sidecar_dir is not None:
+        config = read_json_sidecar(sidecar_dir / "config.json", notes)
+        adapter_config = read_json_sidecar(sidecar_dir / "adapter_config.json", notes)
+    source = " ".join(str(p) for p in paths)
+    return assemble(
+        source,
+        headers,
+        config=config,
+        adapter_config=adapter_config,
+        warnings=notes,
+        pickle_files=_pickles_beside(folders),
+        **extra,
+    )
+
+
+def _is_gguf_file(p: Path) -> bool:
+    """A ``.gguf`` file, or a file of another name that starts with the GGUF magic."""
+    if is_pickle_name(p.name) or p.name.endswith(".safetensors.index.json") or not p.is_file():
+        return False
+    from paramtool.formats.gguf import is_gguf_name, sniff_gguf
+
+    return is_gguf_name(p.name) or sniff_gguf(p)
+
+
+def _open_gguf(paths: Sequence[str | os.PathLike[str]], files: Sequence[Path]) -> Checkpoint:
+    """A GGUF model (one file or the parts of a split), which is inspected on its own."""
+    from paramtool.sources.gguf import open_gguf
+
+    source = " ".join(str(p) for p in paths)
+    mixed = len(paths) > 1 and any(Path(p).is_dir() for p in paths)
+    if mixed or not all(_is_gguf_file(f) for f in files):
+        raise SourceNotFound(source, "inspect a GGUF model on its own, not with other files")
+    folders = {f.parent for f in files}
+    return open_gguf(files, source=source, pickle_files=_pickles_beside(sorted(folders)))
+
+
+def _pickles_beside(folders: Iterable[Path]) -> tuple[str, ...]:
+    """Pickle files (every one: weights, optimizer states, training args) in these folders."""
+    found: list[str] = []
+    for folder in dict.fromkeys(folders):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        names = sorted(e.name for e in entries if is_pickle_name(e.name) and e.is_file())
+        found.extend(str(folder / n) for n in names)
+    return tuple(found)
