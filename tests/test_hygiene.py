@@ -94,7 +94,7 @@ CASES = {
     ),
     "memory and footprint JSON": (
         "import paramtool.memory.estimate, paramtool.memory.gpus, paramtool.dtypes\n"
-        "import paramtool.render.footprint_json",
+        "import paramtool.memory.footprint_json",
         None,
         (*UI, "numpy", "huggingface_hub"),
     ),

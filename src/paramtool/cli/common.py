@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from paramtool.errors import ParamtoolError
-from paramtool.render.safe_text import printable
+from paramtool.safe_text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -277,11 +277,11 @@ def footprint_command(
         gpu=_gpu(gpu),
     )
     if json_:
-        from paramtool.render.footprint_view import to_json
+        from paramtool.memory.footprint_json import to_json
 
         print_json(to_json(fp, binary))
         return
-    from paramtool.render.footprint_view import print_report
+    from paramtool.render.footprint_tables import print_report
 
     print_report(stdout_console(), fp, binary)
 
@@ -295,18 +295,19 @@ def _gpu(name: str | None) -> Gpu | None:
 
 
 def _print_lists(gpus: bool, dtypes: bool, json_: bool, binary: bool) -> None:
-    from paramtool.render import footprint_view as view
+    from paramtool.memory.footprint_json import dtypes_json, gpus_json
+    from paramtool.render.footprint_tables import dtypes_table, gpus_table
 
     if json_:
         doc: dict[str, object] = {}
         if gpus:
-            doc.update(view.gpus_json())
+            doc.update(gpus_json())
         if dtypes:
-            doc.update(view.dtypes_json())
+            doc.update(dtypes_json())
         print_json(doc)
         return
     console = stdout_console()
     if gpus:
-        console.print(view.gpus_table(binary))
+        console.print(gpus_table(binary))
     if dtypes:
-        console.print(view.dtypes_table())
+        console.print(dtypes_table())

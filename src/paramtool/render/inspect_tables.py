@@ -13,7 +13,7 @@ from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.analysis.breakdown import Breakdown, bits_per_weight
 from paramtool.render.bars import bar
 from paramtool.render.inspect_json import memory_rows, tensor_rows
-from paramtool.render.safe_text import printable
+from paramtool.safe_text import printable
 from paramtool.units import human_bytes, human_count
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paramtool.render.safe_text import printable
+from paramtool.safe_text import printable
 from paramtool.values.hashing import HashReport
 
 

@@ -1,0 +1,248 @@
+"""The tables of ``paramtool footprint``, drawn from the core's records and sentences.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paramtool import dtypes
+from paramtool.memory.estimate import Footprint, ServingRow
+from paramtool.memory.explain import (
+    attention_text,
+    bits_text,
+    excluded,
+    fit_text,
+    json_number,
+    kv_formula,
+    overhead_text,
+    size,
+    window_text,
+)
+from paramtool.memory.footprint_json import dims_known
+from paramtool.memory.gpu_fit import MAX_GPUS
+from paramtool.memory.gpus import GPUS
+from paramtool.memory.overhead import DEFAULT_OVERHEAD
+from paramtool.memory.training import Training
+from paramtool.render.bars import bar
+from paramtool.safe_text import printable
+from paramtool.units import human_count
+
+
+def print_report(console: Any, fp: Footprint, binary: bool = False) -> None:
+    """The whole report: header, precisions, KV cache, serving, training, fit, notes."""
+    from rich.text import Text
+
+    console.print(_header(fp))
+    console.print(precision_table(fp, binary))
+    if fp.kv is not None:
+        console.print(kv_table(fp, binary))
+    if len(fp.rows) == 1 and _show_serving(fp):
+        console.print(serving_table(fp.rows[0], fp, binary))
+    if fp.training is not None:
+        console.print(training_table(fp.training, binary))
+        if fp.training_fit is not None:
+            console.print(Text(fit_text(fp.training_fit, binary), style="bold"))
+    elif len(fp.rows) > 1 and fp.gpu is not None:
+        console.print(Text(f"GPU: {fp.gpu.name}, {size(fp.gpu.usable_bytes, binary)} usable"))
+    for line in excluded(fp, _show_serving(fp)) + [printable(n) for n in fp.notes]:
+        console.print(Text(f"· {line}", style="dim"))
+
+
+def _header(fp: Footprint) -> Any:
+    from rich.text import Text
+
+    text = Text()
+    text.append(f"{fp.parameters:,} parameters", style="bold")
+    text.append(f" ({human_count(fp.parameters)})")
+    if fp.source:
+        text.append(" from ")
+        text.append(printable(fp.source))
+    d = fp.dims
+    if d is not None and dims_known(d):
+        shape = [
+            f"{d.layers} layers" if d.layers else "",
+            f"hidden {d.hidden_size}" if d.hidden_size else "",
+            f"{d.heads} heads" if d.heads else "",
+            f"{d.kv_heads} KV heads" if d.kv_heads and not d.is_mla else "",
+            f"head_dim {d.head_dim}" if d.head_dim and not d.is_mla else "",
+        ]
+        text.append("\n" + ", ".join(s for s in shape if s), style="dim")
+    return text
+
+
+def _show_serving(fp: Footprint) -> bool:
+    """Serving totals only when asked about: a context, a GPU or an explicit overhead."""
+    asked = fp.kv is not None or fp.gpu is not None or fp.overhead.text != DEFAULT_OVERHEAD
+    return asked and fp.training is None
+
+
+def precision_table(fp: Footprint, binary: bool = False) -> Any:
+    from rich.table import Table
+
+    fit = any(r.fit for r in fp.rows)
+    serving = _show_serving(fp)
+    t = Table(title="Weights", title_justify="left")
+    t.add_column("precision", no_wrap=True)
+    t.add_column("bits", justify="right")
+    t.add_column("bytes", justify="right")
+    t.add_column("GB", justify="right")
+    t.add_column("GiB", justify="right")
+    t.add_column("", no_wrap=True)
+    if serving:
+        t.add_column("serving", justify="right")
+    if fit:
+        t.add_column("GPUs", justify="right")
+        t.add_column("headroom/GPU", justify="right")
+    top = max((r.precision.weights_bytes for r in fp.rows), default=1) or 1
+    for r in fp.rows:
+        p = r.precision
+        cells = [
+            p.dtype.label,
+            bits_text(p.bits_per_parameter),
+            f"{p.weights_bytes:,}",
+            size(p.weights_bytes),
+            size(p.weights_bytes, True),
+            bar(p.weights_bytes / top),
+        ]
+        if serving:
+            cells.append(size(r.total_bytes, binary))
+        if fit and r.fit is not None:
+            f = r.fit
+            if f.fits:
+                cells += [str(f.gpus), size(f.headroom_bytes, binary)]
+            elif f.gpus_needed is not None:
+                cells += [f"needs {f.gpus_needed}", f"-{size(-f.headroom_bytes, binary)}"]
+            else:
+                cells += [f"> {MAX_GPUS}", "does not fit"]
+        t.add_row(*cells)
+    return t
+
+
+def kv_table(fp: Footprint, binary: bool = False) -> Any:
+    from rich.table import Table
+
+    kv = fp.kv
+    assert kv is not None
+    t = Table(title="KV cache", title_justify="left", show_header=False, box=None, padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("bytes", f"{kv.bytes:,} ({size(kv.bytes, binary)})")
+    t.add_row("formula", kv_formula(kv))
+    if fp.dims is not None:
+        t.add_row("attention", attention_text(fp.dims))
+    windows = window_text(kv)
+    if windows:
+        t.add_row("windows", windows)
+    t.add_row("per token", f"{float(kv.bytes_per_token):,.0f} bytes per sequence")
+    return t
+
+
+def serving_table(r: ServingRow, fp: Footprint, binary: bool = False) -> Any:
+    from rich.table import Table
+
+    t = Table(title="Serving", title_justify="left", show_header=False, box=None, padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_column()
+    w = r.precision.weights_bytes
+    t.add_row("weights", f"{w:,}", size(w, binary))
+    if fp.kv is not None:
+        t.add_row("KV cache", f"{r.kv_cache_bytes:,}", size(r.kv_cache_bytes, binary))
+    t.add_row("overhead", f"{r.overhead_bytes:,}", overhead_text(fp.overhead))
+    t.add_row("total", f"{r.total_bytes:,}", size(r.total_bytes, binary), style="bold")
+    if r.fit is not None:
+        t.add_row("GPU", "", fit_text(r.fit, binary))
+    return t
+
+
+def training_table(tr: Training, binary: bool = False) -> Any:
+    from rich.table import Table
+
+    title = f"Training: {tr.method}, {tr.optimizer}, {tr.dtype.label}"
+    if tr.zero or tr.gpus > 1:
+        title += f", ZeRO-{tr.zero} over {tr.gpus} GPU" + ("s" if tr.gpus > 1 else "")
+    t = Table(title=title, title_justify="left")
+    t.add_column("component")
+    t.add_column("all GPUs", justify="right")
+    t.add_column("", justify="right")
+    t.add_column("per GPU", justify="right")
+    per = tr.per_gpu()
+    rows = [
+        ("weights", tr.weights_bytes, per["weights"]),
+        ("gradients", tr.gradients_bytes, per["gradients"]),
+        ("fp32 master weights", tr.master_bytes, per["master"]),
+        ("optimizer states", tr.optimizer_bytes, per["optimizer"]),
+    ]
+    if tr.activations_bytes_per_gpu is not None:
+        act = tr.activations_bytes_per_gpu
+        rows.append((f"activations ({tr.activations})", act * tr.gpus, act))
+    for name, total, one in rows:
+        t.add_row(name, f"{total:,}", size(total, binary), size(one, binary))
+    t.add_section()
+    t.add_row(
+        "total",
+        f"{tr.total_bytes:,}",
+        size(tr.total_bytes, binary),
+        size(tr.per_gpu_bytes(), binary),
+        style="bold",
+    )
+    trainable = f"{tr.trainable_parameters:,} trainable"
+    if tr.method != "full":
+        trainable += f" (LoRA rank {tr.lora_rank} on {','.join(tr.lora_targets)})"
+    t.caption = (
+        f"{trainable}; {json_number(tr.bytes_per_trainable_parameter)} bytes per trainable parameter"
+    )
+    t.caption_justify = "left"
+    return t
+
+
+def gpus_table(binary: bool = False) -> Any:
+    from rich.table import Table
+
+    t = Table(title="Known GPUs (usable = total memory the driver reports)", title_justify="left")
+    for name, just in (
+        ("--gpu", "left"),
+        ("name", "left"),
+        ("marketed", "left"),
+        ("usable bytes", "right"),
+        ("usable", "right"),
+        ("source of usable", "left"),
+    ):
+        t.add_column(name, justify=just)  # type: ignore[arg-type]
+    for g in GPUS:
+        t.add_row(
+            g.key,
+            g.name,
+            g.marketed,
+            f"{g.usable_bytes:,}",
+            size(g.usable_bytes, binary),
+            g.usable_source,
+        )
+    return t
+
+
+def dtypes_table() -> Any:
+    from rich.table import Table
+
+    t = Table(title="Known dtypes", title_justify="left")
+    for name, just in (
+        ("dtype", "left"),
+        ("name", "left"),
+        ("kind", "left"),
+        ("bits", "right"),
+        ("block", "right"),
+        ("bytes/block", "right"),
+        ("note", "left"),
+    ):
+        t.add_column(name, justify=just)  # type: ignore[arg-type]
+    for d in dtypes.TABLE:
+        t.add_row(
+            d.label,
+            d.name,
+            d.kind,
+            bits_text(d.bits),
+            str(d.block_size),
+            str(d.bytes_per_block),
+            d.note,
+        )
+    return t
