@@ -81,7 +81,7 @@ def _cli(*argv: str) -> str:
 VALUE_MODULES = (
     "import paramtool.values.stats, paramtool.values.nonfinite, paramtool.values.hashing\n"
     "import paramtool.values.verify, paramtool.values.diff, paramtool.values.reader\n"
-    "import paramtool.render.values_json, paramtool.render.values_text\n"
+    "import paramtool.render.values_text, paramtool.api\n"
 )
 
 # (what runs, the argument it gets, modules that must stay unloaded)
@@ -99,7 +99,7 @@ CASES = {
         (*UI, "numpy", "huggingface_hub"),
     ),
     "checks and their renderers": (
-        "import paramtool.checks.evaluate, paramtool.checks.config, paramtool.render.check_json\n"
+        "import paramtool.checks.evaluate, paramtool.checks.config\n"
         "import paramtool.render.check_markdown, paramtool.render.check_junit",
         None,
         (*UI, "numpy", "huggingface_hub"),

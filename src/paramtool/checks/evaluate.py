@@ -41,9 +41,9 @@ from paramtool.checks.findings import (
     _plural,
     _ratio_text,
 )
-from paramtool.checks.rules import STATUSES, UNAVAILABLE, Rule, percent_text
+from paramtool.checks.rules import STATUSES, UNAVAILABLE, Rule
 from paramtool.records import Checkpoint
-from paramtool.units import human_bytes
+from paramtool.units import human_bytes, percent_text
 
 
 def evaluate(
@@ -59,7 +59,7 @@ def evaluate(
     for f in findings:
         assert f.status in STATUSES, f.status
     revision = checkpoint.hub.revision if checkpoint.hub is not None else None
-    return Report(checkpoint.source, revision, findings, config)
+    return Report(checkpoint.source, revision, findings, config, checkpoint.warnings)
 
 
 @_evaluates("max_size", "min_size")

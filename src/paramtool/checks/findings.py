@@ -15,6 +15,8 @@ from paramtool.checks.rules import BY_KEY, FAIL, PASS, UNAVAILABLE, Rule
 from paramtool.records import Checkpoint
 from paramtool.units import human_bytes, human_count
 
+SCHEMA_VERSION = 1  # of the check --json document
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -40,6 +42,16 @@ class Finding:
     def passed(self) -> bool:
         return self.status == PASS
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "passed": self.passed,
+            "measured": self.measured,
+            "limit": self.limit,
+            "message": self.message,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Report:
@@ -49,6 +61,7 @@ class Report:
     revision: str | None
     findings: tuple[Finding, ...]
     config: str | None = None  # the config file the rules came from, if any
+    warnings: tuple[str, ...] = ()  # what looked wrong in the checkpoint itself
 
     @property
     def passed(self) -> bool:
@@ -61,6 +74,23 @@ class Report:
     def exit_code(self) -> int:
         """0 when every rule passed, 1 when any failed or could not be evaluated."""
         return 0 if self.passed else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document ``paramtool check --json`` prints: the verdict, a count per status,
+        and every rule's finding in report order."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "source": self.source,
+            "revision": self.revision,
+            "config": self.config,
+            "passed": self.passed,
+            "summary": {
+                "passed": self.count(PASS),
+                "failed": self.count(FAIL),
+                "unavailable": self.count(UNAVAILABLE),
+            },
+            "rules": [f.to_dict() for f in self.findings],
+        }
 
 
 @dataclass(frozen=True, slots=True)

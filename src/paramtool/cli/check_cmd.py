@@ -218,10 +218,9 @@ def _run(
     subfolder: str | None,
 ) -> int:
     """Everything but the exit: returns 0 or 1 (errors raise, and exit 2)."""
+    from paramtool import api
     from paramtool.checks.config import discover, load_config
-    from paramtool.checks.evaluate import evaluate
     from paramtool.checks.rules import finalize, parse_rules
-    from paramtool.sources import open_source
 
     if json_ and markdown:
         raise UsageError("--json/--markdown", "choose one output format")
@@ -247,12 +246,16 @@ def _run(
         )
         note(f"rules from {cfg.label}{also}")
 
-    checkpoint = open_source(
-        sources, revision=revision, token=token, subfolder=subfolder, quiet=json_ or markdown
+    report = api.check(
+        sources,
+        rules,
+        revision=revision,
+        token=token,
+        subfolder=subfolder,
+        config=cfg.label if cfg is not None else None,
     )
-    for w in checkpoint.warnings:
+    for w in report.warnings:
         warn(w)
-    report = evaluate(checkpoint, rules, config=cfg.label if cfg is not None else None)
 
     if junit_xml is not None:
         from paramtool.render import check_junit
@@ -262,9 +265,7 @@ def _run(
         except OSError as e:
             raise UsageError(f"--junit-xml {str(junit_xml)!r}", e.strerror or str(e)) from None
     if json_:
-        from paramtool.render.check_json import to_json
-
-        print_json(to_json(report))
+        print_json(report.to_dict())
     elif markdown:
         from paramtool.render.check_markdown import to_markdown
 

@@ -6,12 +6,13 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from paramtool.errors import ParamtoolError
+from paramtool.errors import ParamtoolError, UsageError
 from paramtool.safe_text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +49,30 @@ SubfolderOpt = Annotated[
     typer.Option("--subfolder", metavar="DIR", help="Hub repo subfolder holding the weights."),
 ]
 
+DownloadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--download",
+        help="For a Hub repo: fetch the weights into the huggingface_hub cache and read them "
+        "there (refused without it: it can be gigabytes).",
+    ),
+]
+FilterOpt = Annotated[
+    str | None,
+    typer.Option("--filter", metavar="REGEX", help="Only tensors whose name matches."),
+]
+TopOpt = Annotated[
+    int,
+    typer.Option("--top", metavar="N", help="Show the N most notable tensors (0: none)."),
+]
+TensorsOpt = Annotated[bool, typer.Option("--tensors", help="List every tensor read.")]
+
+
+def check_top(top: int) -> int:
+    if top < 0:
+        raise UsageError(f"--top {top}", "must be 0 or more")
+    return top
+
 
 def die(message: str, code: int = 2) -> typer.Exit:
     """Print one error line on stderr; return the Exit to raise."""
@@ -64,8 +89,20 @@ def warn(message: str) -> None:
     sys.stderr.write(f"paramtool: warning: {printable(message)}\n")
 
 
+# The core names parameters (``lora_rank``); the command line spells each as its flag.
+# Listed here: the parameters whose flag is not ``--`` + the name with dashes.
+FLAGS: Mapping[str, str] = MappingProxyType({})
+
+
+def flag(param: str) -> str:
+    """The flag that sets a core parameter: ``lora_rank`` -> ``--lora-rank``."""
+    return FLAGS.get(param, "--" + param.replace("_", "-"))
+
+
 def handle_errors(fn: F) -> F:
     """The error table at the edge: ParamtoolError -> one line and its exit code.
+
+    Core errors name parameters; the line names the flags (:func:`flag`).
 
     ``PARAMTOOL_DEBUG=1`` lets the traceback through instead.
     """
@@ -77,7 +114,7 @@ def handle_errors(fn: F) -> F:
         except ParamtoolError as e:
             if os.environ.get("PARAMTOOL_DEBUG"):
                 raise
-            raise die(str(e), e.exit_code) from None
+            raise die(e.message(flag), e.exit_code) from None
         except KeyboardInterrupt:
             raise die("interrupted", 130) from None
         except BrokenPipeError:

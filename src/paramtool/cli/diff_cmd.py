@@ -7,16 +7,18 @@ from typing import Annotated
 import typer
 
 from paramtool.cli.common import (
+    DownloadOpt,
+    FilterOpt,
     JsonOpt,
     TokenOpt,
+    TopOpt,
+    check_top,
     handle_errors,
     print_json,
     stdout_console,
     warn,
 )
-from paramtool.cli.inspect_cmd import compile_filter
 from paramtool.cli.root import app
-from paramtool.cli.stats_cmd import DownloadOpt, FilterOpt, TopOpt, check_top
 
 _SIDE = (
     "Checkpoint: a .safetensors file, a folder (sharded or not), or a Hub repo id "
@@ -35,29 +37,16 @@ def _diff(
     json_: bool,
     token: str | None,
 ) -> int:
+    from paramtool import api
     from paramtool.render.values_progress import byte_progress
-    from paramtool.sources.download import open_values_source
-    from paramtool.values.diff import diff_checkpoints
-    from paramtool.values.reader import select
 
-    pattern = compile_filter(filter_)
     check_top(top)
-    ca = open_values_source([a], token=token, download=download, quiet=json_)
-    cb = open_values_source([b], token=token, download=download, quiet=json_)
-    for w in (*ca.warnings, *cb.warnings):
+    with byte_progress("Comparing", enabled=not json_) as progress:
+        report = api.diff(a, b, filter=filter_, download=download, token=token, progress=progress)
+    for w in (*report.a.warnings, *report.b.warnings):
         warn(w)
-    names_b = {t.name: t for _, t in select(cb, pattern)}
-    total = sum(
-        t.nbytes + names_b[t.name].nbytes
-        for _, t in select(ca, pattern)
-        if t.name in names_b and names_b[t.name].shape == t.shape
-    )
-    with byte_progress(total, "Comparing", enabled=not json_) as advance:
-        report = diff_checkpoints(ca, cb, pattern=pattern, progress=advance)
     if json_:
-        from paramtool.render.values_json import diff_json
-
-        print_json(diff_json(report))
+        print_json(report.to_dict())
     else:
         from paramtool.render.values_tables import diff_report
 

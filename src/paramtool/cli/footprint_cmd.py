@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,15 +18,9 @@ from paramtool.cli.common import (
 )
 from paramtool.cli.root import app
 from paramtool.errors import UsageError
-from paramtool.memory.dims import ModelDims
-from paramtool.memory.estimate import estimate
-from paramtool.memory.overhead import parse_overhead
-from paramtool.memory.training import DEFAULT_LORA_RANK, parse_lora_targets
 
 if TYPE_CHECKING:
-    from paramtool.memory.gpus import Gpu
-
-_INT = re.compile(r"^\s*([0-9][0-9_]*)\s*([kK]?)\s*$")
+    pass
 
 SourcesOpt = Annotated[
     list[str] | None,
@@ -38,22 +31,6 @@ SourcesOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _int(option: str, text: str | None, *, kilo: bool = False, low: int = 1) -> int | None:
-    """A whole number option; ``kilo`` also takes ``8k`` = 8,192 (context lengths)."""
-    if text is None:
-        return None
-    m = _INT.match(text)
-    if not m or (m.group(2) and not kilo):
-        example = "8192 or 128k" if kilo else "a whole number such as 8"
-        raise UsageError(f"{option} {text!r}", f"write it as {example}")
-    value = int(m.group(1).replace("_", "")) * (1024 if m.group(2) else 1)
-    if value < low:
-        raise UsageError(f"{option} {text!r}", f"must be at least {low}")
-    if value > 10**12:
-        raise UsageError(f"{option} {text!r}", "too large")
-    return value
 
 
 @app.command("footprint")
@@ -213,8 +190,6 @@ def footprint_command(
 
     Give --params N, or a checkpoint for the exact count and its config.json.
     """
-    from paramtool import dtypes
-
     if units.lower() not in ("gb", "gib"):
         raise UsageError(f"--units {units!r}", "use gb or gib")
     binary = units.lower() == "gib"
@@ -223,75 +198,42 @@ def footprint_command(
         _print_lists(list_gpus, list_dtypes, json_, binary)
         return
 
-    source = None
-    config = None
-    if sources and params is not None:
-        raise UsageError("--params", "give --params or a checkpoint, not both")
-    if sources:
-        from paramtool.sources import open_source
+    from paramtool import api
 
-        checkpoint = open_source(
-            sources, revision=revision, token=token, subfolder=subfolder, quiet=json_
-        )
-        for w in checkpoint.warnings:
-            warn(w)
-        from paramtool.analysis.breakdown import build
-
-        # Logical parameters: a quantized checkpoint's packed weights unpacked, scales not counted.
-        parameters = build(checkpoint).logical_parameters
-        if parameters < 1:
-            raise UsageError(checkpoint.source, "the checkpoint holds no parameters")
-        source, config = checkpoint.source, checkpoint.config
-    elif params is not None:
-        from paramtool.units import parse_count
-
-        parameters = parse_count(params)
-    else:
-        raise UsageError("footprint", "give --params N (e.g. 70B) or a checkpoint to read it from")
-
-    dims = ModelDims.from_config(
-        config,
-        layers=_int("--layers", layers),
-        heads=_int("--heads", heads),
-        kv_heads=_int("--kv-heads", kv_heads),
-        head_dim=_int("--head-dim", head_dim),
-        hidden_size=_int("--hidden-size", hidden_size),
-        intermediate_size=_int("--intermediate-size", intermediate_size),
+    fp = api.footprint(
+        sources or None,
+        params=params,
+        dtype=dtype,
+        context=context,
+        batch=batch,
+        kv_dtype=kv_dtype,
+        overhead=overhead,
+        train=train,
+        optimizer=optimizer,
+        zero=zero,
+        gpus=gpus,
+        gpu=gpu,
+        lora_rank=lora_rank,
+        lora_targets=lora_targets,
+        activations=activations,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        revision=revision,
+        token=token,
+        subfolder=subfolder,
     )
-    fp = estimate(
-        parameters,
-        source=source,
-        dims=dims,
-        dtype_names=dtype or None,
-        context=_int("--context", context, kilo=True),
-        batch=_int("--batch", batch) or 1,
-        kv_dtype=dtypes.lookup(kv_dtype),
-        overhead=parse_overhead(overhead),
-        train=train.lower() if train else None,
-        optimizer=optimizer.lower(),
-        zero=_int("--zero", zero, low=0) or 0,
-        gpus=_int("--gpus", gpus),
-        lora_rank=_int("--lora-rank", lora_rank) or DEFAULT_LORA_RANK,
-        lora_targets=parse_lora_targets(lora_targets),
-        activations=activations.lower(),
-        gpu=_gpu(gpu),
-    )
+    for w in fp.warnings:
+        warn(w)
     if json_:
-        from paramtool.memory.footprint_json import to_json
-
-        print_json(to_json(fp, binary))
+        print_json(fp.to_dict(binary=binary))
         return
     from paramtool.render.footprint_tables import print_report
 
     print_report(stdout_console(), fp, binary)
-
-
-def _gpu(name: str | None) -> Gpu | None:
-    if name is None:
-        return None
-    from paramtool.memory.gpus import lookup_gpu
-
-    return lookup_gpu(name)
 
 
 def _print_lists(gpus: bool, dtypes: bool, json_: bool, binary: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from paramtool.cli.common import (
+    DownloadOpt,
     JsonOpt,
     RevisionOpt,
     SourcesArg,
@@ -19,8 +20,6 @@ from paramtool.cli.common import (
     warn,
 )
 from paramtool.cli.root import app
-from paramtool.cli.stats_cmd import DownloadOpt
-from paramtool.errors import UsageError
 
 
 @app.command("hash")
@@ -40,22 +39,22 @@ def hash_command(
 
     The weights digest is the same for the same tensors however they are sharded.
     """
+    from paramtool import api
     from paramtool.render.values_progress import byte_progress
-    from paramtool.sources.download import open_values_source
-    from paramtool.values.hashing import hash_checkpoint
 
-    checkpoint = open_values_source(
-        sources, revision=revision, token=token, subfolder=subfolder, download=download, quiet=json_
-    )
-    for w in checkpoint.warnings:
+    with byte_progress("Hashing", enabled=not json_) as progress:
+        report = api.digest(
+            sources,
+            download=download,
+            revision=revision,
+            token=token,
+            subfolder=subfolder,
+            progress=progress,
+        )
+    for w in report.checkpoint.warnings:
         warn(w)
-    total = checkpoint.file_bytes + checkpoint.tensor_bytes
-    with byte_progress(total, "Hashing", enabled=not json_) as advance:
-        report = hash_checkpoint(checkpoint, progress=advance)
     if json_:
-        from paramtool.render.values_json import hash_json
-
-        print_json(hash_json(report))
+        print_json(report.to_dict())
         return
     from paramtool.render.values_text import hash_lines
 
@@ -66,23 +65,13 @@ def hash_command(
 def _verify(
     path: str, against: str | None, subfolder: str | None, token: str | None, json_: bool
 ) -> int:
+    from paramtool import api
     from paramtool.render.values_progress import byte_progress
-    from paramtool.sources.hub_source import parse_hub_source
-    from paramtool.values.verify import hub_file_hashes, plan_verify, run_verify
 
-    if not against:
-        raise UsageError("--against", "name the Hub repo to compare with (org/name[@revision])")
-    parsed = parse_hub_source(against)
-    if parsed is None:
-        raise UsageError(f"--against {against}", "not a Hub repo id (org/name or org/name@rev)")
-    hub = hub_file_hashes(parsed.repo_id, parsed.revision, token)
-    plan = plan_verify(path, hub, subfolder or "")
-    with byte_progress(plan.total_bytes, "Hashing", enabled=not json_) as advance:
-        report = run_verify(plan, progress=advance)
+    with byte_progress("Hashing", enabled=not json_) as progress:
+        report = api.verify(path, against or "", subfolder=subfolder, token=token, progress=progress)
     if json_:
-        from paramtool.render.values_json import verify_json
-
-        print_json(verify_json(report))
+        print_json(report.to_dict())
     else:
         from paramtool.render.values_tables import verify_report
 

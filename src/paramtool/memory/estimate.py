@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from paramtool import dtypes
 from paramtool.dtypes import DType
 from paramtool.errors import UsageError
+from paramtool.memory import footprint_json
 from paramtool.memory.dims import ModelDims
 from paramtool.memory.gpu_fit import MAX_GPUS, GpuFit, fit_serving, fit_training
 from paramtool.memory.gpus import Gpu
@@ -66,10 +68,15 @@ class Footprint:
     gpu: Gpu | None
     gpus: int | None
     notes: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # what looked wrong in the checkpoint read
 
     @property
     def precisions(self) -> tuple[PrecisionRow, ...]:
         return tuple(r.precision for r in self.rows)
+
+    def to_dict(self, *, binary: bool = False) -> dict[str, Any]:
+        """The document ``paramtool footprint --json`` prints (``--units gib``: ``binary``)."""
+        return footprint_json.to_json(self, binary)
 
 
 def estimate(
@@ -90,6 +97,7 @@ def estimate(
     lora_targets: Sequence[str] = LORA_PRESETS[DEFAULT_LORA_TARGETS],
     activations: str = "none",
     gpu: Gpu | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> Footprint:
     """Compute every section the options ask for."""
     if parameters < 1:
@@ -145,6 +153,7 @@ def estimate(
             gpu=gpu,
             gpus=gpus,
             notes=tuple(notes),
+            warnings=warnings,
         )
 
     kv = None
@@ -175,4 +184,5 @@ def estimate(
         gpu=gpu,
         gpus=gpus,
         notes=tuple(notes),
+        warnings=warnings,
     )

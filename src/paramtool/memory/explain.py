@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from paramtool.memory.dims import ModelDims
-from paramtool.memory.estimate import Footprint
 from paramtool.memory.gpu_fit import MAX_GPUS, GpuFit
 from paramtool.memory.kv_cache import KVCache
 from paramtool.memory.overhead import Overhead
 from paramtool.units import human_bytes
+
+if TYPE_CHECKING:
+    from paramtool.memory.estimate import Footprint
 
 KV_IGNORED = (
     "KV cache: paged-block rounding, prefix caching, speculative-decoding drafts, "

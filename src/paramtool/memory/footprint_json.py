@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
 from paramtool.memory.dims import ModelDims
-from paramtool.memory.estimate import Footprint, ServingRow
 from paramtool.memory.explain import (
     binary_gib,
     decimal_gb,
@@ -22,6 +21,9 @@ from paramtool.memory.gpus import GPUS, Gpu
 from paramtool.memory.kv_cache import KVCache
 from paramtool.memory.training import Training
 from paramtool.safe_text import printable
+
+if TYPE_CHECKING:
+    from paramtool.memory.estimate import Footprint, ServingRow
 
 SCHEMA_VERSION = 1
 

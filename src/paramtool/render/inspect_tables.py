@@ -11,8 +11,8 @@ from rich.text import Text
 
 from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.analysis.breakdown import Breakdown, bits_per_weight
+from paramtool.analysis.inspection import memory_rows, tensor_rows
 from paramtool.render.bars import bar
-from paramtool.render.inspect_json import memory_rows, tensor_rows
 from paramtool.safe_text import printable
 from paramtool.units import human_bytes, human_count
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
 def byte_progress(
-    total: int, description: str, enabled: bool = True
-) -> Iterator[Callable[[int], None] | None]:
-    """Yield an ``advance(nbytes)`` callback, or None when no bar is shown.
+    description: str, enabled: bool = True
+) -> Iterator[Callable[[int, int], None] | None]:
+    """Yield a ``progress(done, total)`` callback for the core, or None when no bar is shown.
 
     Shown only to a person watching: ``enabled`` (not ``--json``) and stderr a terminal.
-    The callback may be called from several threads (Rich's Progress locks).
+    The bar appears on the first call with a total above zero; the callback may be
+    called from several threads (Rich's Progress locks).
     """
-    if not enabled or total <= 0 or not sys.stderr.isatty():
+    if not enabled or not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
@@ -29,7 +31,7 @@ def byte_progress(
         TransferSpeedColumn,
     )
 
-    progress = Progress(
+    bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
@@ -38,6 +40,18 @@ def byte_progress(
         console=Console(stderr=True),
         transient=True,
     )
-    task = progress.add_task(description, total=total)
-    with progress:
-        yield lambda n: progress.advance(task, n)
+    task: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            if total <= 0:
+                return
+            bar.start()
+            task.append(bar.add_task(description, total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()

@@ -21,8 +21,10 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from paramtool.analysis.anatomy import CATEGORIES, classify
+from paramtool.jsonable import number, source_fields
 from paramtool.records import Checkpoint, FileHeader, TensorInfo
 from paramtool.values.reader import (
     CHUNK_ELEMENTS,
@@ -37,6 +39,8 @@ from paramtool.values.reader import (
     ordered_map,
     tensor_spans,
 )
+
+SCHEMA_VERSION = 1  # of the --json document
 
 _SCRATCH = Scratch()
 
@@ -143,6 +147,54 @@ class DiffReport:
             key=lambda t: (-(t.rel_l2 if t.rel_l2 is not None else math.inf), -(t.max_abs or 0.0))
         )
         return changed[: max(n, 0)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document ``paramtool diff --json`` prints."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "a": _side(self.a),
+            "b": _side(self.b),
+            "filter": self.pattern,
+            "identical": self.identical,
+            "structure": {
+                "added": [
+                    {"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.added
+                ],
+                "removed": [
+                    {"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in self.removed
+                ],
+                "reshaped": [
+                    {
+                        "name": a.name,
+                        "shape_a": list(a.shape),
+                        "shape_b": list(b.shape),
+                        "dtype_a": a.dtype,
+                        "dtype_b": b.dtype,
+                    }
+                    for a, b in self.reshaped
+                ],
+                "retyped": [
+                    {
+                        "name": d.name,
+                        "dtype_a": d.a.dtype,
+                        "dtype_b": d.b.dtype,
+                        "shape": list(d.a.shape),
+                    }
+                    for d in self.retyped
+                ],
+            },
+            "total": _tally_json(self.total),
+            "by_category": {
+                c: {
+                    **_tally_json(self.by_category[c]),
+                    "changed_layers": list(self.by_category[c].changed_layers),
+                }
+                for c in CATEGORIES
+            },
+            "by_layer": [{"layer": i, **_tally_json(t)} for i, t in self.by_layer],
+            "tensors": [tensor_diff_json(d) for d in self.tensors],
+            "warnings": list(self.a.warnings) + list(self.b.warnings),
+        }
 
 
 # ---------------------------------------------------------------- span comparison
@@ -436,3 +488,45 @@ def layer_ranges(layers: Sequence[int]) -> str:
     if run:
         out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
     return ", ".join(out)
+
+
+def _tally_json(t: DiffTally) -> dict[str, Any]:
+    return {
+        "compared": t.compared,
+        "identical": t.identical,
+        "changed": t.changed,
+        "added": t.added,
+        "removed": t.removed,
+        "reshaped": t.reshaped,
+        "retyped": t.retyped,
+        "elements": t.elements,
+        "changed_elements": t.changed_elements,
+        "rel_l2": number(t.rel_l2),
+        "max_abs": number(t.max_abs),
+    }
+
+
+def tensor_diff_json(d: TensorDiff) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "category": d.category,
+        "layer": d.layer,
+        "dtype_a": d.a.dtype,
+        "dtype_b": d.b.dtype,
+        "shape": list(d.a.shape),
+        "identical": d.identical,
+        "elements": d.elements,
+        "changed_elements": d.changed,
+        "nonfinite_changed": d.nonfinite,
+        "l2": number(d.l2),
+        "rel_l2": number(d.rel_l2),
+        "max_abs": number(d.max_abs),
+    }
+
+
+def _side(ck: Checkpoint) -> dict[str, Any]:
+    return {
+        **source_fields(ck),
+        "files": [f.path for f in ck.files],
+        "tensor_count": sum(len(f.tensors) for f in ck.files),
+    }

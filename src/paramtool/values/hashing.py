@@ -28,8 +28,10 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from paramtool.errors import SourceNotFound
+from paramtool.jsonable import source_fields
 from paramtool.records import Checkpoint, FileHeader, TensorInfo
 from paramtool.values.reader import (
     Progress,
@@ -40,6 +42,8 @@ from paramtool.values.reader import (
     read_exact,
     unordered_map,
 )
+
+SCHEMA_VERSION = 1  # of the --json document
 
 DIGEST_SCHEME = "sha256(dtype NUL json(shape) NUL bytes)"
 BUFFER_BYTES = 8 << 20  # read size for hashing: large reads, one reused buffer per thread
@@ -141,6 +145,29 @@ class HashReport:
     tensors: tuple[TensorHash, ...]  # header order
     weights_digest: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """The document ``paramtool hash --json`` prints."""
+        ck = self.checkpoint
+        return {
+            "schema_version": SCHEMA_VERSION,
+            **source_fields(ck),
+            "files": [{"path": f.path, "bytes": f.size, "sha256": f.sha256} for f in self.files],
+            "weights_digest": self.weights_digest,
+            "digest_scheme": DIGEST_SCHEME,
+            "tensor_count": len(self.tensors),
+            "tensors": [
+                {
+                    "name": t.name,
+                    "dtype": t.dtype,
+                    "shape": list(t.shape),
+                    "file": t.file,
+                    "digest": t.digest,
+                }
+                for t in self.tensors
+            ],
+            "warnings": list(ck.warnings),
+        }
+
 
 def hash_checkpoint(
     checkpoint: Checkpoint, *, workers: int | None = None, progress: Progress | None = None
@@ -176,5 +203,3 @@ def hash_checkpoint(
         tensor_hashes,
         weights_digest((t.name, t.digest) for t in tensor_hashes),
     )
-
-

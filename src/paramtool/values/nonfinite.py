@@ -1,5 +1,4 @@
-"""The NaN/Inf scan behind ``check --no-nan`` and ``--no-inf``: exact counts, streamed.
-"""
+"""The NaN/Inf scan behind ``check --no-nan`` and ``--no-inf``: exact counts, streamed."""
 
 from __future__ import annotations
 

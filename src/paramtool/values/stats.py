@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from paramtool.analysis.anatomy import CATEGORIES, classify
+from paramtool.jsonable import number, source_fields
 from paramtool.records import Checkpoint, TensorInfo
 from paramtool.values.reader import (
     CHUNK_ELEMENTS,
@@ -39,6 +40,8 @@ from paramtool.values.reader import (
     select,
     tensor_spans,
 )
+
+SCHEMA_VERSION = 1  # of the --json document
 
 Number = int | float
 
@@ -248,6 +251,46 @@ class StatsReport:
         ranked.sort(key=lambda t: (-t.summary.nan, -t.summary.nonfinite))
         return ranked[: max(n, 0)]
 
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        """The document ``paramtool stats --json`` prints (``--top N``: ``top=N``)."""
+        ck = self.checkpoint
+        return {
+            "schema_version": SCHEMA_VERSION,
+            **source_fields(ck),
+            "filter": self.pattern,
+            "tensor_count": len(self.tensors),
+            "total": {"tensors": self.total.tensors, **summary_json(self.total)},
+            "by_category": {
+                c: {"tensors": self.by_category[c].tensors, **summary_json(self.by_category[c])}
+                for c in CATEGORIES
+            },
+            "by_layer": [
+                {"layer": i, "tensors": s.tensors, **summary_json(s)} for i, s in self.by_layer
+            ],
+            "tensors": [
+                {
+                    "name": t.tensor.name,
+                    "dtype": t.tensor.dtype,
+                    "shape": list(t.tensor.shape),
+                    "category": t.category,
+                    "layer": t.layer,
+                    "file": t.tensor.file,
+                    **summary_json(t.summary),
+                }
+                for t in self.tensors
+            ],
+            "top": {
+                "n": top,
+                "max_abs": [t.tensor.name for t in self.top_abs(top)],
+                "nonfinite": [t.tensor.name for t in self.top_nonfinite(top)],
+            },
+            "unsupported": [
+                {"name": s.tensor.name, "dtype": s.tensor.dtype, "reason": s.reason}
+                for s in self.skipped
+            ],
+            "warnings": list(ck.warnings),
+        }
+
 
 def compute_stats(
     checkpoint: Checkpoint,
@@ -311,3 +354,21 @@ def rollup(
         tuple(sorted(layers.items())),
         pattern,
     )
+
+
+def summary_json(s: Summary) -> dict[str, Any]:
+    return {
+        "count": s.count,
+        "finite": s.finite,
+        "zeros": s.zeros,
+        "nan": s.nan,
+        "posinf": s.posinf,
+        "neginf": s.neginf,
+        "zero_fraction": s.zero_fraction,
+        "min": number(s.min),
+        "max": number(s.max),
+        "mean": number(s.mean),
+        "std": number(s.std),
+        "mean_abs": number(s.mean_abs),
+        "max_abs": number(s.max_abs),
+    }

@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from paramtool.errors import HubError, ParamtoolError, SourceNotFound
 from paramtool.formats.index import parse_index
@@ -19,6 +20,8 @@ from paramtool.values.reader import (
     locked,
     unordered_map,
 )
+
+SCHEMA_VERSION = 1  # of the --json document
 
 OK, MISMATCH, MISSING, UNVERIFIED = "ok", "mismatch", "missing", "unverified"
 
@@ -76,6 +79,8 @@ def hub_file_hashes(
             lfs is not None,
         )
     return HubFiles(repo_id, info.sha, revision, files)
+
+
 _WEIGHT_SUFFIXES = (
     ".safetensors",
     ".safetensors.index.json",
@@ -120,6 +125,34 @@ class VerifyReport:
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The document ``paramtool verify --json`` prints."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "path": self.path,
+            "repo_id": self.hub.repo_id,
+            "revision": self.hub.revision,
+            "requested_revision": self.hub.requested_revision,
+            "subfolder": self.subfolder,
+            "ok": self.ok,
+            "counts": {s: self.count(s) for s in ("ok", "mismatch", "missing", "unverified")},
+            "files": [
+                {
+                    "path": f.path,
+                    "local": f.local,
+                    "required": f.required,
+                    "status": f.status,
+                    "algorithm": f.algorithm,
+                    "expected": f.expected,
+                    "actual": f.actual,
+                    "expected_bytes": f.expected_size,
+                    "actual_bytes": f.actual_size,
+                }
+                for f in self.files
+            ],
+            "extra": list(self.extra),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class VerifyPlan:
@@ -149,11 +182,11 @@ def _required(hub: HubFiles, prefix: str, local_root: Path) -> list[str]:
     Repos with pickles only (or no weights) require every weight-like file: hashing
     a pickle is safe, it is never loaded.
     """
-    from paramtool.sources.hub import pick_weights
+    from paramtool.sources.hub import pick_repo_weights
 
     level = [p for p in hub.files if p.startswith(prefix) and "/" not in p[len(prefix) :]]
     try:
-        index, weights = pick_weights(list(hub.files), prefix.rstrip("/"), hub.repo_id)
+        index, weights = pick_repo_weights(list(hub.files), prefix.rstrip("/"), hub.repo_id)
     except ParamtoolError:
         return sorted(p for p in level if p.endswith(_WEIGHT_SUFFIXES))
     if index is None:

@@ -1,13 +1,21 @@
-"""The JSON document of ``paramtool inspect`` (schema in the README); stdlib only."""
+"""The answer of ``paramtool inspect``: the :class:`Inspection` record and its JSON document.
+
+:func:`paramtool.inspect` returns an :class:`Inspection`; ``paramtool inspect --json``
+prints its :meth:`Inspection.to_dict`. Stdlib only: the tables are drawn in ``render/``
+from the same record.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
 from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.analysis.breakdown import Breakdown, Tally, bits_per_weight
+from paramtool.records import Checkpoint
 
 if TYPE_CHECKING:
     from paramtool.analysis.adapters import Adapter
@@ -22,11 +30,16 @@ MEMORY_LABELS = {"F32": "fp32", "BF16": "fp16/bf16", "F8_E4M3": "fp8", "I8": "in
 
 
 def memory_rows(parameters: int) -> list[dict[str, Any]]:
-    """Bytes to hold ``parameters`` at each of inspect's reference precisions."""
+    """Bytes to hold ``parameters`` at each of inspect's reference precisions.
+
+    The same figure as ``footprint``'s row for that precision (:meth:`DType.estimate_nbytes`).
+    """
     rows = []
     for name in MEMORY_DTYPES:
         d = dtypes.lookup(name)
-        rows.append({"dtype": MEMORY_LABELS[name], "bits": d.bits, "bytes": d.nbytes(parameters)})
+        rows.append(
+            {"dtype": MEMORY_LABELS[name], "bits": d.bits, "bytes": d.estimate_nbytes(parameters)}
+        )
     return rows
 
 
@@ -281,3 +294,52 @@ def moe_json(m: MoE | None) -> dict[str, Any] | None:
         },
         "notes": list(m.notes),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """What :func:`paramtool.inspect` found in a checkpoint, from its headers alone.
+
+    ``breakdown`` holds every tally (by dtype, category, layer, file) and the
+    quantization, adapter and MoE analyses; ``base`` is the adapter's base model when
+    one was read; ``notes`` are hints about what could not be read (a base model that
+    is gated, say), ``warnings`` what looks wrong in the checkpoint itself.
+    """
+
+    breakdown: Breakdown
+    base: Checkpoint | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return self.breakdown.checkpoint
+
+    @property
+    def total_parameters(self) -> int:
+        """Logical parameters: a packed quantized weight counts the weights it holds."""
+        return self.breakdown.logical_parameters
+
+    @property
+    def total_bytes(self) -> int:
+        return self.breakdown.total.bytes
+
+    @property
+    def by_category(self) -> Mapping[str, Tally]:
+        """Parameters, bytes and tensors per anatomy category, every category present."""
+        return {c: self.breakdown.by_category[c] for c in CATEGORIES}
+
+    @property
+    def by_dtype(self) -> Mapping[str, Tally]:
+        return self.breakdown.by_dtype
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        base = self.base.warnings if self.base is not None else ()
+        return (*self.breakdown.warnings, *(f"base model: {w}" for w in base))
+
+    def to_dict(
+        self, *, tensors: bool = False, filter: re.Pattern[str] | None = None
+    ) -> dict[str, Any]:
+        """The document ``paramtool inspect --json`` prints (``--tensors``: ``tensors=True``;
+        ``--filter``: a compiled ``filter``, which implies the tensor list)."""
+        return to_json(self.breakdown, tensors=tensors or filter is not None, pattern=filter)
