@@ -12,6 +12,7 @@ from paramtool import errors
 from paramtool.checks.evaluate import evaluate
 from paramtool.checks.findings import EVALUATORS, Finding, Report, register
 from paramtool.checks.rules import FAIL, PASS, UNAVAILABLE, finalize, parse_rules
+from paramtool.cli.common import flag as cli_flag
 from paramtool.records import Checkpoint
 from paramtool.sources.local import open_local
 
@@ -298,6 +299,19 @@ def test_nan_and_inf_are_counted_and_named(tmp_path):
     assert "a.weight" in nan.message and "b.weight" not in nan.message
 
 
+def test_one_scan_per_evaluation_serves_nan_and_inf(mixed, monkeypatch):
+    from paramtool.values import nonfinite
+
+    scans = []
+    real = nonfinite.scan_nonfinite
+    monkeypatch.setattr(nonfinite, "scan_nonfinite", lambda ck: scans.append(ck) or real(ck))
+    checkpoint = open_local([str(mixed)])
+    both = rules(no_nan=True, no_inf=True)
+    assert evaluate(checkpoint, both).passed and len(scans) == 1
+    # nothing outlives the evaluation: the same checkpoint evaluated again is scanned again
+    assert evaluate(checkpoint, both).passed and len(scans) == 2
+
+
 def test_an_evaluator_can_be_plugged_in(mixed, monkeypatch):
     def no_nan(rule, ctx):
         return Finding(rule, PASS, 0, 0, "no NaN in 4 tensors", "0", "0")
@@ -354,36 +368,80 @@ def test_percentages_are_exact():
 
 
 @pytest.mark.parametrize(
-    ("options", "what", "why"),
+    ("options", "what", "flag", "why"),
     [
-        ({"max_size": "16XB"}, "--max-size '16XB'", "unknown suffix 'XB'"),
-        ({"min_size": "-1GB"}, "--min-size '-1GB'", "not a number"),
-        ({"max_params": "lots"}, "--max-params 'lots'", "not a number"),
-        ({"expect_params": "0"}, "--expect-params '0'", "greater than zero"),
-        ({"tolerance": "200%", "expect_params": "1B"}, "--tolerance '200%'", "between 0% and 100%"),
-        ({"max_share": ["other"]}, "--max-share 'other'", "CATEGORY=PERCENT"),
-        ({"max_share": ["others=5%"]}, "--max-share 'others=5%'", "unknown category 'others'"),
-        ({"max_share": ["other=5 percent"]}, "--max-share '5 percent'", "write it like 5%"),
-        ({"expect_layers": "3.5"}, "--expect-layers '3.5'", "whole number"),
-        ({"require_metadata": ["=pt"]}, "--require-metadata '=pt'", "KEY or KEY=VALUE"),
+        ({"max_size": "16XB"}, "max_size '16XB'", "--max-size '16XB'", "unknown suffix 'XB'"),
+        ({"min_size": "-1GB"}, "min_size '-1GB'", "--min-size '-1GB'", "not a number"),
+        ({"max_params": "lots"}, "max_params 'lots'", "--max-params 'lots'", "not a number"),
+        ({"expect_params": "0"}, "expect_params '0'", "--expect-params '0'", "greater than zero"),
+        (
+            {"tolerance": "200%", "expect_params": "1B"},
+            "tolerance '200%'",
+            "--tolerance '200%'",
+            "between 0% and 100%",
+        ),
+        ({"max_share": ["other"]}, "max_share 'other'", "--max-share 'other'", "CATEGORY=PERCENT"),
+        (
+            {"max_share": ["others=5%"]},
+            "max_share 'others=5%'",
+            "--max-share 'others=5%'",
+            "unknown category 'others'",
+        ),
+        (
+            {"max_share": ["other=5 percent"]},
+            "max_share '5 percent'",
+            "--max-share '5 percent'",
+            "write it like 5%",
+        ),
+        ({"expect_layers": "3.5"}, "expect_layers '3.5'", "--expect-layers '3.5'", "whole number"),
+        (
+            {"require_metadata": ["=pt"]},
+            "require_metadata '=pt'",
+            "--require-metadata '=pt'",
+            "KEY or KEY=VALUE",
+        ),
         (
             {"sha256": ["model.safetensors=abc"]},
+            "sha256 'model.safetensors=abc'",
             "--sha256 'model.safetensors=abc'",
             "64 hexadecimal",
         ),
-        ({"sha256": ["deadbeef"]}, "--sha256 'deadbeef'", "FILE=HEX"),
-        ({"against_hub": "not a repo"}, "--against-hub 'not a repo'", "not a Hub repo"),
+        ({"sha256": ["deadbeef"]}, "sha256 'deadbeef'", "--sha256 'deadbeef'", "FILE=HEX"),
+        (
+            {"against_hub": "not a repo"},
+            "against_hub 'not a repo'",
+            "--against-hub 'not a repo'",
+            "not a Hub repo",
+        ),
     ],
 )
-def test_bad_values_name_the_option(options, what, why):
+def test_bad_values_name_the_option(options, what, flag, why):
+    """A Python caller reads the parameter; the command line's error table spells the flag."""
     with pytest.raises(errors.UsageError) as e:
         rules(**options)
     assert e.value.what == what and why in e.value.why
+    assert str(e.value).startswith(f"{what}: ")
+    assert e.value.subject(cli_flag) == flag
 
 
 def test_tolerance_needs_expect_params():
-    with pytest.raises(errors.UsageError, match="only applies together with --expect-params"):
+    with pytest.raises(errors.UsageError) as e:
         rules(tolerance="1%")
+    assert str(e.value) == "tolerance '1%': only applies together with expect_params"
+    assert e.value.message(cli_flag) == (
+        "--tolerance '1%': only applies together with --expect-params"
+    )
+
+
+def test_percentages_are_read_exactly_and_never_hang():
+    (r,) = rules(max_share=["other=1_0%"])
+    assert r.value == ("other", Fraction(1, 10))
+    for huge in ("1e999999999%", "inf", "1e41"):
+        with pytest.raises(errors.UsageError, match="between 0% and 100%"):
+            rules(max_share=[f"other={huge}"])
+    for not_a_number in ("nan", "1/20", "x%", "1e-99999999%"):
+        with pytest.raises(errors.UsageError, match="write it like 5% or 0.05"):
+            rules(max_share=[f"other={not_a_number}"])
 
 
 def test_min_above_max_can_never_pass():
@@ -407,5 +465,3 @@ def test_config_errors_use_the_callers_label_and_class():
             {"max_size": "16XB"}, lambda k, t: f"paramtool.toml: {k} = {t!r}", errors.ConfigError
         )
     assert str(e.value).startswith("paramtool.toml: max_size = '16XB': unknown suffix")
-
-

@@ -281,7 +281,7 @@ def test_qwen2_sliding_window_switched_off_is_ignored() -> None:
 def test_flags_override_config_and_missing_dims_are_named() -> None:
     dims = ModelDims.from_config(LLAMA31_8B, layers=2, kv_heads=1)
     assert (dims.layers, dims.kv_heads, dims.head_dim) == (2, 1, 128)
-    with pytest.raises(UsageError, match=r"layers \(--layers\)"):
+    with pytest.raises(UsageError, match=r"layers \(layers\)"):
         kv_cache(ModelDims(), 1024)
 
 

@@ -23,8 +23,9 @@ from typer.testing import CliRunner
 from paramtool import dtypes, errors
 from paramtool.analysis.breakdown import bits_per_weight, build
 from paramtool.cli import app
-from paramtool.formats.gguf import FILE_TYPES, GGML_TYPES, read_gguf
+from paramtool.formats.gguf import GGML_TYPES, read_gguf
 from paramtool.formats.gguf_config import synthesize_config
+from paramtool.formats.gguf_metadata import FILE_TYPES
 from paramtool.sources import open_source
 from paramtool.sources.local import open_local
 

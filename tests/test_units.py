@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 
 from paramtool.errors import UsageError
-from paramtool.units import human_bytes, human_count, parse_count, parse_percent, parse_size
+from paramtool.units import (
+    human_bytes,
+    human_count,
+    parse_count,
+    parse_percent,
+    parse_size,
+    percent_text,
+    percent_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -69,11 +79,41 @@ def test_parse_size_decimal_and_binary() -> None:
         parse_size("1e99999999GB")
 
 
-def test_parse_percent() -> None:
-    assert parse_percent("5%") == pytest.approx(0.05)
-    assert parse_percent("0.05") == pytest.approx(0.05)
-    with pytest.raises(UsageError):
-        parse_percent("150%")
+def test_parse_percent_is_exact() -> None:
+    assert parse_percent("5%") == Fraction(1, 20)
+    assert parse_percent("0.05") == Fraction(1, 20)
+    assert parse_percent(" 0.1 %") == Fraction(1, 1000)
+    assert parse_percent("0.1000000000000000000000000000001") == Fraction(
+        1000000000000000000000000000001, 10**31
+    )
+    assert parse_percent("1000%", most=Fraction(10)) == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("150%", "must lie between 0% and 100%"),
+        ("-1%", "must lie between 0% and 100%"),
+        ("inf", "must lie between 0% and 100%"),
+        ("1e999999999%", "must lie between 0% and 100%"),  # at once, never 10**999999999
+        ("nan", "write it like 5% or 0.05"),
+        ("1/20", "write it like 5% or 0.05"),
+        ("5 percent", "write it like 5% or 0.05"),
+        ("%", "write it like 5% or 0.05"),
+        ("1e-99999999%", "write it like 5% or 0.05"),  # likewise
+    ],
+)
+def test_parse_percent_rejects(text: str, why: str) -> None:
+    with pytest.raises(UsageError) as e:
+        parse_percent(text)
+    assert e.value.what == f"percentage {text!r}" and e.value.why == why
+
+
+def test_percent_value_and_text() -> None:
+    assert percent_value("20%") == Fraction(1, 5) and percent_value("lots") is None
+    assert percent_value("1e50") == 10**41  # beyond every range, without building 10**50
+    assert percent_text(Fraction(1, 20)) == "5%" and percent_text(Fraction(1, 1000)) == "0.1%"
+    assert percent_text(Fraction(10)) == "1000%"
 
 
 def test_human_forms() -> None:

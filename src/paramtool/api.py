@@ -76,7 +76,7 @@ def open_checkpoint(
 
     >>> ck = open_checkpoint("examples/tiny-llama")
     >>> ck.total_parameters, len(ck.tensors)
-    (1217664, 21)
+    (1217664, 39)
     """
     from paramtool.sources import open_source
 
@@ -104,7 +104,7 @@ def inspect(
     >>> r.total_parameters
     1217664
     >>> r.by_category["attention"].parameters
-    131072
+    163840
     """
     from paramtool.analysis.breakdown import build
     from paramtool.analysis.inspection import Inspection
@@ -139,7 +139,7 @@ def _open_base(
     if base is not None:
         paths = _paths(base, "base")
         if not is_adapter:
-            raise UsageError(f"--base {' '.join(paths)}", "the checkpoint is not a PEFT adapter")
+            raise UsageError(" ".join(paths), "the checkpoint is not a PEFT adapter", param="base")
         return open_checkpoint(paths, token=token)
     if not is_adapter or ref is None or not is_hub_source(ref):
         return None
@@ -199,7 +199,9 @@ def footprint(
     name = None
     config = None
     if source is not None and params is not None:
-        raise UsageError("--params", "give --params or a checkpoint, not both")
+        raise UsageError(
+            "", lambda p: f"give {p('params')} or a checkpoint, not both", param="params"
+        )
     if source is not None:
         from paramtool.analysis.breakdown import build
 
@@ -216,16 +218,19 @@ def footprint(
         parameters = params if isinstance(params, int) else parse_count(params)
         warnings = ()
     else:
-        raise UsageError("footprint", "give --params N (e.g. 70B) or a checkpoint to read it from")
+        raise UsageError(
+            "footprint",
+            lambda p: f"give {p('params')} N (e.g. 70B) or a checkpoint to read it from",
+        )
 
     dims = ModelDims.from_config(
         config,
-        layers=_whole("--layers", layers),
-        heads=_whole("--heads", heads),
-        kv_heads=_whole("--kv-heads", kv_heads),
-        head_dim=_whole("--head-dim", head_dim),
-        hidden_size=_whole("--hidden-size", hidden_size),
-        intermediate_size=_whole("--intermediate-size", intermediate_size),
+        layers=_whole("layers", layers),
+        heads=_whole("heads", heads),
+        kv_heads=_whole("kv_heads", kv_heads),
+        head_dim=_whole("head_dim", head_dim),
+        hidden_size=_whole("hidden_size", hidden_size),
+        intermediate_size=_whole("intermediate_size", intermediate_size),
     )
     names = [dtype] if isinstance(dtype, str) else list(dtype or ())
     return estimate(
@@ -233,15 +238,15 @@ def footprint(
         source=name,
         dims=dims,
         dtype_names=names or None,
-        context=_whole("--context", context, kilo=True),
-        batch=_whole("--batch", batch) or 1,
+        context=_whole("context", context, kilo=True),
+        batch=_whole("batch", batch) or 1,
         kv_dtype=dtypes.lookup(kv_dtype),
         overhead=parse_overhead(overhead),
         train=train.lower() if train else None,
         optimizer=optimizer.lower(),
-        zero=_whole("--zero", zero, low=0) or 0,
-        gpus=_whole("--gpus", gpus),
-        lora_rank=_whole("--lora-rank", lora_rank) or 16,
+        zero=_whole("zero", zero, low=0) or 0,
+        gpus=_whole("gpus", gpus),
+        lora_rank=_whole("lora_rank", lora_rank) or 16,
         lora_targets=parse_lora_targets(lora_targets),
         activations=activations.lower(),
         gpu=lookup_gpu(gpu) if gpu is not None else None,
@@ -249,13 +254,13 @@ def footprint(
     )
 
 
-def _whole(option: str, value: int | str | None, *, kilo: bool = False, low: int = 1) -> int | None:
+def _whole(param: str, value: int | str | None, *, kilo: bool = False, low: int = 1) -> int | None:
     """A whole-number argument: an int, or text as the command line takes it."""
     from paramtool.units import parse_whole
 
     if value is None:
         return None
-    return parse_whole(option, value, kilo=kilo, low=low)
+    return parse_whole(param, value, kilo=kilo, low=low)
 
 
 def check(
@@ -385,10 +390,12 @@ def verify(
     from paramtool.values.verify import hub_file_hashes, plan_verify, run_verify
 
     if not against:
-        raise UsageError("--against", "name the Hub repo to compare with (org/name[@revision])")
+        raise UsageError(
+            "", "name the Hub repo to compare with (org/name[@revision])", param="against"
+        )
     parsed = parse_hub_source(against)
     if parsed is None:
-        raise UsageError(f"--against {against}", "not a Hub repo id (org/name or org/name@rev)")
+        raise UsageError(against, "not a Hub repo id (org/name or org/name@rev)", param="against")
     hub = hub_file_hashes(parsed.repo_id, parsed.revision, token)
     plan = plan_verify(os.fspath(path), hub, subfolder or "")
     advance = _bytes_progress(progress, plan.total_bytes)

@@ -1,25 +1,84 @@
 """The error kinds paramtool raises.
 
 Every failure a user can cause is a :class:`ParamtoolError`; the CLI turns it
-into one line, ``paramtool: error: <what>: <why>``, and an exit code. Header
-errors are named after the safetensors library's own failure kinds.
+into one line, ``paramtool: error: <what>: <why>``, and an exit code. Errors name
+the parameters they are about (``lora_rank``); the CLI spells them as its flags
+(``--lora-rank``). Header errors are named after the safetensors library's own
+failure kinds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeAlias
+
+Spell: TypeAlias = Callable[[str], str]
+"""How a message names a parameter: :func:`by_name` for a Python caller; the CLI spells flags."""
+
+
+def by_name(param: str) -> str:
+    """A parameter as a Python caller knows it: its own name (``lora_rank``)."""
+    return param
+
+
+Why: TypeAlias = str | Callable[[Spell], str]
+"""What is wrong: a string, or, when it mentions parameters, a function of how to spell them."""
 
 
 class ParamtoolError(Exception):
-    """Root of every error paramtool reports to the user (exit code 2)."""
+    """Root of every error paramtool reports to the user (exit code 2).
+
+    ``what`` names the subject and ``why`` says what is wrong with it. An error about a
+    parameter says which with ``param`` (``"lora_rank"``; several: ``("context", "batch")``),
+    and ``what`` is then only the value as shown (``"0"``, ``"'16XB'"``, or ``""``). The
+    message names the parameter, ``lora_rank 0: must be at least 1``, unless the reader
+    spells parameters otherwise (:meth:`message`): the CLI writes ``--lora-rank 0``. A
+    ``why`` that mentions parameters is a function of the speller:
+    ``lambda p: f"give the sequence length with {p('context')}"``.
+
+    >>> str(ParamtoolError("0", "must be at least 1", param="lora_rank"))
+    'lora_rank 0: must be at least 1'
+    >>> ParamtoolError("0", "must be at least 1", param="lora_rank").message(lambda p: "--" + p)
+    '--lora_rank 0: must be at least 1'
+    """
 
     exit_code = 2
 
-    def __init__(self, what: str, why: str) -> None:
-        super().__init__(f"{what}: {why}")
-        self.what = what
-        self.why = why
+    def __init__(self, what: str, why: Why, *, param: str | tuple[str, ...] | None = None) -> None:
+        self.param = param
+        self.value = what
+        self._why = why
+        super().__init__(self.message())
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The parameters the error is about, if any."""
+        if self.param is None:
+            return ()
+        return (self.param,) if isinstance(self.param, str) else self.param
+
+    def subject(self, spell: Spell = by_name) -> str:
+        """What the error is about: ``lora_rank 0``, or, spelled as flags, ``--lora-rank 0``."""
+        if not self.params:
+            return self.value
+        named = "/".join(spell(p) for p in self.params)
+        return f"{named} {self.value}" if self.value else named
+
+    def reason(self, spell: Spell = by_name) -> str:
+        return self._why if isinstance(self._why, str) else self._why(spell)
+
+    def message(self, spell: Spell = by_name) -> str:
+        """The one line: ``<what>: <why>``, parameters spelled by ``spell``."""
+        return f"{self.subject(spell)}: {self.reason(spell)}"
+
+    @property
+    def what(self) -> str:
+        return self.subject()
+
+    @property
+    def why(self) -> str:
+        return self.reason()
 
 
 class SourceNotFound(ParamtoolError):

@@ -14,4 +14,4 @@ def compile_filter(pattern: str | None) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)
     except re.error as e:
-        raise UsageError(f"--filter {pattern!r}", f"not a regular expression: {e}") from None
+        raise UsageError(repr(pattern), f"not a regular expression: {e}", param="filter") from None

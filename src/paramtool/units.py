@@ -1,4 +1,4 @@
-"""Exact parsing and human formatting of counts and byte sizes.
+"""Exact parsing and human formatting of counts, byte sizes and percentages.
 
 Counts use decimal SI suffixes as model names do (8B = 8,000,000,000). Sizes
 are decimal by default (GB = 10**9, as spec sheets and the Hub), binary on
@@ -8,7 +8,8 @@ request (GiB = 2**30). Parsing is exact: ``Decimal`` arithmetic, no floats.
 from __future__ import annotations
 
 import re
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
+from fractions import Fraction
 
 from paramtool.errors import UsageError
 
@@ -66,16 +67,52 @@ def parse_size(text: str) -> int:
     return _parse(text, _SIZE_SUFFIX, "size", "16GB, 15GiB or 500MB")
 
 
-def parse_percent(text: str) -> float:
-    """Parse ``5%``, ``0.1%`` or a bare fraction ``0.05`` into a fraction."""
+def percent_value(text: str) -> Fraction | None:
+    """``5%``, ``0.1%`` or a bare fraction ``0.05``, exactly; None when the text is neither.
+
+    Decimal notation, read exactly (never through a float); ``nan`` is not a number. A
+    magnitude past 1e40 (``inf`` too) comes back as ``±1e41``, outside any range a caller
+    allows: its exact value could take hours to build (``1e999999999%``), and so could a
+    fraction below 1e-1000, which reads as None.
+    """
     t = (text or "").strip()
+    percent = t.endswith("%")
     try:
-        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
-    except ValueError:
-        raise UsageError(f"percentage {text!r}", "write it like 5% or 0.05") from None
-    if not 0 <= value <= 1 or value != value:
-        raise UsageError(f"percentage {text!r}", "must lie between 0% and 100%")
+        number = Decimal(t[:-1] if percent else t)
+    except InvalidOperation:
+        return None
+    if number.is_nan():
+        return None
+    if number.is_infinite() or (number and number.adjusted() > 40):
+        return Fraction(10**41 if number > 0 else -(10**41))
+    if number and number.adjusted() < -1000:
+        return None
+    value = Fraction(number)
+    return value / 100 if percent else value
+
+
+def parse_percent(text: str, *, most: Fraction = Fraction(1)) -> Fraction:
+    """Parse ``5%``, ``0.1%`` or a bare fraction ``0.05`` into an exact fraction, 0 to ``most``.
+
+    >>> parse_percent("0.1%")
+    Fraction(1, 1000)
+    """
+    value = percent_value(text)
+    if value is None:
+        raise UsageError(f"percentage {text!r}", "write it like 5% or 0.05")
+    if not 0 <= value <= most:
+        raise UsageError(f"percentage {text!r}", f"must lie between 0% and {percent_text(most)}")
     return value
+
+
+def percent_text(f: Fraction) -> str:
+    """1/20 -> "5%", 1/1000 -> "0.1%": exact, every digit the fraction has (up to 40)."""
+    pct = f * 100
+    if pct.denominator == 1:
+        return f"{pct.numerator}%"
+    with localcontext() as ctx:
+        ctx.prec = 40
+        return format((Decimal(pct.numerator) / pct.denominator).normalize(), "f") + "%"
 
 
 def human_count(n: int) -> str:
@@ -105,3 +142,31 @@ def _sig3(x: float) -> str:
     if abs(x) >= 10:
         return f"{x:.1f}"
     return f"{x:.2f}"
+
+
+_WHOLE = re.compile(r"^\s*([0-9][0-9_]*)\s*([kK]?)\s*$")
+MAX_WHOLE = 10**12  # larger whole-number arguments (layers, tokens, GPUs) are typos
+
+
+def parse_whole(param: str, value: int | str, *, kilo: bool = False, low: int = 1) -> int:
+    """The whole-number parameter ``param`` (an int, or text); ``kilo`` also takes ``8k`` = 8,192.
+
+    >>> parse_whole("context", "128k", kilo=True)
+    131072
+    """
+    if isinstance(value, bool):
+        raise UsageError(repr(value), "expected a whole number", param=param)
+    if isinstance(value, int):
+        number, text = value, str(value)
+    else:
+        m = _WHOLE.match(value)
+        if not m or (m.group(2) and not kilo):
+            example = "8192 or 128k" if kilo else "a whole number such as 8"
+            raise UsageError(repr(value), f"write it as {example}", param=param)
+        number = int(m.group(1).replace("_", "")) * (1024 if m.group(2) else 1)
+        text = repr(value)
+    if number < low:
+        raise UsageError(text, f"must be at least {low}", param=param)
+    if number > MAX_WHOLE:
+        raise UsageError(text, "too large", param=param)
+    return number

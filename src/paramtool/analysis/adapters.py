@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paramtool.analysis.anatomy import Role
+from paramtool.fields import is_int
 from paramtool.records import TensorInfo
 
 PEFT_PREFIX = "base_model.model."
@@ -215,7 +216,7 @@ def analyze(
     if peft_type and found not in ("UNKNOWN", method) and (method, found) != ("ADALORA", "LORA"):
         notes.append(f"adapter_config.json says {method}, the tensor names say {found}")
     r_cfg = cfg.get("r")
-    r_cfg = r_cfg if isinstance(r_cfg, int) and not isinstance(r_cfg, bool) else None
+    r_cfg = r_cfg if is_int(r_cfg) else None
     if len(rank_counts) == 1:
         rank: int | None = next(iter(rank_counts))
         if r_cfg is not None and r_cfg != rank and not cfg.get("rank_pattern"):

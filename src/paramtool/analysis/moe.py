@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paramtool.analysis.anatomy import Role
+from paramtool.fields import positive_int
 from paramtool.records import TensorInfo
 
 EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
@@ -58,14 +59,12 @@ class MoE:
         return self.active_parameters / self.total_parameters
 
 
-def _first_int(config: Mapping[str, Any], keys: Sequence[str]) -> int | None:
+def _setting(config: Mapping[str, Any], keys: Sequence[str]) -> int | None:
+    """A positive count from config.json, else from its ``text_config`` (a multimodal model's)."""
     inner = config.get("text_config")
-    for src in (config, inner if isinstance(inner, Mapping) else {}):
-        for k in keys:
-            v = src.get(k)
-            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-                return v
-    return None
+    return positive_int(config, *keys) or (
+        positive_int(inner, *keys) if isinstance(inner, Mapping) else None
+    )
 
 
 def fused_experts(shape: Sequence[int], configured: int | None) -> int | None:
@@ -87,9 +86,9 @@ def analyze(
 ) -> MoE | None:
     """Summarise the experts; None when no tensor is a routed expert."""
     cfg = config or {}
-    n_cfg = _first_int(cfg, EXPERT_KEYS)
-    k = _first_int(cfg, K_KEYS)
-    shared_cfg = _first_int(cfg, SHARED_KEYS)
+    n_cfg = _setting(cfg, EXPERT_KEYS)
+    k = _setting(cfg, K_KEYS)
+    shared_cfg = _setting(cfg, SHARED_KEYS)
     routed: dict[int | None, int] = {}  # layer -> routed logical parameters
     numbered: dict[int | None, set[int]] = {}
     fused: dict[int | None, int] = {}
@@ -156,8 +155,8 @@ def analyze(
     mtp_layers: tuple[int, ...] = ()
     mtp_params = 0
     mtp_active: int | None = None
-    hidden = _first_int(cfg, ("num_hidden_layers",))
-    if _first_int(cfg, ("num_nextn_predict_layers",)) and hidden is not None:
+    hidden = _setting(cfg, ("num_hidden_layers",))
+    if _setting(cfg, ("num_nextn_predict_layers",)) and hidden is not None:
         mtp_layers = tuple(sorted(x for x in by_layer if x is not None and x >= hidden))
         mtp_params = sum(by_layer[x] for x in mtp_layers)
         if active is not None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from paramtool import dtypes
 from paramtool.analysis.anatomy import Role
+from paramtool.fields import positive_int
 from paramtool.records import TensorInfo
 
 FP8 = frozenset({"F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ"})
@@ -107,14 +108,6 @@ class Quantization:
         return self.overhead_bytes / self.stored_bytes if self.stored_bytes else 0.0
 
 
-def _int(obj: Mapping[str, Any], *keys: str) -> int | None:
-    for k in keys:
-        v = obj.get(k)
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            return v
-    return None
-
-
 def _str(obj: Mapping[str, Any], *keys: str) -> str | None:
     for k in keys:
         v = obj.get(k)
@@ -135,8 +128,8 @@ def declared(config: Mapping[str, Any] | None) -> Declared | None:
         return None
     raw = _str(qc, "quant_method")
     method = raw.lower() if raw else None
-    bits = _int(qc, "bits", "w_bit", "weight_bits", "num_bits")
-    group = _int(qc, "group_size", "q_group_size")
+    bits = positive_int(qc, "bits", "w_bit", "weight_bits", "num_bits")
+    group = positive_int(qc, "group_size", "q_group_size")
     if method == "bitsandbytes" or (
         method is None and ("load_in_4bit" in qc or "load_in_8bit" in qc)
     ):
@@ -154,9 +147,9 @@ def declared(config: Mapping[str, Any] | None) -> Declared | None:
             for g in groups.values():
                 w = g.get("weights") if isinstance(g, Mapping) else None
                 if isinstance(w, Mapping):
-                    if (b := _int(w, "num_bits")) is not None:
+                    if (b := positive_int(w, "num_bits")) is not None:
                         bit_set.add(b)
-                    if (gs := _int(w, "group_size")) is not None:
+                    if (gs := positive_int(w, "group_size")) is not None:
                         group_set.add(gs)
         return Declared(
             "compressed-tensors",

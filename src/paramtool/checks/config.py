@@ -66,7 +66,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError(str(path), e.strerror or str(e)) from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        doc: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+        return doc
     except UnicodeDecodeError:
         raise ConfigError(str(path), "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
@@ -140,11 +141,26 @@ def load_config(path: Path, *, explicit: bool = False) -> CheckConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: {table_name}", "must be a table")
     options = _options(path, table)
+    return CheckConfig(str(path), table_name, options, _parse(options, str(path)))
 
+
+def rules_from_table(table: Mapping[str, Any], label: str = "rules") -> RuleSet:
+    """Rules given as a mapping in the config file's vocabulary (``{"max_size": "16GB"}``).
+
+    What :func:`paramtool.check` takes from Python callers; errors name ``label`` and the key.
+    """
+    if not isinstance(table, Mapping):
+        raise ConfigError(
+            label, f"expected a mapping of rule names to values, got {_type_name(table)}"
+        )
+    return _parse(_options(label, table), label)
+
+
+def _parse(options: Mapping[str, Any], label: str) -> RuleSet:
     def where(key: str, text: str) -> str:
-        return f"{path}: {key} = {text!r}"
+        return f"{label}: {key} = {text!r}"
 
-    return CheckConfig(str(path), table_name, options, parse_rules(options, where, ConfigError))
+    return parse_rules(options, where, ConfigError)
 
 
 def _normalize(key: str) -> str:
@@ -167,7 +183,7 @@ def _type_name(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _options(path: Path, table: Mapping[str, Any]) -> dict[str, Any]:
+def _options(path: Path | str, table: Mapping[str, Any]) -> dict[str, Any]:
     """Check every key and value's type; return the values in command-line form."""
     out: dict[str, Any] = {}
     for raw_key, value in table.items():

@@ -10,7 +10,7 @@ for this source (the value and hash rules on a Hub repo, which would mean downlo
 the weights; ``safetensors_only`` where nobody listed the files) answers
 ``unavailable``, and an unavailable rule fails the gate like a failed one: a check that
 could not run must never look green. The value and hash rules import
-:mod:`paramtool.values` and :mod:`paramtool.hashing` only when asked for.
+:mod:`paramtool.values` only when asked for.
 
 Command-line flags and config files give rules in the same raw form (strings, lists
 of ``KEY=VALUE`` strings, booleans); :func:`parse_rules` turns one source of them

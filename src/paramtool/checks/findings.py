@@ -7,13 +7,15 @@ failed one: a check that could not run must never look green.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from paramtool.analysis.breakdown import Breakdown
 from paramtool.checks.rules import BY_KEY, FAIL, PASS, UNAVAILABLE, Rule
 from paramtool.records import Checkpoint
 from paramtool.units import human_bytes, human_count
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1  # of the check --json document
 
@@ -95,10 +97,22 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What evaluators measure: the checkpoint (headers only) and its breakdown."""
+    """What evaluators measure: the checkpoint (headers only) and its breakdown.
+
+    One :func:`~paramtool.checks.evaluate.evaluate` call makes one context, so what its
+    evaluators share (:meth:`once`) lives exactly as long as that evaluation.
+    """
 
     checkpoint: Checkpoint
     breakdown: Breakdown
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def once(self, key: str, compute: Callable[[], T]) -> T:
+        """``compute()`` the first time ``key`` is asked for in this evaluation, then kept:
+        one NaN/Inf scan serves ``no_nan`` and ``no_inf``."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]  # type: ignore[no-any-return]
 
 
 Evaluator = Callable[[Rule, Context], Finding]

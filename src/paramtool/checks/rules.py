@@ -1,4 +1,9 @@
-"""The rules of ``paramtool check``: their options, and parsing them exactly from flags or a config file.
+"""The rules of ``paramtool check``: their options, parsed exactly from flags or a config file.
+
+Each option parses its own value: an entry of :data:`OPTIONS` names the option, how its
+value is written (its ``form``, by which the config file checks a TOML value's type) and
+the parser that turns the value into rules, so a new rule is one entry there and one
+evaluator in :mod:`paramtool.checks.evaluate`.
 """
 
 from __future__ import annotations
@@ -6,14 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal, localcontext
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 from paramtool import dtypes
 from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.errors import ParamtoolError, UsageError
-from paramtool.units import parse_count, parse_percent, parse_size
+from paramtool.units import parse_count, parse_percent, parse_size, percent_text
 
 PASS = "pass"
 FAIL = "fail"
@@ -32,43 +36,11 @@ INT = "int"  # "32"
 FLAG = "flag"  # True
 TEXT = "text"  # "org/name@rev"
 
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One rule option: its config key (also the JSON rule name), its flag, its value form."""
-
-    key: str
-    flag: str
-    form: str
-    metavar: str
-
-
-# In the order the rules are reported. `tolerance` is not a rule: it belongs to expect_params.
-OPTIONS: tuple[Option, ...] = (
-    Option("max_size", "--max-size", SIZE, "SIZE"),
-    Option("min_size", "--min-size", SIZE, "SIZE"),
-    Option("max_params", "--max-params", COUNT, "N"),
-    Option("min_params", "--min-params", COUNT, "N"),
-    Option("expect_params", "--expect-params", COUNT, "N"),
-    Option("tolerance", "--tolerance", PERCENT, "PERCENT"),
-    Option("dtype", "--dtype", DTYPE, "DTYPE"),
-    Option("allow_dtypes", "--allow-dtypes", DTYPES, "LIST"),
-    Option("max_share", "--max-share", PAIRS, "CATEGORY=PERCENT"),
-    Option("expect_layers", "--expect-layers", INT, "N"),
-    Option("require_metadata", "--require-metadata", KEYS, "KEY[=VALUE]"),
-    Option("safetensors_only", "--safetensors-only", FLAG, ""),
-    Option("no_nan", "--no-nan", FLAG, ""),
-    Option("no_inf", "--no-inf", FLAG, ""),
-    Option("sha256", "--sha256", PAIRS, "FILE=HEX"),
-    Option("against_hub", "--against-hub", TEXT, "ORG/NAME[@REV]"),
-)
-BY_KEY: Mapping[str, Option] = {o.key: o for o in OPTIONS}
-_ORDER = {o.key: i for i, o in enumerate(OPTIONS)}
-
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _INT = re.compile(r"^\s*([0-9][0-9_]*)\s*$")
 _REPO = re.compile(r"^(?:hf://)?[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+(?:@[^\s@]+)?$")
 MAX_LAYERS = 1_000_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,175 +68,218 @@ class RuleSet:
     tolerance_text: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One rule option: its key (the parameter, the config key, the JSON rule name), its
+    value's form, the metavar its errors show, and its parser."""
+
+    key: str
+    form: str
+    metavar: str
+    parse: Parse
 
 
 Where = Callable[[str, str], str]  # (key, text as written) -> the "what" of an error
 
 
-def cli_where(key: str, text: str) -> str:
-    """Name a command-line value in an error: ``--max-size '16XB'``."""
-    return f"{BY_KEY[key].flag} {text!r}"
+class Field:
+    """One option's value being parsed: it makes the option's rules and names it in errors.
 
+    Errors name the option as a parameter (``max_size '16XB'``; the CLI shows its flag),
+    or as ``where`` says (a config file names its file and key).
+    """
 
-def _fraction(text: str) -> Fraction:
-    """A percentage or fraction, exactly: "0.1%" -> 1/1000 (validated by parse_percent first)."""
-    t = text.strip()
-    return Fraction(t[:-1].strip()) / 100 if t.endswith("%") else Fraction(t)
+    __slots__ = ("option", "where", "error")
 
-
-def percent_text(f: Fraction) -> str:
-    """1/20 -> "5%", 1/1000 -> "0.1%"."""
-    pct = f * 100
-    if pct.denominator == 1:
-        return f"{pct.numerator}%"
-    with localcontext() as ctx:
-        ctx.prec = 40
-        return format((Decimal(pct.numerator) / pct.denominator).normalize(), "f") + "%"
-
-
-class _Parser:
-    def __init__(self, where: Where, error: type[ParamtoolError]) -> None:
+    def __init__(self, option: Option, where: Where | None, error: type[ParamtoolError]) -> None:
+        self.option = option
         self.where = where
         self.error = error
 
-    def fail(self, key: str, text: str, why: str) -> ParamtoolError:
-        return self.error(self.where(key, text), why)
+    def rule(self, value: Any, text: str, name: str | None = None) -> Rule:
+        return Rule(name or self.option.key, self.option.key, value, text)
 
-    def call(self, key: str, text: str, fn: Callable[[str], Any]) -> Any:
+    def fail(self, text: str, why: str) -> ParamtoolError:
+        if self.where is None:
+            return self.error(repr(text), why, param=self.option.key)
+        return self.error(self.where(self.option.key, text), why)
+
+    def call(self, text: str, fn: Callable[[str], T]) -> T:
+        """``fn(text)``, its UsageError renamed after this option."""
         try:
             return fn(text)
         except UsageError as e:
-            raise self.fail(key, text, e.why) from None
+            raise self.fail(text, e.why) from None
 
-    def dtype(self, key: str, text: str) -> dtypes.DType:
-        d = self.call(key, text, dtypes.lookup)
+    def dtype(self, text: str) -> dtypes.DType:
+        d = self.call(text, dtypes.lookup)
         if not d.safetensors:
-            raise self.fail(key, text, f"{d.name} is not a dtype a safetensors header can hold")
+            raise self.fail(text, f"{d.name} is not a dtype a safetensors header can hold")
         return d
 
-    def percent(self, key: str, text: str) -> Fraction:
-        self.call(key, text, parse_percent)
-        try:
-            return _fraction(text)
-        except ValueError:
-            raise self.fail(key, text, "write it like 5% or 0.05") from None
+    def percent(self, text: str) -> Fraction:
+        return self.call(text, parse_percent)
 
-    def split(self, key: str, text: str, example: str) -> tuple[str, str]:
+    def split(self, text: str, example: str) -> tuple[str, str]:
         head, eq, tail = text.partition("=")
         if not eq or not head.strip() or not tail.strip():
-            raise self.fail(key, text, f"write it as {BY_KEY[key].metavar}, e.g. {example}")
+            raise self.fail(text, f"write it as {self.option.metavar}, e.g. {example}")
         return head.strip(), tail.strip()
+
+
+Parse = Callable[[Field, Any], list[Rule]]  # a value given (never None, False or []) -> rules
 
 
 def _items(value: Any) -> list[str]:
     """A list option's values; a single string is one item."""
-    if value is None or value is False:
-        return []
     if isinstance(value, str):
         return [value]
     return [str(v) for v in value]
 
 
+def _flag(f: Field, value: Any) -> list[Rule]:
+    return [f.rule(True, "required")]
+
+
+def _size(f: Field, value: Any) -> list[Rule]:
+    text = str(value)
+    return [f.rule(f.call(text, parse_size), text.strip())]
+
+
+def _count(f: Field, value: Any) -> list[Rule]:
+    text = str(value)
+    return [f.rule(f.call(text, parse_count), text.strip())]
+
+
+def _expected_count(f: Field, value: Any) -> list[Rule]:
+    """The count and its tolerance, exact until a ``tolerance`` joins it (:func:`finalize`)."""
+    text = str(value)
+    return [f.rule((f.call(text, parse_count), Fraction(0)), text.strip())]
+
+
+def _tolerance(f: Field, value: Any) -> list[Rule]:
+    """Not a rule of its own: :func:`parse_rules` keeps it beside the rules."""
+    text = str(value)
+    return [f.rule(f.percent(text), text.strip())]
+
+
+def _float_dtype(f: Field, value: Any) -> list[Rule]:
+    text = str(value)
+    d = f.dtype(text)
+    if d.kind != dtypes.FLOAT:
+        raise f.fail(text, f"{d.name} is not a floating-point dtype (bf16, f16, f32, fp8...)")
+    return [f.rule(d.name, d.name)]
+
+
+def _dtypes(f: Field, value: Any) -> list[Rule]:
+    items = _items(value)
+    names = [n.strip() for item in items for n in item.split(",") if n.strip()]
+    if not names:
+        raise f.fail(",".join(items), "give at least one dtype, e.g. bf16,f32")
+    canon = tuple(dict.fromkeys(f.dtype(n).name for n in names))
+    return [f.rule(canon, ",".join(canon))]
+
+
+def _shares(f: Field, value: Any) -> list[Rule]:
+    rules = []
+    for item in _items(value):
+        cat, pct = f.split(item, "other=5%")
+        cat = cat.lower().replace("-", "_")
+        if cat not in CATEGORIES:
+            raise f.fail(item, f"unknown category {cat!r} (one of {', '.join(CATEGORIES)})")
+        limit = f.percent(pct)
+        rules.append(f.rule((cat, limit), percent_text(limit), f"max_share:{cat}"))
+    return rules
+
+
+def _digests(f: Field, value: Any) -> list[Rule]:
+    rules = []
+    for item in _items(value):
+        file, digest = f.split(item, "model.safetensors=<64 hex digits>")
+        if not _HEX64.match(digest):
+            raise f.fail(item, "the digest must be 64 hexadecimal digits (a SHA-256)")
+        rules.append(f.rule((file, digest.lower()), digest.lower(), f"sha256:{file}"))
+    return rules
+
+
+def _metadata_keys(f: Field, value: Any) -> list[Rule]:
+    rules = []
+    for item in _items(value):
+        mkey, eq, mvalue = item.partition("=")
+        mkey = mkey.strip()
+        if not mkey:
+            raise f.fail(item, "write it as KEY or KEY=VALUE, e.g. format=pt")
+        want = mvalue.strip() if eq else None
+        text = f"{mkey}={want}" if eq else f"{mkey} present"
+        rules.append(f.rule((mkey, want), text, f"require_metadata:{mkey}"))
+    return rules
+
+
+def _layers(f: Field, value: Any) -> list[Rule]:
+    text = str(value)
+    m = _INT.match(text)
+    if not m:
+        raise f.fail(text, "write it as a whole number, e.g. 32")
+    n = int(m.group(1).replace("_", ""))
+    if n > MAX_LAYERS:
+        raise f.fail(text, "too large")
+    return [f.rule(n, str(n))]
+
+
+def _hub_repo(f: Field, value: Any) -> list[Rule]:
+    text = str(value)
+    repo = text.strip()
+    if not _REPO.match(repo):
+        raise f.fail(text, "not a Hub repo (expected org/name or org/name@revision)")
+    return [f.rule(repo.removeprefix("hf://"), repo.removeprefix("hf://"))]
+
+
+# In the order the rules are reported. `tolerance` is not a rule: it belongs to expect_params.
+OPTIONS: tuple[Option, ...] = (
+    Option("max_size", SIZE, "SIZE", _size),
+    Option("min_size", SIZE, "SIZE", _size),
+    Option("max_params", COUNT, "N", _count),
+    Option("min_params", COUNT, "N", _count),
+    Option("expect_params", COUNT, "N", _expected_count),
+    Option("tolerance", PERCENT, "PERCENT", _tolerance),
+    Option("dtype", DTYPE, "DTYPE", _float_dtype),
+    Option("allow_dtypes", DTYPES, "LIST", _dtypes),
+    Option("max_share", PAIRS, "CATEGORY=PERCENT", _shares),
+    Option("expect_layers", INT, "N", _layers),
+    Option("require_metadata", KEYS, "KEY[=VALUE]", _metadata_keys),
+    Option("safetensors_only", FLAG, "", _flag),
+    Option("no_nan", FLAG, "", _flag),
+    Option("no_inf", FLAG, "", _flag),
+    Option("sha256", PAIRS, "FILE=HEX", _digests),
+    Option("against_hub", TEXT, "ORG/NAME[@REV]", _hub_repo),
+)
+BY_KEY: Mapping[str, Option] = {o.key: o for o in OPTIONS}
+_ORDER = {o.key: i for i, o in enumerate(OPTIONS)}
+
+
 def parse_rules(
-    options: Mapping[str, Any], where: Where = cli_where, error: type[ParamtoolError] = UsageError
+    options: Mapping[str, Any], where: Where | None = None, error: type[ParamtoolError] = UsageError
 ) -> RuleSet:
     """Parse one source's raw option values (``None`` = not given) into rules.
 
     ``options`` maps keys of :data:`OPTIONS` to strings (sizes, counts...), lists of
     strings (``allow_dtypes``, ``max_share``, ``require_metadata``, ``sha256``) or
-    booleans (flags). Errors name the value through ``where`` and are raised as ``error``.
+    booleans (flags). Errors are raised as ``error`` and name the option as a parameter
+    (``max_size '16XB'``), or, given ``where``, as it says.
     """
-    p = _Parser(where, error)
     rules: dict[str, Rule] = {}
-    tolerance: Fraction | None = None
-    tolerance_text = ""
-
-    def add(name: str, kind: str, value: Any, text: str) -> None:
-        rules[name] = Rule(name, kind, value, text)
-
     for key, value in options.items():
         opt = BY_KEY.get(key)
         if opt is None:
             raise error(key, "not a check option")
         if value is None or value is False or value == []:
             continue
-        form = opt.form
-        if form == FLAG:
-            add(key, key, True, "required")
-            continue
-        if form in (DTYPES, PAIRS, KEYS):
-            items = _items(value)
-        else:
-            items = [str(value)]
-        if form == SIZE:
-            add(key, key, p.call(key, items[0], parse_size), items[0].strip())
-        elif form == COUNT:
-            n = p.call(key, items[0], parse_count)
-            add(key, key, (n, Fraction(0)) if key == "expect_params" else n, items[0].strip())
-        elif form == PERCENT:
-            tolerance, tolerance_text = p.percent(key, items[0]), items[0].strip()
-        elif form == DTYPE:
-            d = p.dtype(key, items[0])
-            if d.kind != dtypes.FLOAT:
-                raise p.fail(
-                    key,
-                    items[0],
-                    f"{d.name} is not a floating-point dtype (bf16, f16, f32, fp8...)",
-                )
-            add(key, key, d.name, d.name)
-        elif form == DTYPES:
-            names = [n.strip() for item in items for n in item.split(",") if n.strip()]
-            if not names:
-                raise p.fail(key, ",".join(items), "give at least one dtype, e.g. bf16,f32")
-            canon = tuple(dict.fromkeys(p.dtype(key, n).name for n in names))
-            add(key, key, canon, ",".join(canon))
-        elif key == "max_share":
-            for item in items:
-                cat, pct = p.split(key, item, "other=5%")
-                cat = cat.lower().replace("-", "_")
-                if cat not in CATEGORIES:
-                    raise p.fail(
-                        key, item, f"unknown category {cat!r} (one of {', '.join(CATEGORIES)})"
-                    )
-                limit = p.percent(key, pct)
-                add(f"max_share:{cat}", key, (cat, limit), percent_text(limit))
-        elif key == "sha256":
-            for item in items:
-                file, digest = p.split(key, item, "model.safetensors=<64 hex digits>")
-                if not _HEX64.match(digest):
-                    raise p.fail(key, item, "the digest must be 64 hexadecimal digits (a SHA-256)")
-                add(f"sha256:{file}", key, (file, digest.lower()), digest.lower())
-        elif form == KEYS:
-            for item in items:
-                mkey, eq, mvalue = item.partition("=")
-                mkey = mkey.strip()
-                if not mkey:
-                    raise p.fail(key, item, "write it as KEY or KEY=VALUE, e.g. format=pt")
-                want = mvalue.strip() if eq else None
-                add(
-                    f"require_metadata:{mkey}",
-                    key,
-                    (mkey, want),
-                    f"{mkey}={want}" if eq else f"{mkey} present",
-                )
-        elif form == INT:
-            m = _INT.match(items[0])
-            if not m:
-                raise p.fail(key, items[0], "write it as a whole number, e.g. 32")
-            n = int(m.group(1).replace("_", ""))
-            if n > MAX_LAYERS:
-                raise p.fail(key, items[0], "too large")
-            add(key, key, n, str(n))
-        elif form == TEXT:
-            repo = items[0].strip()
-            if not _REPO.match(repo):
-                raise p.fail(
-                    key, items[0], "not a Hub repo (expected org/name or org/name@revision)"
-                )
-            add(key, key, repo.removeprefix("hf://"), repo.removeprefix("hf://"))
-        else:  # pragma: no cover - every form is handled above
-            raise AssertionError(form)
-    return RuleSet(rules, tolerance, tolerance_text)
+        for rule in opt.parse(Field(opt, where, error), value):
+            rules[rule.name] = rule
+    tolerance = rules.pop("tolerance", None)
+    if tolerance is None:
+        return RuleSet(rules)
+    return RuleSet(rules, tolerance.value, tolerance.text)
 
 
 def finalize(sets: Iterable[RuleSet]) -> tuple[Rule, ...]:
@@ -279,7 +294,9 @@ def finalize(sets: Iterable[RuleSet]) -> tuple[Rule, ...]:
         r = rules.get("expect_params")
         if r is None:
             raise UsageError(
-                f"--tolerance {tolerance[1]!r}", "only applies together with --expect-params"
+                repr(tolerance[1]),
+                lambda p: f"only applies together with {p('expect_params')}",
+                param="tolerance",
             )
         rules["expect_params"] = replace(
             r, value=(r.value[0], tolerance[0]), text=f"{r.text} ±{tolerance[1]}"
@@ -290,14 +307,18 @@ def finalize(sets: Iterable[RuleSet]) -> tuple[Rule, ...]:
     ):
         if lo in rules and hi in rules and _scalar(rules[lo]) > _scalar(rules[hi]):
             raise UsageError(
-                f"--{lo.replace('_', '-')} {rules[lo].text!r}",
+                repr(rules[lo].text),
                 f"the minimum {what} is above the maximum ({rules[hi].text}): nothing can pass",
+                param=lo,
             )
     if not rules:
         raise UsageError(
             "check",
-            "no rules given; name at least one (e.g. --max-size 16GB or --dtype bf16) on the "
-            "command line, or in paramtool.toml [check] or pyproject.toml [tool.paramtool.check]",
+            lambda p: (
+                f"no rules given; name at least one (e.g. {p('max_size')} 16GB or "
+                f"{p('dtype')} bf16) on the command line, or in paramtool.toml [check] or "
+                "pyproject.toml [tool.paramtool.check]"
+            ),
         )
     return tuple(sorted(rules.values(), key=lambda r: _ORDER[r.kind]))
 

@@ -1,10 +1,9 @@
-"""The rules that read values or hashes: ``no_nan``, ``no_inf``, ``sha256``, ``against_hub``.
-"""
+"""The rules that read values or hashes: ``no_nan``, ``no_inf``, ``sha256``, ``against_hub``."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from paramtool.checks.findings import (
     Context,
@@ -19,21 +18,18 @@ from paramtool.checks.rules import Rule
 from paramtool.errors import UsageError
 from paramtool.records import Checkpoint
 
+if TYPE_CHECKING:
+    from paramtool.values.nonfinite import NonFiniteReport
+
 # These read tensor data or whole files (streaming, bounded memory); their modules are
 # imported only when such a rule is asked for.
 
-_SCANS: dict[int, tuple[Checkpoint, Any]] = {}  # one NaN/Inf scan serves --no-nan and --no-inf
 
+def _nonfinite_scan(ctx: Context) -> NonFiniteReport:
+    """The NaN/Inf scan of this evaluation's checkpoint, made once for no_nan and no_inf."""
+    from paramtool.values.nonfinite import scan_nonfinite
 
-def _nonfinite_scan(ck: Checkpoint) -> Any:
-    held = _SCANS.get(id(ck))
-    if held is None or held[0] is not ck:
-        from paramtool.values.nonfinite import scan_nonfinite
-
-        held = (ck, scan_nonfinite(ck))
-        _SCANS.clear()
-        _SCANS[id(ck)] = held
-    return held[1]
+    return ctx.once("nonfinite", lambda: scan_nonfinite(ctx.checkpoint))
 
 
 def _needs_local(rule: Rule, ctx: Context, what: str) -> Finding | None:
@@ -51,7 +47,7 @@ def _nonfinite(rule: Rule, ctx: Context) -> Finding:
     refused = _needs_local(rule, ctx, "reading the values")
     if refused:
         return refused
-    report = _nonfinite_scan(ctx.checkpoint)
+    report = _nonfinite_scan(ctx)
     nan = rule.kind == "no_nan"
     count = report.nan if nan else report.inf
     word = "NaN value" if nan else "infinite value"
@@ -108,7 +104,9 @@ def _against_hub(rule: Rule, ctx: Context) -> Finding:
 
     src = parse_hub_source(rule.value)
     if src is None:
-        raise UsageError(f"--against-hub {rule.value!r}", "not a Hub repo id (org/name[@revision])")
+        raise UsageError(
+            repr(rule.value), "not a Hub repo id (org/name[@revision])", param="against_hub"
+        )
     folder = os.path.dirname(ctx.checkpoint.files[0].path) or "."
     report = verify_against_hub(folder, src.repo_id, src.revision)
     bad = [f"{f.path} {f.status}" for f in report.files if f.status != "ok"]

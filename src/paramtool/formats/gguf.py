@@ -27,18 +27,19 @@ llama.cpp and ``gguf-dump`` print them: ``token_embd.weight`` of a Llama is
 elements is the same either way.
 
 A checkpoint's ``config`` is synthesized from the metadata in Hugging Face
-``config.json`` terms (:func:`synthesize_config`), so that inspect's config line
-and footprint's KV-cache dimensions work unchanged.
+``config.json`` terms (:mod:`paramtool.formats.gguf_config`), so that inspect's config
+line and footprint's KV-cache dimensions work unchanged; what kind of file it is and
+its summary are read in :mod:`paramtool.formats.gguf_metadata`.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, BinaryIO, TypeGuard
+from typing import Any, BinaryIO
 
 from paramtool import dtypes
 from paramtool.errors import (
@@ -53,6 +54,7 @@ from paramtool.errors import (
     ValidationOverflow,
     reading,
 )
+from paramtool.fields import is_int
 from paramtool.records import FileHeader, TensorInfo
 
 MAGIC = b"GGUF"
@@ -86,16 +88,6 @@ GGML_TYPES: Mapping[int, str] = MappingProxyType({
 _REMOVED_TYPES = {4: "Q4_2", 5: "Q4_3", 31: "Q4_0_4_4", 32: "Q4_0_4_8", 33: "Q4_0_8_8",
                   36: "IQ4_NL_4_4", 37: "IQ4_NL_4_8", 38: "IQ4_NL_8_8"}  # fmt: skip
 
-# general.file_type (llama.h enum llama_ftype), without the MOSTLY_/ALL_ prefix.
-FILE_TYPES: Mapping[int, str] = MappingProxyType({
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 4: "Q4_1_SOME_F16", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
-    10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
-    16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S",
-    22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M",
-    28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
-    38: "MXFP4_MOE", 39: "NVFP4", 40: "Q1_0", 1024: "GUESSED",
-})  # fmt: skip
-
 # GGUF value types (gguf.h enum gguf_type): name, struct format (None: string/array).
 _VALUE_TYPES: dict[int, tuple[str, str | None]] = {
     0: ("uint8", "<B"), 1: ("int8", "<b"), 2: ("uint16", "<H"), 3: ("int16", "<h"),
@@ -112,8 +104,6 @@ _DIMS_TYPE_OFFSET = [struct.Struct(f"<{n}QIQ") for n in range(MAX_DIMS + 1)]
 _BLOCKS = {
     i: (n, dtypes.GGUF[n].block_size, dtypes.GGUF[n].bytes_per_block) for i, n in GGML_TYPES.items()
 }
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +152,9 @@ class GGUFFile:
     def split(self) -> tuple[int, int] | None:
         """(split.no, split.count) when the file says it is one part of several."""
         no, count = self.kv.get("split.no"), self.kv.get("split.count")
-        if _is_int(count) and count > 1 and _is_int(no):
+        if is_int(count) and count > 1 and is_int(no):
             return no, count
         return None
-
-
 
 
 class _Source:
@@ -265,8 +253,6 @@ class _Source:
             raise InvalidHeader(
                 self.path, f"{what} at byte {self.offset - n:,} is not valid UTF-8"
             ) from None
-
-
 
 
 def is_gguf_name(name: str) -> bool:
@@ -536,8 +522,6 @@ def _layout(
     )
 
 
-
-
 def _float32_text(v: float) -> str:
     """The shortest decimal that reads back as the same float32: 1e-05, not 9.99999974738e-06."""
     for digits in range(1, 10):
@@ -565,45 +549,3 @@ def metadata_strings(kv: Mapping[str, Any], kv_types: Mapping[str, str]) -> Mapp
             else _scalar_text(v, kv_types.get(k, ""))
         )
     return MappingProxyType(out)
-
-
-def kind_of(kv: Mapping[str, Any], file_name: str) -> str:
-    """``mmproj`` (a vision/audio projector), ``adapter`` (a LoRA) or ``model``."""
-    gtype = kv.get("general.type")
-    if (
-        gtype == "mmproj"
-        or kv.get("general.architecture") == "clip"
-        or any(k.startswith("clip.") for k in kv)
-    ):
-        return "mmproj"
-    if gtype == "adapter":
-        return "adapter"
-    if "mmproj" in file_name.lower():
-        return "mmproj"
-    return "model"
-
-
-def summary(files: Sequence[GGUFFile], kind: str) -> dict[str, Any]:
-    """What ``Checkpoint.gguf`` holds: version, architecture, context, file type, kind."""
-    first = files[0]
-    kv = first.kv
-    arch = (
-        kv.get("general.architecture") if isinstance(kv.get("general.architecture"), str) else None
-    )
-    ctx = kv.get(f"{arch}.context_length") if arch else None
-    ftype = kv.get("general.file_type")
-    name = kv.get("general.name")
-    return {
-        "version": first.version,
-        "architecture": arch,
-        "name": name if isinstance(name, str) else None,
-        "context_length": ctx if _is_int(ctx) else None,
-        "file_type": FILE_TYPES.get(ftype, f"unknown ({ftype})") if _is_int(ftype) else None,
-        "kind": kind,
-        "alignment": first.alignment,
-        "split_count": len(files),
-    }
-
-
-def _is_int(v: object) -> TypeGuard[int]:
-    return isinstance(v, int) and not isinstance(v, bool)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from paramtool.formats.gguf import GGUFArray, _is_int
+from paramtool.fields import is_int
+from paramtool.formats.gguf import GGUFArray
 from paramtool.records import TensorInfo
 
 # Sliding-window layouts llama.cpp hard-codes per architecture (llama-model.cpp
@@ -29,8 +30,6 @@ _CLIP_VISION = {
 }
 
 
-
-
 def synthesize_config(
     kv: Mapping[str, Any], tensors: Sequence[TensorInfo] = (), notes: list[str] | None = None
 ) -> dict[str, Any]:
@@ -47,7 +46,7 @@ def synthesize_config(
     cfg["architectures"] = [arch]
     cfg["model_type"] = arch
     if arch == "clip" or any(k.startswith("clip.") for k in kv):
-        vision = {hf: kv[key] for hf, key in _CLIP_VISION.items() if _is_int(kv.get(key))}
+        vision = {hf: kv[key] for hf, key in _CLIP_VISION.items() if is_int(kv.get(key))}
         if vision:
             cfg["vision_config"] = vision
         projector = kv.get("clip.projector_type", kv.get("clip.vision.projector_type"))
@@ -58,10 +57,11 @@ def synthesize_config(
     def num(suffix: str) -> int | None:
         key = f"{arch}.{suffix}"
         v = kv.get(key)
-        if _is_int(v):
+        if is_int(v):
             return v
-        if isinstance(v, GGUFArray) and v.values and all(_is_int(x) for x in v.values):
-            lo, hi = min(v.values), max(v.values)
+        if isinstance(v, GGUFArray) and v.values and all(is_int(x) for x in v.values):
+            ints = [int(x) for x in v.values]
+            lo, hi = min(ints), max(ints)
             if lo != hi:
                 notes.append(
                     f"{key} varies by layer ({lo}..{hi}); footprint uses {hi} for every layer"
@@ -117,7 +117,7 @@ def synthesize_config(
     window = num("attention.sliding_window")
     put("sliding_window", window)
     pattern = kv.get(f"{arch}.attention.sliding_window_pattern")
-    if _is_int(pattern) and pattern > 0:
+    if is_int(pattern) and pattern > 0:
         cfg["sliding_window_pattern"] = pattern
     elif isinstance(pattern, GGUFArray) and pattern.values is not None and pattern.type == "bool":
         cfg["layer_types"] = [

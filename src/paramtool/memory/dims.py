@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from paramtool.fields import positive_int
+
 
 @dataclass(frozen=True, slots=True)
 class ModelDims:
@@ -62,18 +64,18 @@ class ModelDims:
         """Read a HF ``config.json`` (nested ``text_config`` too); flags win over it."""
         cfg = _flatten_config(config or {})
         notes: list[str] = []
-        layers = _first_int(cfg, "num_hidden_layers", "n_layer", "n_layers", "num_layers")
-        heads = _first_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads")
-        hidden = _first_int(cfg, "hidden_size", "n_embd", "d_model", "dim")
-        kv_heads = _first_int(
+        layers = positive_int(cfg, "num_hidden_layers", "n_layer", "n_layers", "num_layers")
+        heads = positive_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads")
+        hidden = positive_int(cfg, "hidden_size", "n_embd", "d_model", "dim")
+        kv_heads = positive_int(
             cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv", "n_kv_heads",
             "multi_query_group_num",
         )  # fmt: skip
         if kv_heads is None and cfg.get("multi_query") is True:
             kv_heads = 1
-        head_dim = _first_int(cfg, "head_dim", "kv_channels")
-        inter = _first_int(cfg, "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim")
-        vocab = _first_int(cfg, "vocab_size", "padded_vocab_size")
+        head_dim = positive_int(cfg, "head_dim", "kv_channels")
+        inter = positive_int(cfg, "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim")
+        vocab = positive_int(cfg, "vocab_size", "padded_vocab_size")
         tie = cfg.get("tie_word_embeddings")
         model_type = cfg.get("model_type") if isinstance(cfg.get("model_type"), str) else None
 
@@ -92,13 +94,13 @@ class ModelDims:
             else:
                 notes.append(f"hidden_size {hidden} is not a multiple of {heads} heads")
 
-        experts = _first_int(cfg, "num_local_experts", "n_routed_experts", "num_experts") or 0
-        moe_inter = _first_int(cfg, "moe_intermediate_size")
-        shared = _first_int(cfg, "shared_expert_intermediate_size") or 0
-        n_shared = _first_int(cfg, "n_shared_experts")
+        experts = positive_int(cfg, "num_local_experts", "n_routed_experts", "num_experts") or 0
+        moe_inter = positive_int(cfg, "moe_intermediate_size")
+        shared = positive_int(cfg, "shared_expert_intermediate_size") or 0
+        n_shared = positive_int(cfg, "n_shared_experts")
         if not shared and n_shared and (moe_inter or inter):
             shared = n_shared * (moe_inter or inter or 0)
-        dense = (_first_int(cfg, "first_k_dense_replace") or 0) if experts else 0
+        dense = (positive_int(cfg, "first_k_dense_replace") or 0) if experts else 0
 
         windows = _windows(cfg, layers, notes)
         return cls(
@@ -110,11 +112,11 @@ class ModelDims:
             intermediate_size=inter,
             vocab_size=vocab,
             tie_word_embeddings=tie if isinstance(tie, bool) else True,
-            kv_lora_rank=_first_int(cfg, "kv_lora_rank"),
-            qk_rope_head_dim=_first_int(cfg, "qk_rope_head_dim"),
-            q_lora_rank=_first_int(cfg, "q_lora_rank"),
-            qk_nope_head_dim=_first_int(cfg, "qk_nope_head_dim"),
-            v_head_dim=_first_int(cfg, "v_head_dim"),
+            kv_lora_rank=positive_int(cfg, "kv_lora_rank"),
+            qk_rope_head_dim=positive_int(cfg, "qk_rope_head_dim"),
+            q_lora_rank=positive_int(cfg, "q_lora_rank"),
+            qk_nope_head_dim=positive_int(cfg, "qk_nope_head_dim"),
+            v_head_dim=positive_int(cfg, "v_head_dim"),
             experts=experts,
             moe_intermediate_size=moe_inter,
             shared_intermediate_size=shared,
@@ -136,18 +138,10 @@ def _flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _first_int(cfg: Mapping[str, Any], *keys: str) -> int | None:
-    for key in keys:
-        value = cfg.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
 def _windows(cfg: Mapping[str, Any], layers: int | None, notes: list[str]) -> tuple:
     """Which layers attend only to a window of recent tokens, as transformers decides it."""
-    window = _first_int(cfg, "sliding_window")
-    chunk = _first_int(cfg, "attention_chunk_size")
+    window = positive_int(cfg, "sliding_window")
+    chunk = positive_int(cfg, "attention_chunk_size")
     types = cfg.get("layer_types")
     if isinstance(types, list) and types and all(isinstance(t, str) for t in types):
         out = []
@@ -165,11 +159,11 @@ def _windows(cfg: Mapping[str, Any], layers: int | None, notes: list[str]) -> tu
     if cfg.get("use_sliding_window") is False:
         notes.append("sliding_window ignored: use_sliding_window is false")
         return ()
-    max_window_layers = _first_int(cfg, "max_window_layers")
+    max_window_layers = positive_int(cfg, "max_window_layers")
     if cfg.get("use_sliding_window") is True and max_window_layers is not None:
         # Qwen2: layers from max_window_layers on use the window.
         n = max(0, layers - max_window_layers)
-    elif (pattern := _first_int(cfg, "sliding_window_pattern")) is not None:
+    elif (pattern := positive_int(cfg, "sliding_window_pattern")) is not None:
         # Gemma 3 / Cohere 2: every pattern-th layer is global, the others slide.
         n = sum(1 for i in range(layers) if (i + 1) % pattern)
     elif str(cfg.get("model_type", "")).startswith("gemma2"):

@@ -101,15 +101,17 @@ def estimate(
 ) -> Footprint:
     """Compute every section the options ask for."""
     if parameters < 1:
-        raise UsageError("--params", "must be greater than zero")
+        raise UsageError("", "must be greater than zero", param="params")
     if batch < 1:
-        raise UsageError(f"--batch {batch}", "must be at least 1")
+        raise UsageError(str(batch), "must be at least 1", param="batch")
     if gpus is not None and not 1 <= gpus <= MAX_GPUS:
-        raise UsageError(f"--gpus {gpus}", f"must be between 1 and {MAX_GPUS}")
+        raise UsageError(str(gpus), f"must be between 1 and {MAX_GPUS}", param="gpus")
     if train is None and (zero or activations != "none"):
-        raise UsageError("--zero/--activations", "only apply to --train")
+        raise UsageError(
+            "", lambda p: f"only apply to {p('train')}", param=("zero", "activations")
+        )
     if lora_rank < 1:
-        raise UsageError(f"--lora-rank {lora_rank}", "must be at least 1")
+        raise UsageError(str(lora_rank), "must be at least 1", param="lora_rank")
     notes: list[str] = list(dims.notes) if dims else []
     overhead = overhead or parse_overhead(DEFAULT_OVERHEAD)
     if train is not None:

@@ -108,4 +108,4 @@ def lookup_gpu(name: str) -> Gpu:
         return _BY_NAME[key]
     except KeyError:
         known = ", ".join(g.key for g in GPUS)
-        raise UsageError(f"--gpu {name!r}", f"unknown GPU (known: {known})") from None
+        raise UsageError(repr(name), f"unknown GPU (known: {known})", param="gpu") from None

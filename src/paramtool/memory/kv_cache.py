@@ -55,21 +55,22 @@ def kv_cache(dims: ModelDims, context: int, batch: int = 1, dtype: DType | None 
     """The KV cache for ``context`` tokens and ``batch`` sequences."""
     dtype = dtype or dtypes.lookup(DEFAULT_KV_DTYPE)
     if context < 1 or batch < 1:
-        raise UsageError("--context/--batch", "must be at least 1")
-    missing = []
+        raise UsageError("", "must be at least 1", param=("context", "batch"))
+    missing = []  # (the dimension in words, the parameter that gives it)
     if dims.layers is None:
-        missing.append("layers (--layers)")
+        missing.append(("layers", "layers"))
     if not dims.is_mla:
         if dims.kv_heads is None:
-            missing.append("KV heads (--kv-heads)")
+            missing.append(("KV heads", "kv_heads"))
         if dims.head_dim is None:
-            missing.append("head_dim (--head-dim)")
+            missing.append(("head_dim", "head_dim"))
     if missing:
         raise UsageError(
-            "--context",
-            "the KV cache needs the model's "
-            + ", ".join(missing)
+            "",
+            lambda p: "the KV cache needs the model's "
+            + ", ".join(f"{words} ({p(param)})" for words, param in missing)
             + ": give a checkpoint with a config.json or the flags",
+            param="context",
         )
     assert dims.layers is not None
     if dims.is_mla:

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from paramtool.errors import UsageError
-from paramtool.units import parse_size
+from paramtool.units import parse_size, percent_value
 
 DEFAULT_OVERHEAD = "20%"
 
@@ -37,19 +37,18 @@ def parse_overhead(text: str) -> Overhead:
     """``20%`` (of the weights), ``0.2`` (the same), ``2GB`` or ``1.5GiB`` (per GPU)."""
     t = (text or "").strip()
     if t.endswith("%") or _is_plain_number(t):
-        try:
-            value = (
-                Fraction(Decimal(t[:-1].strip())) / 100 if t.endswith("%") else Fraction(Decimal(t))
-            )
-        except (InvalidOperation, ValueError, OverflowError):
-            raise UsageError(f"--overhead {text!r}", "write it like 20%, 2GB or 1.5GiB") from None
+        value = percent_value(t)
+        if value is None:
+            raise UsageError(repr(text), "write it like 20%, 2GB or 1.5GiB", param="overhead")
         if not 0 <= value <= 10:
-            raise UsageError(f"--overhead {text!r}", "a share of the weights between 0% and 1000%")
+            raise UsageError(
+                repr(text), "a share of the weights between 0% and 1000%", param="overhead"
+            )
         return Overhead(fraction=value, text=t)
     try:
         size = parse_size(t)
     except UsageError:
-        raise UsageError(f"--overhead {text!r}", "write it like 20%, 2GB or 1.5GiB") from None
+        raise UsageError(repr(text), "write it like 20%, 2GB or 1.5GiB", param="overhead") from None
     return Overhead(bytes_per_gpu=size, text=t)
 
 

@@ -116,14 +116,15 @@ def lora_parameters(dims: ModelDims, rank: int, targets: Sequence[str]) -> int:
         need.update(kv_heads=dims.kv_heads, head_dim=dims.head_dim)
     if mlp:
         need["intermediate_size"] = dims.intermediate_size or dims.moe_intermediate_size
-    missing = [k.replace("_", "-") for k, v in need.items() if v is None]
+    missing = [k for k, v in need.items() if v is None]
     if missing:
         raise UsageError(
-            "--train lora/qlora",
-            "the adapter size needs the model's "
-            + ", ".join(missing)
-            + ": give a checkpoint with a config.json or --"
-            + ", --".join(missing),
+            "lora/qlora",
+            lambda p: "the adapter size needs the model's "
+            + ", ".join(k.replace("_", "-") for k in missing)
+            + ": give a checkpoint with a config.json or "
+            + ", ".join(p(k) for k in missing),
+            param="train",
         )
     layers, h = dims.layers or 0, dims.hidden_size or 0
     per_layer_attn = 0
@@ -180,8 +181,9 @@ def parse_lora_targets(text: str) -> tuple[str, ...]:
     bad = [p for p in parts if p not in LORA_MODULES]
     if not parts or bad:
         raise UsageError(
-            f"--lora-targets {text!r}",
+            repr(text),
             "use all-linear, attention, mlp, qv or a list of " + ",".join(LORA_MODULES),
+            param="lora_targets",
         )
     return tuple(m for m in LORA_MODULES if m in parts)
 
@@ -202,8 +204,9 @@ def activation_bytes(dims: ModelDims, mode: str, seq: int, batch: int) -> int:
     """
     if dims.layers is None or dims.hidden_size is None or (mode == "full" and not dims.heads):
         raise UsageError(
-            f"--activations {mode}",
+            mode,
             "needs the model's layers, hidden size and heads: a config.json or the flags",
+            param="activations",
         )
     s, b, h, a, n = seq, batch, dims.hidden_size, dims.heads or 0, dims.layers
     if mode == "recompute":
@@ -231,13 +234,15 @@ def training(
 ) -> Training:
     """Training memory for ``method`` (full, lora, qlora) with ``optimizer``."""
     if method not in TRAIN_METHODS:
-        raise UsageError(f"--train {method!r}", "use full, lora or qlora")
+        raise UsageError(repr(method), "use full, lora or qlora", param="train")
     if optimizer not in OPTIMIZERS:
-        raise UsageError(f"--optimizer {optimizer!r}", "use adamw, adamw8bit or sgd")
+        raise UsageError(repr(optimizer), "use adamw, adamw8bit or sgd", param="optimizer")
     if zero not in (0, 1, 2, 3):
-        raise UsageError(f"--zero {zero}", "ZeRO stages are 0, 1, 2 and 3")
+        raise UsageError(str(zero), "ZeRO stages are 0, 1, 2 and 3", param="zero")
     if activations not in ACTIVATIONS:
-        raise UsageError(f"--activations {activations!r}", "use none, full, flash or recompute")
+        raise UsageError(
+            repr(activations), "use none, full, flash or recompute", param="activations"
+        )
     dims = dims or ModelDims()
     notes: list[str] = []
     if dtype is None:
@@ -247,9 +252,10 @@ def training(
     if method == "full":
         if dtype.name not in ("F32", "TF32", "F16", "BF16"):
             raise UsageError(
-                f"--dtype {dtype.label}",
-                "full fine-tuning trains fp32, bf16 or fp16 weights; for a quantized base "
-                "use --train qlora",
+                dtype.label,
+                lambda p: "full fine-tuning trains fp32, bf16 or fp16 weights; for a quantized "
+                f"base use {p('train')} qlora",
+                param="dtype",
             )
         wbytes = dtype.bytes_per_block  # per parameter: block of one
         weights = parameters * wbytes
@@ -277,7 +283,9 @@ def training(
     if activations != "none":
         if seq is None:
             raise UsageError(
-                f"--activations {activations}", "give the sequence length with --context"
+                activations,
+                lambda p: f"give the sequence length with {p('context')}",
+                param="activations",
             )
         act = activation_bytes(dims, activations, seq, batch)
     return Training(
