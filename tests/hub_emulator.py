@@ -12,9 +12,10 @@ Tests point ``HF_ENDPOINT`` (or ``HfApi(endpoint=...)``) at :meth:`HubEmulator.s
 - ``GET /api/models/{repo}/refs`` and ``GET /api/models/{repo}/safetensors-metadata/{index}``.
 - ``HEAD``/``GET /{repo}/resolve/{rev}/{path}``: ``X-Repo-Commit``, ``ETag``, ``Accept-Ranges``
   and, for LFS files, ``X-Linked-Etag``/``X-Linked-Size``. Like the real Hub, LFS files answer
-  ``302`` to a "CDN": a second server on another port of 127.0.0.1, so it is another origin and
-  ``huggingface_hub`` treats it as the Hub's CDN (the HEAD stops at the redirect, the GET follows
-  it and drops the ``Authorization`` header). ``lfs_redirect=False`` serves LFS files directly.
+  ``302`` to a "CDN": a second server on another host (127.0.0.2, or ``localhost`` where only
+  127.0.0.1 is a loopback address), so it is another origin and ``huggingface_hub`` treats it as
+  the Hub's CDN (the HEAD stops at the redirect, the GET follows it and drops the
+  ``Authorization`` header). ``lfs_redirect=False`` serves LFS files directly.
 - ``Range: bytes=a-b``, ``bytes=a-`` and ``bytes=-n`` give ``206`` with ``Content-Range``; a start
   past the end gives ``416``. Ranges are served with seek+read, so sparse files of hundreds of GB
   (a header followed by a hole) cost only the bytes asked for.
@@ -257,10 +258,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # many concurrent connects must not overflow the listen backlog
 
-    def __init__(self, emulator: HubEmulator, role: str):
+    def __init__(self, emulator: HubEmulator, role: str, address: str = "127.0.0.1"):
         self.emulator = emulator
         self.role = role
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((address, 0), _Handler)
 
 
 class HubEmulator:
@@ -424,11 +425,19 @@ class HubEmulator:
     # ---- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> str:
-        """Start the Hub and its CDN on 127.0.0.1 (free ports); return the Hub's URL."""
+        """Start the Hub (127.0.0.1) and its CDN (another host) on free ports; return the Hub's URL.
+
+        The CDN must be another host, not only another port: huggingface_hub 1.x to 2.0
+        follows a HEAD's redirect to the same host name, whatever the port.
+        """
         if self.url is not None:
             return self.url
+        hosts = {"hub": "127.0.0.1", "cdn": "127.0.0.2"}
         for role in ("hub", "cdn"):
-            server = _Server(self, role)
+            try:
+                server = _Server(self, role, hosts[role])
+            except OSError:  # 127.0.0.2 is no loopback address here (macOS)
+                server, hosts[role] = _Server(self, role), "localhost"
             thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -438,7 +447,7 @@ class HubEmulator:
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
-        hub, cdn = (f"http://127.0.0.1:{s.server_address[1]}" for s in self._servers)
+        hub, cdn = (f"http://{hosts[s.role]}:{s.server_address[1]}" for s in self._servers)
         self.url, self.cdn_url = hub, cdn
         return hub
 
@@ -554,16 +563,16 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._handle()
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._handle()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle()
 
     @property

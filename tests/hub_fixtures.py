@@ -31,21 +31,26 @@ caching into the test's ``HF_HUB_CACHE`` (``Path(os.environ["HF_HUB_CACHE"])``).
 
 ``hub.latency`` may be set within the test (seconds per request); ``hub.reset_counters()``
 clears ``hub.requests`` between the set-up and the part of the test that is measured.
+
+``pytest --hub-only`` runs only the tests that ask for ``hub`` (``.ci/min-versions`` runs
+them at the dependency floors).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from huggingface_hub import constants, hf_api
-from huggingface_hub.utils import close_session
+from huggingface_hub import constants, hf_api, utils
 
 from hub_emulator import HubEmulator
 
-__all__ = ["hub"]
+__all__ = ["hub", "set_constant"]
+_MISSING = object()
 
 _CLEARED = (
     "HF_TOKEN",
@@ -103,7 +108,7 @@ def hub(
         "HF_HUB_ETAG_TIMEOUT": constants.DEFAULT_ETAG_TIMEOUT,
         "HF_HUB_DOWNLOAD_TIMEOUT": constants.DEFAULT_DOWNLOAD_TIMEOUT,
     }.items():
-        monkeypatch.setattr(constants, name, value)
+        set_constant(monkeypatch, name, value)
     # The module-level functions (huggingface_hub.model_info, ...) are bound to one HfApi
     # made at import time.
     monkeypatch.setattr(hf_api.api, "endpoint", url)
@@ -112,7 +117,42 @@ def hub(
         yield emulator
     finally:
         emulator.stop()
-        close_session()  # drop pooled keep-alive connections to the stopped server
+        _drop_sessions()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--hub-only", action="store_true", help="run only the tests that use the hub fixture"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--hub-only"):
+        return
+    uses = [("hub" in getattr(i, "fixturenames", ()), i) for i in items]
+    config.hook.pytest_deselected(items=[i for hub, i in uses if not hub])
+    items[:] = [i for hub, i in uses if hub]
+
+
+def set_constant(monkeypatch: pytest.MonkeyPatch, name: str, value: Any) -> None:
+    """Set ``huggingface_hub.constants.<name>``, and the copies other modules took at import.
+
+    The 0.x line's ``file_download`` keeps its own ``HUGGINGFACE_CO_URL_TEMPLATE``.
+    """
+    old = getattr(constants, name, _MISSING)
+    monkeypatch.setattr(constants, name, value, raising=False)
+    if old is _MISSING:
+        return
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith("huggingface_hub.") and module is not constants:
+            if getattr(module, name, _MISSING) is old:
+                monkeypatch.setattr(module, name, value)
+
+
+def _drop_sessions() -> None:
+    """Drop pooled keep-alive connections to the stopped server (``reset_sessions`` in 0.x)."""
+    close = getattr(utils, "close_session", None) or utils.reset_sessions
+    close()
 
 
 def hub_cache() -> Path:

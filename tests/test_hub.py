@@ -25,6 +25,7 @@ from huggingface_hub import constants, snapshot_download
 from typer.testing import CliRunner
 
 from hub_emulator import HubEmulator, RequestRecord
+from hub_fixtures import set_constant
 from layouts import (
     Layout,
     llama,
@@ -347,7 +348,7 @@ def test_pickles_beside_the_weights_are_listed_unread(hub: HubEmulator, tmp_path
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x02}q\x00.")
     (folder / "training_args.bin").write_bytes(b"\x80\x02}q\x00.")
     hub.add_repo("org/mixed", folder)
-    ck = open_source(["org/mixed"], quiet=True)
+    ck = open_source(["org/mixed"])
     assert ck.pickle_files == ("pytorch_model.bin", "training_args.bin")
     local = open_source([str(folder)])
     assert local.pickle_files == tuple(str(folder / n) for n in ck.pickle_files)
@@ -389,8 +390,8 @@ def test_a_server_that_ignores_range_costs_a_dropped_connection(
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        monkeypatch.setattr(
-            constants,
+        set_constant(
+            monkeypatch,
             "HUGGINGFACE_CO_URL_TEMPLATE",
             base + "/{repo_id}/resolve/{revision}/{filename}",
         )

@@ -44,6 +44,9 @@ def __getattr__(name: str) -> object:
 
 def main() -> None:
     """Console-script entry point."""
+    from paramtool.render.progress import library_bars_off
+
+    library_bars_off()  # the process is paramtool's: it draws the only progress bars
     args = sys.argv[1:]
     first = next((a for a in args if not a.startswith("-")), None)
     if first in COMMANDS:

@@ -246,14 +246,19 @@ def _run(
         )
         note(f"rules from {cfg.label}{also}")
 
-    report = api.check(
-        sources,
-        rules,
-        revision=revision,
-        token=token,
-        subfolder=subfolder,
-        config=cfg.label if cfg is not None else None,
-    )
+    from paramtool.render.progress import count_progress
+
+    shown = not (json_ or markdown)
+    with count_progress("Reading shard headers", enabled=shown, min_total=8) as progress:
+        report = api.check(
+            sources,
+            rules,
+            revision=revision,
+            token=token,
+            subfolder=subfolder,
+            config=cfg.label if cfg is not None else None,
+            progress=progress,
+        )
     for w in report.warnings:
         warn(w)
 

@@ -67,6 +67,50 @@ TopOpt = Annotated[
 ]
 TensorsOpt = Annotated[bool, typer.Option("--tensors", help="List every tensor read.")]
 
+_GIB = "paramtool.gib"  # ctx.meta: the older --gib was given
+
+
+def _gib_alias(ctx: typer.Context, value: bool) -> None:
+    """``--gib``, the older spelling of ``--units gib``: eager, so ``--units`` sees it."""
+    if value:
+        ctx.meta[_GIB] = True
+
+
+def _units(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+    """``--units`` lower-cased and checked: ``gb`` or ``gib`` (also what ``--gib`` asks)."""
+    units = value.lower()
+    if units not in ("gb", "gib"):
+        raise die(f"--units {value!r}: use gb or gib")
+    if ctx.meta.get(_GIB) and units != "gib":
+        source = ctx.get_parameter_source(param.name or "units")
+        if source is not None and source.name != "DEFAULT":
+            raise die(f"--gib and --units {value}: give one")
+        return "gib"
+    return units
+
+
+# Every command that prints sizes spells the unit one way: --units gb|gib.
+UnitsOpt = Annotated[
+    str,
+    typer.Option(
+        "--units",
+        metavar="gb|gib",
+        callback=_units,
+        help="Human units: decimal GB or binary GiB.",
+    ),
+]
+GibOpt = Annotated[
+    bool,
+    typer.Option(
+        "--gib",
+        hidden=True,
+        is_eager=True,
+        expose_value=False,
+        callback=_gib_alias,
+        help="The older spelling of --units gib.",
+    ),
+]
+
 
 def check_top(top: int) -> int:
     if top < 0:

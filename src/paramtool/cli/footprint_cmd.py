@@ -11,6 +11,7 @@ from paramtool.cli.common import (
     RevisionOpt,
     SubfolderOpt,
     TokenOpt,
+    UnitsOpt,
     handle_errors,
     print_json,
     stdout_console,
@@ -177,10 +178,7 @@ def footprint_command(
     list_dtypes: Annotated[
         bool, typer.Option("--list-dtypes", help="List every dtype with its bits per parameter.")
     ] = False,
-    units: Annotated[
-        str,
-        typer.Option("--units", metavar="gb|gib", help="Human units: decimal GB or binary GiB."),
-    ] = "gb",
+    units: UnitsOpt = "gb",
     json_: JsonOpt = False,
     revision: RevisionOpt = None,
     token: TokenOpt = None,
@@ -199,33 +197,36 @@ def footprint_command(
         return
 
     from paramtool import api
+    from paramtool.render.progress import count_progress
 
-    fp = api.footprint(
-        sources or None,
-        params=params,
-        dtype=dtype,
-        context=context,
-        batch=batch,
-        kv_dtype=kv_dtype,
-        overhead=overhead,
-        train=train,
-        optimizer=optimizer,
-        zero=zero,
-        gpus=gpus,
-        gpu=gpu,
-        lora_rank=lora_rank,
-        lora_targets=lora_targets,
-        activations=activations,
-        layers=layers,
-        heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        hidden_size=hidden_size,
-        intermediate_size=intermediate_size,
-        revision=revision,
-        token=token,
-        subfolder=subfolder,
-    )
+    with count_progress("Reading shard headers", enabled=not json_, min_total=8) as progress:
+        fp = api.footprint(
+            sources or None,
+            params=params,
+            dtype=dtype,
+            context=context,
+            batch=batch,
+            kv_dtype=kv_dtype,
+            overhead=overhead,
+            train=train,
+            optimizer=optimizer,
+            zero=zero,
+            gpus=gpus,
+            gpu=gpu,
+            lora_rank=lora_rank,
+            lora_targets=lora_targets,
+            activations=activations,
+            layers=layers,
+            heads=heads,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            hidden_size=hidden_size,
+            intermediate_size=intermediate_size,
+            revision=revision,
+            token=token,
+            subfolder=subfolder,
+            progress=progress,
+        )
     for w in fp.warnings:
         warn(w)
     if json_:

@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from paramtool.cli.common import (
+    GibOpt,
     JsonOpt,
     RevisionOpt,
     SourcesArg,
     SubfolderOpt,
     TokenOpt,
+    UnitsOpt,
     handle_errors,
     note,
     print_json,
@@ -38,9 +40,8 @@ def inspect_command(
     layers: Annotated[
         bool, typer.Option("--layers", help="Show per-layer totals as a bar chart.")
     ] = False,
-    binary: Annotated[
-        bool, typer.Option("--gib", help="Binary units (GiB) instead of decimal GB.")
-    ] = False,
+    units: UnitsOpt = "gb",
+    gib: GibOpt = False,
     export: Annotated[
         Path | None,
         typer.Option(
@@ -71,7 +72,17 @@ def inspect_command(
     pattern = compile_filter(filter_)
     if export is not None and export.suffix.lower() not in (".svg", ".html", ".htm", ".txt"):
         raise UsageError(f"--export {export}", "the file name must end in .svg, .html or .txt")
-    result = api.inspect(sources, revision=revision, token=token, subfolder=subfolder, base=base)
+    from paramtool.render.progress import count_progress
+
+    with count_progress("Reading shard headers", enabled=not json_, min_total=8) as progress:
+        result = api.inspect(
+            sources,
+            revision=revision,
+            token=token,
+            subfolder=subfolder,
+            base=base,
+            progress=progress,
+        )
     for n in result.notes:
         note(n)
     for w in result.warnings:
@@ -88,7 +99,7 @@ def inspect_command(
         tensors=tensors or pattern is not None,
         pattern=pattern,
         layers=layers,
-        binary=binary,
+        binary=units == "gib",
     )
     if export is not None:
         save_export(console, export)

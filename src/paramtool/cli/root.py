@@ -10,7 +10,6 @@ app = typer.Typer(
     name="paramtool",
     help="What is inside a model's weights, and what they cost to hold.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

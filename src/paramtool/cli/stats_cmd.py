@@ -12,6 +12,7 @@ from paramtool.cli.common import (
     TensorsOpt,
     TokenOpt,
     TopOpt,
+    UnitsOpt,
     check_top,
     handle_errors,
     print_json,
@@ -28,6 +29,7 @@ def stats_command(
     filter_: FilterOpt = None,
     top: TopOpt = 10,
     tensors: TensorsOpt = False,
+    units: UnitsOpt = "gb",
     download: DownloadOpt = False,
     json_: JsonOpt = False,
     revision: RevisionOpt = None,
@@ -62,4 +64,6 @@ def stats_command(
     from paramtool.render.values_tables import stats_report
 
     console = stdout_console()
-    console.print(stats_report(report, top=top, tensors=tensors, width=console.width))
+    console.print(
+        stats_report(report, top=top, tensors=tensors, width=console.width, binary=units == "gib")
+    )

@@ -52,7 +52,8 @@ def to_element(report: Report) -> ET.Element:
 
 
 def to_bytes(report: Report) -> bytes:
-    return ET.tostring(to_element(report), encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(to_element(report), encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
 
 
 def write(report: Report, path: Path) -> None:

@@ -4,23 +4,25 @@ then why each rule that did not pass failed, then the verdict."""
 from __future__ import annotations
 
 from rich.console import Console, Group
-from rich.table import Table
 from rich.text import Text
 
 from paramtool.checks.findings import Report
 from paramtool.checks.rules import FAIL, PASS, UNAVAILABLE
 from paramtool.render.check_markdown import summary_line
+from paramtool.render.fit import FitTable
 from paramtool.render.inspect_tables import plain
 
 STYLES = {PASS: "bold green", FAIL: "bold red", UNAVAILABLE: "bold yellow"}
 
 
-def results_table(report: Report) -> Table:
-    t = Table(title=Text.assemble("Checks of ", plain(report.source)), title_justify="left")
-    t.add_column("rule", overflow="fold")
-    t.add_column("result", no_wrap=True, min_width=11)
-    t.add_column("measured", overflow="fold")
-    t.add_column("limit", overflow="fold")
+def results_table(report: Report) -> FitTable:
+    """A row per rule; when narrow, measured and limit wrap between words, then each rule
+    name moves to a line of its own."""
+    t = FitTable(title=Text.assemble("Checks of ", plain(report.source)), title_justify="left")
+    t.add_column("rule", name=True)
+    t.add_column("result", min_width=11)
+    t.add_column("measured", wrap=True)
+    t.add_column("limit", wrap=True)
     for f in report.findings:
         t.add_row(
             plain(f.name),
@@ -48,7 +50,7 @@ def verdict(report: Report) -> Text:
 
 
 def print_report(console: Console, report: Report) -> None:
-    parts: list[Table | Text] = [results_table(report)]
+    parts: list[FitTable | Text] = [results_table(report)]
     if not report.passed:
         parts.append(reasons(report))
     parts.append(verdict(report))

@@ -1,5 +1,4 @@
-"""The tables of ``paramtool footprint``, drawn from the core's records and sentences.
-"""
+"""The tables of ``paramtool footprint``, drawn from the core's records and sentences."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ from paramtool.memory.gpus import GPUS
 from paramtool.memory.overhead import DEFAULT_OVERHEAD
 from paramtool.memory.training import Training
 from paramtool.render.bars import bar
+from paramtool.render.fit import FitTable
 from paramtool.safe_text import printable
 from paramtool.units import human_count
 
@@ -76,18 +76,18 @@ def _show_serving(fp: Footprint) -> bool:
     return asked and fp.training is None
 
 
-def precision_table(fp: Footprint, binary: bool = False) -> Any:
-    from rich.table import Table
-
+def precision_table(fp: Footprint, binary: bool = False) -> FitTable:
+    """Bytes at every precision; when narrow the bar goes first, then the unit not asked
+    for (``binary`` picks GiB), then the bits."""
     fit = any(r.fit for r in fp.rows)
     serving = _show_serving(fp)
-    t = Table(title="Weights", title_justify="left")
-    t.add_column("precision", no_wrap=True)
-    t.add_column("bits", justify="right")
+    t = FitTable(title="Weights", title_justify="left")
+    t.add_column("precision")
+    t.add_column("bits", justify="right", drop=2)
     t.add_column("bytes", justify="right")
-    t.add_column("GB", justify="right")
-    t.add_column("GiB", justify="right")
-    t.add_column("", no_wrap=True)
+    t.add_column("GB", justify="right", drop=1 if binary else 0)
+    t.add_column("GiB", justify="right", drop=0 if binary else 1)
+    t.add_column("", decoration=True)
     if serving:
         t.add_column("serving", justify="right")
     if fit:
@@ -155,14 +155,12 @@ def serving_table(r: ServingRow, fp: Footprint, binary: bool = False) -> Any:
     return t
 
 
-def training_table(tr: Training, binary: bool = False) -> Any:
-    from rich.table import Table
-
+def training_table(tr: Training, binary: bool = False) -> FitTable:
     title = f"Training: {tr.method}, {tr.optimizer}, {tr.dtype.label}"
     if tr.zero or tr.gpus > 1:
         title += f", ZeRO-{tr.zero} over {tr.gpus} GPU" + ("s" if tr.gpus > 1 else "")
-    t = Table(title=title, title_justify="left")
-    t.add_column("component")
+    t = FitTable(title=title, title_justify="left", caption_justify="left")
+    t.add_column("component", wrap=True)
     t.add_column("all GPUs", justify="right")
     t.add_column("", justify="right")
     t.add_column("per GPU", justify="right")
@@ -189,26 +187,21 @@ def training_table(tr: Training, binary: bool = False) -> Any:
     trainable = f"{tr.trainable_parameters:,} trainable"
     if tr.method != "full":
         trainable += f" (LoRA rank {tr.lora_rank} on {','.join(tr.lora_targets)})"
-    t.caption = (
-        f"{trainable}; {json_number(tr.bytes_per_trainable_parameter)} bytes per trainable parameter"
-    )
-    t.caption_justify = "left"
+    bpp = json_number(tr.bytes_per_trainable_parameter)
+    t.caption = f"{trainable}; {bpp} bytes per trainable parameter"
     return t
 
 
-def gpus_table(binary: bool = False) -> Any:
-    from rich.table import Table
-
-    t = Table(title="Known GPUs (usable = total memory the driver reports)", title_justify="left")
-    for name, just in (
-        ("--gpu", "left"),
-        ("name", "left"),
-        ("marketed", "left"),
-        ("usable bytes", "right"),
-        ("usable", "right"),
-        ("source of usable", "left"),
-    ):
-        t.add_column(name, justify=just)  # type: ignore[arg-type]
+def gpus_table(binary: bool = False) -> FitTable:
+    t = FitTable(
+        title="Known GPUs (usable = total memory the driver reports)", title_justify="left"
+    )
+    t.add_column("--gpu")
+    t.add_column("name", wrap=True)
+    t.add_column("marketed", wrap=True)
+    t.add_column("usable bytes", justify="right")
+    t.add_column("usable", justify="right")
+    t.add_column("source of usable", wrap=True, drop=1)
     for g in GPUS:
         t.add_row(
             g.key,
@@ -221,20 +214,15 @@ def gpus_table(binary: bool = False) -> Any:
     return t
 
 
-def dtypes_table() -> Any:
-    from rich.table import Table
-
-    t = Table(title="Known dtypes", title_justify="left")
-    for name, just in (
-        ("dtype", "left"),
-        ("name", "left"),
-        ("kind", "left"),
-        ("bits", "right"),
-        ("block", "right"),
-        ("bytes/block", "right"),
-        ("note", "left"),
-    ):
-        t.add_column(name, justify=just)  # type: ignore[arg-type]
+def dtypes_table() -> FitTable:
+    t = FitTable(title="Known dtypes", title_justify="left")
+    t.add_column("dtype")
+    t.add_column("name", wrap=True)
+    t.add_column("kind", drop=1)
+    t.add_column("bits", justify="right")
+    t.add_column("block", justify="right", drop=2)
+    t.add_column("bytes/block", justify="right", drop=2)
+    t.add_column("note", wrap=True)
     for d in dtypes.TABLE:
         t.add_row(
             d.label,

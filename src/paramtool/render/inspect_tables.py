@@ -13,6 +13,7 @@ from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.analysis.breakdown import Breakdown, bits_per_weight
 from paramtool.analysis.inspection import memory_rows, tensor_rows
 from paramtool.render.bars import bar
+from paramtool.render.fit import FitTable
 from paramtool.safe_text import printable
 from paramtool.units import human_bytes, human_count
 
@@ -103,18 +104,18 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
     return t
 
 
-def anatomy_table(b: Breakdown, binary: bool = False) -> Table:
+def anatomy_table(b: Breakdown, binary: bool = False) -> FitTable:
     """Parameters (logical) by category; quantized checkpoints also show stored elements."""
     stored = b.quantization is not None
-    t = Table(title="Anatomy", title_justify="left")
-    t.add_column("category", no_wrap=True, min_width=12)
-    t.add_column("parameters", justify="right", no_wrap=True)
-    t.add_column("share", justify="right")
-    t.add_column("", no_wrap=True, width=16)
+    t = FitTable(title="Anatomy", title_justify="left")
+    t.add_column("category", min_width=12)
+    t.add_column("parameters", justify="right")
+    t.add_column("share", justify="right", drop=2)
+    t.add_column("", decoration=True, width=16)
     if stored:
-        t.add_column("stored elements", justify="right", no_wrap=True)
-    t.add_column("bytes", justify="right")
-    t.add_column("tensors", justify="right")
+        t.add_column("stored elements", justify="right")
+    t.add_column("bytes", justify="right", drop=3)
+    t.add_column("tensors", justify="right", drop=1)
     for c in CATEGORIES:
         v = b.by_category[c]
         if v.tensors == 0 and c not in ("other",):
@@ -289,8 +290,8 @@ def moe_table(b: Breakdown, binary: bool = False) -> Table | None:
     return t
 
 
-def memory_table(b: Breakdown, binary: bool = False) -> Table:
-    t = Table(title="Memory for these parameters", title_justify="left")
+def memory_table(b: Breakdown, binary: bool = False) -> FitTable:
+    t = FitTable(title="Memory for these parameters", title_justify="left")
     t.add_column("precision")
     t.add_column("bits", justify="right")
     t.add_column("bytes", justify="right")
@@ -302,19 +303,18 @@ def memory_table(b: Breakdown, binary: bool = False) -> Table:
     return t
 
 
-def tensors_table(b: Breakdown, pattern: re.Pattern[str] | None, binary: bool = False) -> Table:
+def tensors_table(b: Breakdown, pattern: re.Pattern[str] | None, binary: bool = False) -> FitTable:
+    """One row per tensor; when narrow the layer and category (both in the name) go
+    first, then the bytes, then each name moves to a line of its own."""
     rows = tensor_rows(b, pattern)
-    t = Table(title=f"Tensors ({len(rows):,} shown)", title_justify="left")
-    t.add_column("name", overflow="fold")
-    for name, just in (
-        ("dtype", "left"),
-        ("shape", "left"),
-        ("parameters", "right"),
-        ("bytes", "right"),
-        ("category", "left"),
-        ("layer", "right"),
-    ):
-        t.add_column(name, justify=just)  # type: ignore[arg-type]
+    t = FitTable(title=f"Tensors ({len(rows):,} shown)", title_justify="left")
+    t.add_column("name", name=True)
+    t.add_column("dtype")
+    t.add_column("shape")
+    t.add_column("parameters", justify="right")
+    t.add_column("bytes", justify="right", drop=3)
+    t.add_column("category", drop=2)
+    t.add_column("layer", justify="right", drop=1)
     for r in rows:
         t.add_row(
             plain(r["name"]),
@@ -361,17 +361,17 @@ def stacked_bar(parts: list[tuple[str, int]], scale: int, width: int) -> Text:
     return text
 
 
-def layers_table(b: Breakdown, binary: bool = False, width: int = 30) -> Table:
-    t = Table(
+def layers_table(b: Breakdown, binary: bool = False, width: int = 30) -> FitTable:
+    t = FitTable(
         title="Parameters per layer",
         title_justify="left",
         caption="  ".join(f"[{COLOURS[c]}]█[/] {SHORT[c]}" for c in CATEGORIES),
         caption_justify="left",
     )
     t.add_column("layer", justify="right")
-    t.add_column("params", justify="right", no_wrap=True)
-    t.add_column("", no_wrap=True, min_width=width)
-    t.add_column("mix", no_wrap=True)
+    t.add_column("params", justify="right")
+    t.add_column("", decoration=True, min_width=width)
+    t.add_column("mix", wrap=True)
     peak = max((lt.total.parameters for lt in b.by_layer), default=0) or 1
     for lt in b.by_layer:
         parts = sorted(

@@ -1,7 +1,7 @@
 """Rich tables for ``stats``, ``verify`` and ``diff`` (``hash`` prints plain lines).
 
-One compact style (a rule under the header, no vertical lines) so that the
-category and layer tables fit an 80-column terminal; tensor names fold.
+One compact style (a rule under the header, no vertical lines); on a narrow console
+optional columns go and tensor names move to a line of their own (``render.fit``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from paramtool.analysis.anatomy import CATEGORIES
+from paramtool.render.fit import FitTable
 from paramtool.render.inspect_tables import plain
 from paramtool.units import human_bytes
 from paramtool.values.diff import DiffReport, DiffTally, TensorDiff, layer_ranges
@@ -22,7 +23,6 @@ from paramtool.values.stats import StatsReport, Summary
 from paramtool.values.verify import VerifyReport
 
 _DASH = "-"
-NARROW = 110  # below this many columns the per-tensor stats table leaves out mean |x|
 
 
 def fmt(x: float | int | None) -> str:
@@ -46,8 +46,8 @@ def _percent(fraction: float) -> str:
     return f"{fraction:.2%}" if fraction >= 0.0001 else "<0.01%"
 
 
-def _table(title: str) -> Table:
-    return Table(
+def _table(title: str) -> FitTable:
+    return FitTable(
         title=title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
@@ -65,39 +65,30 @@ def _facts(title: str) -> Table:
     return t
 
 
-def _name_column(t: Table, header: str = "tensor") -> None:
-    t.add_column(header, overflow="fold", ratio=1)
+def _name_column(t: FitTable, header: str = "tensor") -> None:
+    t.add_column(header, name=True)
 
 
 # ---------------------------------------------------------------- stats
 
-# The statistics columns, and whether the per-tensor table keeps them on a narrow console.
-_STAT_COLUMNS = (
-    ("mean", True),
-    ("std", True),
-    ("min", True),
-    ("max", True),
-    ("mean |x|", False),
-    ("zeros", True),
-    ("NaN/Inf", True),
-)
+# The statistics columns; on a narrow console mean |x| goes first.
+_STAT_COLUMNS = ("mean", "std", "min", "max", "mean |x|", "zeros", "NaN/Inf")
 
 
-def _stats_table(title: str, first: str, dtype: bool = False, narrow: bool = False) -> Table:
+def _stats_table(title: str, first: str, dtype: bool = False) -> FitTable:
     t = _table(title)
     if first == "tensor":
         _name_column(t)
     else:
-        t.add_column(first, no_wrap=True)
+        t.add_column(first)
     if dtype:
-        t.add_column("dtype", no_wrap=True)
-    for name, keep in _STAT_COLUMNS:
-        if keep or not narrow:
-            t.add_column(name, justify="right", no_wrap=True)
+        t.add_column("dtype")
+    for name in _STAT_COLUMNS:
+        t.add_column(name, justify="right", drop=1 if name == "mean |x|" else 0)
     return t
 
 
-def _stats_row(label: Any, s: Summary, dtype: str | None = None, narrow: bool = False) -> list[Any]:
+def _stats_row(label: Any, s: Summary, dtype: str | None = None) -> list[Any]:
     inf = s.posinf + s.neginf
     cells = {
         "mean": fmt(s.mean),
@@ -110,16 +101,20 @@ def _stats_row(label: Any, s: Summary, dtype: str | None = None, narrow: bool = 
             f"{s.nan:,}/{inf:,}" if s.nonfinite else "0", "bold red" if s.nonfinite else "dim"
         ),
     }
-    values = [cells[name] for name, keep in _STAT_COLUMNS if keep or not narrow]
-    return [label, *([dtype] if dtype is not None else []), *values]
+    return [label, *([dtype] if dtype is not None else []), *(cells[n] for n in _STAT_COLUMNS)]
 
 
 def stats_report(
-    r: StatsReport, top: int = 10, tensors: bool = False, width: int | None = None
+    r: StatsReport,
+    top: int = 10,
+    tensors: bool = False,
+    width: int | None = None,
+    binary: bool = False,
 ) -> Group:
     """Summary, by category, by layer, the top tensors and (``tensors``) every tensor.
 
-    ``width``: the console's, to leave a column out of the per-tensor table when narrow.
+    ``binary``: sizes in GiB. ``width`` is ignored: each table fits the console it is
+    printed on.
     """
     ck = r.checkpoint
     head = _facts("Values")
@@ -128,7 +123,7 @@ def stats_report(
         head.add_row("Revision", plain(ck.hub.revision))
     if r.pattern is not None:
         head.add_row("Filter", plain(r.pattern))
-    nbytes = human_bytes(sum(t.tensor.nbytes for t in r.tensors))
+    nbytes = human_bytes(sum(t.tensor.nbytes for t in r.tensors), binary)
     head.add_row("Read", f"{len(r.tensors):,} tensors, {r.total.count:,} elements, {nbytes}")
     if r.skipped:
         dts = sorted({s.tensor.dtype for s in r.skipped})
@@ -156,9 +151,9 @@ def stats_report(
     if big:
         tb = _table(f"Largest |x| (top {len(big)})")
         _name_column(tb)
-        tb.add_column("dtype", no_wrap=True)
+        tb.add_column("dtype")
         for name in ("max |x|", "std", "max |x| / std"):
-            tb.add_column(name, justify="right", no_wrap=True)
+            tb.add_column(name, justify="right")
         for row in big:
             s = row.summary
             ratio = float(s.max_abs) / s.std if s.std and s.max_abs is not None else None
@@ -170,9 +165,9 @@ def stats_report(
     if bad:
         tb = _table(f"Most NaN / Inf (top {len(bad)})")
         _name_column(tb)
-        tb.add_column("dtype", no_wrap=True)
+        tb.add_column("dtype")
         for name in ("NaN", "+Inf", "-Inf", "of elements"):
-            tb.add_column(name, justify="right", no_wrap=True)
+            tb.add_column(name, justify="right")
         for row in bad:
             s = row.summary
             tb.add_row(
@@ -186,10 +181,9 @@ def stats_report(
         parts.append(tb)
 
     if tensors:
-        narrow = width is not None and width < NARROW
-        tb = _stats_table(f"Tensors ({len(r.tensors):,})", "tensor", dtype=True, narrow=narrow)
+        tb = _stats_table(f"Tensors ({len(r.tensors):,})", "tensor", dtype=True)
         for row in r.tensors:
-            tb.add_row(*_stats_row(plain(row.tensor.name), row.summary, row.tensor.dtype, narrow))
+            tb.add_row(*_stats_row(plain(row.tensor.name), row.summary, row.tensor.dtype))
         parts.append(tb)
     return Group(*parts)
 
@@ -216,9 +210,9 @@ def verify_report(r: VerifyReport) -> Group:
     head.add_row("Result", Text.assemble(verdict, f" ({counts or 'no files'})"))
     t = _table(f"Files ({len(r.files)})")
     _name_column(t, "file")
-    t.add_column("status", no_wrap=True)
-    t.add_column("check")
-    t.add_column("bytes", justify="right", no_wrap=True)
+    t.add_column("status")
+    t.add_column("check", wrap=True)
+    t.add_column("bytes", justify="right")
     for f in r.files:
         size = f.actual_size if f.actual_size is not None else f.expected_size
         detail = f.algorithm or ""
@@ -269,11 +263,11 @@ def touched_lines(r: DiffReport) -> list[str]:
     return lines
 
 
-def _tally_table(title: str, first: str) -> Table:
+def _tally_table(title: str, first: str) -> FitTable:
     t = _table(title)
-    t.add_column(first, no_wrap=True)
+    t.add_column(first)
     for name in ("compared", "changed", "+/-/~", "elements", "rel. L2", "max |B-A|"):
-        t.add_column(name, justify="right", no_wrap=True)
+        t.add_column(name, justify="right")
     return t
 
 
@@ -294,12 +288,12 @@ def _tally_row(label: str, t: DiffTally) -> list[Any]:
     ]
 
 
-def _diff_table(title: str, rows: list[TensorDiff]) -> Table:
+def _diff_table(title: str, rows: list[TensorDiff]) -> FitTable:
     t = _table(title)
     _name_column(t)
-    t.add_column("dtype", no_wrap=True)
+    t.add_column("dtype")
     for name in ("elements", "rel. L2", "max |B-A|"):
-        t.add_column(name, justify="right", no_wrap=True)
+        t.add_column(name, justify="right")
     for d in rows:
         dt = d.a.dtype if not d.retyped else f"{d.a.dtype}→{d.b.dtype}"
         if d.identical:
@@ -333,7 +327,7 @@ def diff_report(r: DiffReport, top: int = 10, tensors: bool = False) -> Group:
     structure += [("retyped", d.name, f"{d.a.dtype} → {d.b.dtype}") for d in r.retyped]
     if structure:
         t = _table(f"Structure ({len(structure)} differences)")
-        t.add_column("change", no_wrap=True)
+        t.add_column("change")
         _name_column(t)
         t.add_column("detail")
         for kind, name, detail in structure:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from paramtool.errors import UsageError
 from paramtool.records import Checkpoint
@@ -16,11 +16,13 @@ def open_source(
     revision: str | None = None,
     token: str | None = None,
     subfolder: str | None = None,
-    quiet: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Checkpoint:
     """Open local paths, or one Hub repo (``org/name[@rev]``, ``hf://...``), headers only.
 
     A local path of that name wins over a Hub repo id unless ``hf://`` is given.
+    ``progress`` is called with (shard headers read, shard headers to read) while a Hub
+    repo is read; nothing is drawn.
     """
     hub: list[str] = []
     if any(s.startswith("hf://") or not os.path.exists(s) for s in sources):
@@ -39,10 +41,16 @@ def open_source(
         if parsed is None:
             raise UsageError(hub[0], "not a Hub repo id (expected org/name or org/name@revision)")
         if revision and parsed.revision and revision != parsed.revision:
+            given = parsed.revision
             raise UsageError(
-                hub[0], f"two revisions given ({parsed.revision!r} and --revision {revision!r})"
+                hub[0],
+                lambda p: f"two revisions given ({given!r} and {p('revision')} {revision!r})",
             )
-        return open_hub(parsed, revision=revision, token=token, subfolder=subfolder, quiet=quiet)
+        return open_hub(
+            parsed, revision=revision, token=token, subfolder=subfolder, progress=progress
+        )
     if revision or subfolder:
-        raise UsageError("--revision/--subfolder", "only apply to Hub repos, not local paths")
+        raise UsageError(
+            "", "only apply to Hub repos, not local paths", param=("revision", "subfolder")
+        )
     return open_local(sources)

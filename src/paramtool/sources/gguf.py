@@ -1,31 +1,27 @@
-"""GGUF models from local files: one file, the parts of a split, or the model in a folder.
+"""GGUF models from local files: one file, or the parts of a split.
+
+Which model a folder holds is :func:`paramtool.sources.weights.pick_weights`'s to say.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from paramtool.errors import (
-    ShardIndexError,
-    SourceNotFound,
-)
-from paramtool.formats.gguf import GGUFFile, _is_int, is_gguf_name, kind_of, read_gguf, summary
+from paramtool.errors import ShardIndexError, SourceNotFound
+from paramtool.fields import is_int
+from paramtool.formats.gguf import GGUFFile, read_gguf
 from paramtool.formats.gguf_config import synthesize_config
+from paramtool.formats.gguf_metadata import kind_of, summary
 from paramtool.records import Checkpoint
-
-# llama.cpp's split naming (llama_split_path): PREFIX-00001-of-00003.gguf
-_SPLIT_NAME = re.compile(r"(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf", re.IGNORECASE)
-
-
+from paramtool.sources.weights import SPLIT_NAME
 
 
 def split_part_paths(path: Path, count: int) -> list[Path] | None:
     """All part paths of a split named like ``path``; None when its name is not that scheme."""
-    m = _SPLIT_NAME.fullmatch(path.name)
+    m = SPLIT_NAME.fullmatch(path.name)
     if m is None or int(m["count"]) != count:
         return None
     suffix = path.name[-5:]  # keep the user's .gguf / .GGUF spelling
@@ -68,7 +64,7 @@ def _read_split(path: Path, shown: str) -> list[GGUFFile]:
         files.append(f)
     stated = files[0].kv.get("split.tensors.count")
     total = sum(len(f.tensors) for f in files)
-    if _is_int(stated) and stated != total:
+    if is_int(stated) and stated != total:
         raise ShardIndexError(
             files[0].path, f"split.tensors.count says {stated:,} tensors, the parts hold {total:,}"
         )
@@ -118,24 +114,3 @@ def checkpoint_from(
         format="gguf",
         gguf=MappingProxyType(summary(files, kind)),
     )
-
-
-def pick_in_folder(folder: Path) -> list[Path] | None:
-    """The GGUF file to open in a folder of them; None when there is none.
-
-    Split parts count as one model. One model (not an ``mmproj``) is picked;
-    with only projectors, the one projector; anything else is an error listing the choices.
-    """
-    found = sorted(p for p in folder.iterdir() if is_gguf_name(p.name) and p.is_file())
-    if not found:
-        return None
-    groups: dict[str, list[Path]] = {}
-    for p in found:
-        m = _SPLIT_NAME.fullmatch(p.name)
-        groups.setdefault(f"{m['stem']}-*-of-{m['count']}.gguf" if m else p.name, []).append(p)
-    models = {k: v for k, v in groups.items() if "mmproj" not in k.lower()}
-    pool = models or groups
-    if len(pool) == 1:
-        return next(iter(pool.values()))[:1]
-    choices = ", ".join(sorted(pool))
-    raise SourceNotFound(str(folder), f"several GGUF models ({choices}); name the file to inspect")

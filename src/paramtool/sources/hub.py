@@ -26,8 +26,9 @@ With ``HF_HUB_OFFLINE=1`` the same steps read the huggingface_hub cache.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
-import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -40,12 +41,13 @@ from paramtool.formats.safetensors import header_length, parse_header, read_loca
 from paramtool.records import Checkpoint, FileHeader, HubInfo
 from paramtool.sources.assemble import assemble
 from paramtool.sources.hub_errors import hub_errors
+from paramtool.sources.hub_http import iter_body, read_body, stream_get
 from paramtool.sources.hub_source import HubSource
-from paramtool.sources.weights import is_pickle_name
+from paramtool.sources.weights import is_pickle_name, pick_weights
 
 _SIDECARS = ("config.json", "adapter_config.json")
 
-MAX_WORKERS = 64  # concurrent requests (httpx's pool, which huggingface_hub shares, holds 100)
+MAX_WORKERS = 64  # concurrent requests (huggingface_hub's shared pool holds 100; 0.x: per thread)
 FIRST_RANGE_SINGLE = 100_000  # asked of a file the index says nothing about, as huggingface_hub
 # JSON bytes around each tensor name in a header: '"":{"dtype":"","shape":[],"data_offsets":[,]},'
 # is 46, plus the dtype (4 for BF16), the shape (about 11 for 2-D) and two offsets (10 digits each
@@ -57,7 +59,7 @@ _HEADER_SLACK = 48  # the 8-byte length, {"__metadata__":{"format":"pt"}, and pa
 _INFO_FIELDS = ["sha", "siblings", "cardData", "gated", "private", "safetensors"]
 _RETRIES = 2  # per shard range, on 429/5xx, timeouts and dropped keep-alive connections
 
-
+Progress = Callable[[int, int], None]
 
 
 def _prefix(subfolder: str) -> str:
@@ -65,56 +67,45 @@ def _prefix(subfolder: str) -> str:
     return f"{s}/" if s else ""
 
 
-def pick_weights(
+def pick_repo_weights(
     files: Sequence[str], subfolder: str, repo_id: str
 ) -> tuple[str | None, list[str]]:
-    """From a repo's file list, choose (index file, weight files) under ``subfolder``."""
+    """From a repo's file list, choose (index file, weight files) under ``subfolder``.
+
+    The rule is a local folder's (:func:`~paramtool.sources.weights.pick_weights`); GGUF
+    is read from local files only, so a repo whose weights are GGUF is an error here.
+    """
     prefix = _prefix(subfolder)
-    here = [f[len(prefix) :] for f in files if f.startswith(prefix) and "/" not in f[len(prefix) :]]
-    indexes = sorted(f for f in here if f.endswith(".safetensors.index.json"))
-    for preferred in (
-        "model.safetensors.index.json",
-        "diffusion_pytorch_model.safetensors.index.json",
-    ):
-        if preferred in indexes:
-            return prefix + preferred, []
-    if len(indexes) == 1:
-        return prefix + indexes[0], []
-    if len(indexes) > 1:
+    pick = pick_weights(f[len(prefix) :] for f in files if f.startswith(prefix))
+    if pick.kind == "index":
+        if pick.choices:
+            raise HubError(
+                repo_id,
+                f"several indexes ({', '.join(pick.choices)}); say which with a local path",
+            )
+        return prefix + pick.files[0], []
+    if pick.kind == "safetensors":
+        return None, [prefix + f for f in pick.files]
+    if pick.kind == "gguf":
+        shown = pick.files or pick.choices
+        more = ", ..." if len(shown) > 1 else ""
         raise HubError(
-            repo_id, f"several indexes ({', '.join(indexes)}); say which with a local path"
+            repo_id,
+            f"the only weights are GGUF files ({prefix}{shown[0]}{more}); GGUF is "
+            "read from local files: download one and inspect it",
         )
-    for name in (
-        "model.safetensors",
-        "adapter_model.safetensors",
-        "diffusion_pytorch_model.safetensors",
-    ):
-        if name in here:
-            return None, [prefix + name]
-    singles = sorted(f for f in here if f.endswith(".safetensors"))
-    if singles:
-        return None, [prefix + f for f in singles]
-    pickles = sorted(f for f in here if is_pickle_name(f))
-    if pickles:
-        more = ", ..." if len(pickles) > 1 else ""
+    if pick.kind == "pickle":
+        more = ", ..." if len(pick.files) > 1 else ""
         raise UnsafeFormat(
             repo_id,
-            f"the only weights are pickles ({prefix}{pickles[0]}{more}); pickles can execute "
+            f"the only weights are pickles ({prefix}{pick.files[0]}{more}); pickles can execute "
             "code, so nothing was downloaded; look for a safetensors revision or convert it",
-        )
-    ggufs = sorted(f for f in here if f.lower().endswith(".gguf"))
-    if ggufs:
-        more = ", ..." if len(ggufs) > 1 else ""
-        raise HubError(
-            repo_id,
-            f"the only weights are GGUF files ({prefix}{ggufs[0]}{more}); GGUF is "
-            "read from local files: download one and inspect it",
         )
     nested = sorted({f.rsplit("/", 1)[0] for f in files if f.endswith(".safetensors") and "/" in f})
     if nested and not prefix:
         raise HubError(
             repo_id,
-            f"no safetensors weights at the top level; try --subfolder "
+            lambda p: f"no safetensors weights at the top level; try {p('subfolder')} "
             f"{nested[0]} (weights found in: {', '.join(nested[:5])})",
         )
     where = f" under {subfolder!r}" if prefix else ""
@@ -127,8 +118,6 @@ def estimate_header_bytes(names: Sequence[str]) -> int:
     Asking too much costs bytes, too little a second request for the rest.
     """
     return sum(len(n.encode()) for n in names) + _ENTRY_OVERHEAD * len(names) + _HEADER_SLACK
-
-
 
 
 class _Files(Protocol):
@@ -151,15 +140,29 @@ def _content_range_total(headers: Any) -> int | None:
 
 @functools.cache
 def _silent_tqdm() -> type[Any]:
-    """huggingface_hub's tqdm, always disabled: its bars would land on our stderr."""
+    """huggingface_hub's tqdm, always disabled: the core draws nothing."""
     from huggingface_hub.utils import tqdm
 
     class Silent(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     return Silent
+
+
+@functools.cache
+def _download_options() -> dict[str, Any]:
+    """What keeps ``hf_hub_download`` silent, per call: a silent ``tqdm_class`` where it takes one.
+
+    The 0.x line's takes none; its bars then follow huggingface_hub's own switch
+    (``HF_HUB_DISABLE_PROGRESS_BARS``), which is the application's to set, not paramtool's core.
+    """
+    from huggingface_hub import hf_hub_download
+
+    if "tqdm_class" in inspect.signature(hf_hub_download).parameters:
+        return {"tqdm_class": _silent_tqdm()}
+    return {}
 
 
 class _HubFiles:
@@ -188,18 +191,10 @@ class _HubFiles:
         if isinstance(cached, str):
             path = Path(cached)
         else:
-            quiet = _silent_tqdm()  # our own progress bar is the only one
-            path = Path(
-                hf_hub_download(
-                    self.repo_id, name, revision=self.revision, token=self.token, tqdm_class=quiet
-                )
-            )
+            kw = {"token": self.token, **_download_options()}
+            path = Path(hf_hub_download(self.repo_id, name, revision=self.revision, **kw))
             if path.parts[-len(name.split("/")) - 1] != self.sha:
-                path = Path(
-                    hf_hub_download(
-                        self.repo_id, name, revision=self.sha, token=self.token, tqdm_class=quiet
-                    )
-                )
+                path = Path(hf_hub_download(self.repo_id, name, revision=self.sha, **kw))
         if path.stat().st_size > MAX_JSON_SIDECAR:
             raise HubError(f"{self.repo_id}/{name}", f"larger than {MAX_JSON_SIDECAR:,} bytes")
         return path.read_bytes()
@@ -212,31 +207,25 @@ class _HubFiles:
         Reading stops at ``stop``: a server that ignores Range costs a dropped connection,
         not the whole file.
         """
-        import httpx2
-        from huggingface_hub.utils import hf_raise_for_status, http_stream_backoff
+        from huggingface_hub.utils import hf_raise_for_status
+
+        from paramtool.sources.hub_http import http_errors
 
         want = stop - start
-        with http_stream_backoff(
-            "GET",
+        with stream_get(
             url,
-            headers={**headers, "Range": f"bytes={start}-{stop - 1}"},
+            {**headers, "Range": f"bytes={start}-{stop - 1}"},
             timeout=self._timeout,
             max_retries=_RETRIES,
             base_wait_time=0.5,
             max_wait_time=2,
-            # Not ConnectError: huggingface_hub then closes the session the other threads use.
-            retry_on_exceptions=(
-                httpx2.TimeoutException,
-                httpx2.RemoteProtocolError,
-                httpx2.ReadError,
-            ),
         ) as r:
             served_by = str(r.url)
             if r.status_code == 416:  # the file is shorter than ``start``
-                r.read()
+                read_body(r)
                 return b"", _content_range_total(r.headers) or 0, served_by
             if r.status_code >= 400:
-                r.read()
+                read_body(r)
                 hf_raise_for_status(r)
             skip = 0
             if r.status_code == 206:
@@ -251,11 +240,11 @@ class _HubFiles:
                 total, skip = int(length), start
             buf = bytearray()
             try:
-                for chunk in r.iter_bytes():
+                for chunk in iter_body(r):
                     buf += chunk
                     if len(buf) >= skip + want:
                         break
-            except httpx2.HTTPError as e:  # thrown into http_stream_backoff, it would break it
+            except http_errors().network as e:  # thrown into the backoff, it would break it
                 raise HubError(
                     url.split("?")[0], f"the connection failed while reading ({type(e).__name__})"
                 ) from None
@@ -294,19 +283,21 @@ class _CachedFiles:
         return read_local_header(self.folder / name, name)
 
 
+def _counter(total: int, progress: Progress | None) -> Callable[[], None]:
+    """``advance()`` for work done on several threads: reports (done, total) to ``progress``."""
+    if progress is None:
+        return lambda: None
+    lock = threading.Lock()
+    done = 0
+    progress(0, total)
 
+    def advance() -> None:
+        nonlocal done
+        with lock:
+            done += 1
+            progress(done, total)
 
-def _progress(total: int, quiet: bool) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(advance, close) for a stderr progress bar, shown only to a person watching."""
-    if quiet or total < 8 or not sys.stderr.isatty():
-        return (lambda: None), (lambda: None)
-    from rich.console import Console
-    from rich.progress import Progress
-
-    progress = Progress(console=Console(stderr=True), transient=True)
-    progress.start()
-    task = progress.add_task("Reading shard headers", total=total)
-    return (lambda: progress.advance(task)), progress.stop
+    return advance
 
 
 def _read_checkpoint(
@@ -317,7 +308,7 @@ def _read_checkpoint(
     source: str,
     hub: HubInfo,
     notes: list[str],
-    quiet: bool,
+    progress: Progress | None,
     workers: int,
     complete: bool = True,
 ) -> Checkpoint:
@@ -325,8 +316,9 @@ def _read_checkpoint(
 
     ``complete``: ``files`` is the repo's whole listing, so the pickles beside the
     weights are known (``check``'s safetensors_only rule), as for a local folder.
+    ``progress`` gets (headers read, headers to read).
     """
-    index_name, weight_files = pick_weights(files, subfolder, repo_id)
+    index_name, weight_files = pick_repo_weights(files, subfolder, repo_id)
     prefix = _prefix(subfolder)
     present = set(files)
     beside = [f for f in files if f.startswith(prefix) and "/" not in f[len(prefix) :]]
@@ -351,17 +343,14 @@ def _read_checkpoint(
             jobs = [(prefix + s, estimate_header_bytes(names_by_shard[s])) for s in shard_names]
         else:
             jobs = [(f, FIRST_RANGE_SINGLE) for f in weight_files]
-        advance, close = _progress(len(jobs), quiet)
+        advance = _counter(len(jobs), progress)
 
         def fetch(job: tuple[str, int]) -> FileHeader:
             h = src.header(*job)
             advance()
             return h
 
-        try:
-            headers = list(pool.map(fetch, jobs))
-        finally:
-            close()
+        headers = list(pool.map(fetch, jobs))
         config = _json_object(side, prefix + "config.json", notes)
         adapter_config = _json_object(side, prefix + "adapter_config.json", notes)
     finally:
@@ -405,24 +394,31 @@ def _json_object(
     return obj
 
 
-
-
 def open_hub(
     source: HubSource,
     *,
     revision: str | None = None,
     token: str | None = None,
     subfolder: str | None = None,
-    quiet: bool = False,
+    progress: Progress | None = None,
 ) -> Checkpoint:
-    """Inspect a Hub repo header-only; offline mode answers from the local cache."""
+    """Inspect a Hub repo header-only; offline mode answers from the local cache.
+
+    ``progress`` is called with (shard headers read, shard headers to read).
+    """
+    rev = revision or source.revision
+    if _offline():
+        return _open_cached(source.repo_id, rev, subfolder or "", progress)
+    with hub_errors(source.repo_id, rev):
+        return _open_online(source.repo_id, rev, token, subfolder or "", progress)
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE, as huggingface_hub reads it (``is_offline_mode()`` in later 1.x and 2.x)."""
     from huggingface_hub import constants
 
-    rev = revision or source.revision
-    if constants.is_offline_mode():
-        return _open_cached(source.repo_id, rev, subfolder or "", quiet)
-    with hub_errors(source.repo_id, rev):
-        return _open_online(source.repo_id, rev, token, subfolder or "", quiet)
+    check = getattr(constants, "is_offline_mode", None)
+    return bool(check() if check is not None else constants.HF_HUB_OFFLINE)
 
 
 def _display(repo_id: str, rev: str | None) -> str:
@@ -430,7 +426,7 @@ def _display(repo_id: str, rev: str | None) -> str:
 
 
 def _open_online(
-    repo_id: str, rev: str | None, token: str | None, subfolder: str, quiet: bool
+    repo_id: str, rev: str | None, token: str | None, subfolder: str, progress: Progress | None
 ) -> Checkpoint:
     from huggingface_hub import HfApi, constants
 
@@ -443,7 +439,7 @@ def _open_online(
     if not info.sha:
         raise HubError(_display(repo_id, rev), "the Hub did not say which commit this is")
     files = [s.rfilename for s in (info.siblings or [])]
-    card = info.card_data.to_dict() if info.card_data is not None else {}
+    card = info.card_data.to_dict() if info.card_data is not None else {}  # type: ignore[no-untyped-call]
     lic = card.get("license")
     # The Hub counts the weights at the top of the repo; a subfolder holds another checkpoint.
     stated = None if _prefix(subfolder) else getattr(info.safetensors, "total", None)
@@ -459,14 +455,17 @@ def _open_online(
     )
     src = _HubFiles(repo_id, info.sha, rev, token)
     return _read_checkpoint(
-        src, repo_id, files, subfolder, _display(repo_id, rev), hub, [], quiet, MAX_WORKERS
+        src, repo_id, files, subfolder, _display(repo_id, rev), hub, [], progress, MAX_WORKERS
     )
 
 
-def _open_cached(repo_id: str, rev: str | None, subfolder: str, quiet: bool) -> Checkpoint:
+def _open_cached(
+    repo_id: str, rev: str | None, subfolder: str, progress: Progress | None
+) -> Checkpoint:
     """HF_HUB_OFFLINE=1: the same files from the huggingface_hub cache, or what is missing."""
+    import huggingface_hub
     from huggingface_hub import errors as hf
-    from huggingface_hub import get_cached_repo_tree, snapshot_download
+    from huggingface_hub import snapshot_download
 
     what = _display(repo_id, rev)
     offline = "HF_HUB_OFFLINE is set and"
@@ -480,14 +479,20 @@ def _open_cached(repo_id: str, rev: str | None, subfolder: str, quiet: bool) -> 
             what,
             f"{offline} revision {rev or 'main'!r} of this repo is not in the local cache ({fix})",
         ) from None
-    try:  # the repo's full listing, which snapshot_download and `hf download` cache
-        files = [f.path for f in get_cached_repo_tree(repo_id, revision=folder.name)]
+    # The repo's full listing, which snapshot_download and `hf download` cache (later 1.x and
+    # 2.x); else what the snapshot holds.
+    cached_tree = getattr(huggingface_hub, "get_cached_repo_tree", None)
+    no_tree = (getattr(hf, "CachedRepoTreeNotFoundError", OSError), OSError, ValueError)
+    try:
+        if cached_tree is None:
+            raise OSError("this huggingface_hub caches no repo listing")
+        files = [f.path for f in cached_tree(repo_id, revision=folder.name)]
         listed = True
-    except (hf.CachedRepoTreeNotFoundError, OSError, ValueError):
+    except no_tree:
         files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         listed = False
     try:
-        index_name, weight_files = pick_weights(files, subfolder, repo_id)
+        index_name, weight_files = pick_repo_weights(files, subfolder, repo_id)
     except HubError:
         if listed:
             raise
@@ -520,5 +525,14 @@ def _open_cached(repo_id: str, rev: str | None, subfolder: str, quiet: bool) -> 
         repo_id=repo_id, revision=folder.name, requested_revision=rev, subfolder=subfolder
     )
     return _read_checkpoint(
-        _CachedFiles(folder), repo_id, files, subfolder, what, hub, notes, quiet, 1, complete=listed
+        _CachedFiles(folder),
+        repo_id,
+        files,
+        subfolder,
+        what,
+        hub,
+        notes,
+        progress,
+        1,
+        complete=listed,
     )

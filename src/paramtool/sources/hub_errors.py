@@ -25,20 +25,22 @@ def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
 
 def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> ParamtoolError:
     """Map huggingface_hub / HTTP exceptions to one line; never their text, which has URLs."""
-    import httpx2
     from huggingface_hub import errors as hf
+
+    from paramtool.sources.hub_http import http_errors
 
     endpoint = _endpoint()
     if isinstance(e, hf.GatedRepoError):
         return HubError(
             repo_id,
-            "gated repo: accept its licence on the Hub, then set HF_TOKEN (or pass --token)",
+            lambda p: "gated repo: accept its licence on the Hub, then set HF_TOKEN "
+            f"(or pass {p('token')})",
         )
     if isinstance(e, hf.RepositoryNotFoundError):
         return HubError(
             repo_id,
-            f"repository not found on {endpoint} (if it is private or gated, "
-            "set HF_TOKEN or pass --token)",
+            lambda p: f"repository not found on {endpoint} (if it is private or gated, "
+            f"set HF_TOKEN or pass {p('token')})",
         )
     if isinstance(e, hf.RevisionNotFoundError):
         return HubError(
@@ -57,8 +59,8 @@ def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> Paramtoo
         if status in (401, 403):
             return HubError(
                 repo_id,
-                f"access denied ({status}): accept the repo's licence on the "
-                "Hub if it is gated, and set HF_TOKEN (or pass --token) to a "
+                lambda p: f"access denied ({status}): accept the repo's licence on the "
+                f"Hub if it is gated, and set HF_TOKEN (or pass {p('token')}) to a "
                 "token with access",
             )
         if status == 429:
@@ -66,7 +68,7 @@ def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> Paramtoo
         return HubError(endpoint, f"the Hub answered HTTP {status}")
     if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError):
         return HubError(str(e.filename or repo_id), e.strerror)  # the cache, not the network
-    if isinstance(e, httpx2.TimeoutException):
+    if isinstance(e, http_errors().timeout):
         return HubError(
             endpoint, "timed out talking to the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)"
         )
@@ -80,13 +82,14 @@ def _endpoint() -> str:
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
-    import httpx2
     from huggingface_hub import errors as hf
+
+    from paramtool.sources.hub_http import http_errors
 
     return (
         hf.HfHubHTTPError,
         hf.OfflineModeIsEnabled,
         hf.EntryNotFoundError,
-        httpx2.HTTPError,
+        *http_errors().network,
         OSError,
     )

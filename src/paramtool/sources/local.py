@@ -17,7 +17,7 @@ from paramtool.formats.index import MAX_JSON_SIDECAR, parse_index
 from paramtool.formats.safetensors import read_local_header
 from paramtool.records import Checkpoint, FileHeader
 from paramtool.sources.assemble import assemble
-from paramtool.sources.weights import _pickle_refusal, is_pickle_name
+from paramtool.sources.weights import _pickle_refusal, is_pickle_name, pick_weights
 
 
 def read_json_sidecar(path: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -36,25 +36,6 @@ def read_json_sidecar(path: Path, notes: list[str]) -> dict[str, Any] | None:
         notes.append(f"{path}: not a JSON object, ignored")
         return None
     return obj
-
-
-def _find_index(folder: Path) -> Path | None:
-    indexes = sorted(folder.glob("*.safetensors.index.json"))
-    if not indexes:
-        return None
-    for preferred in (
-        "model.safetensors.index.json",
-        "diffusion_pytorch_model.safetensors.index.json",
-    ):
-        for p in indexes:
-            if p.name == preferred:
-                return p
-    if len(indexes) > 1:
-        raise SourceNotFound(
-            str(folder),
-            f"several indexes ({', '.join(p.name for p in indexes)}); name the one to inspect",
-        )
-    return indexes[0]
 
 
 def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
@@ -105,29 +86,27 @@ def _allowed_roots(folder: Path) -> list[str]:
 
 
 def _resolve_folder(folder: Path) -> tuple[list[Path], Path | None]:
-    """Pick the weight files of a folder: (files, index)."""
-    index = _find_index(folder)
-    if index is not None:
-        return [], index
-    for name in (
-        "model.safetensors",
-        "adapter_model.safetensors",
-        "diffusion_pytorch_model.safetensors",
-    ):
-        if (folder / name).is_file():
-            return [folder / name], None
-    files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
-    if files:
-        return files, None
-    from paramtool.sources.gguf import pick_in_folder
-
-    gguf = pick_in_folder(folder)
-    if gguf:
-        return gguf, None
-    pickles = sorted(p.name for p in folder.iterdir() if p.is_file() and is_pickle_name(p.name))
-    if pickles:
-        raise _pickle_refusal(str(folder / pickles[0]))
-    raise SourceNotFound(str(folder), "no safetensors checkpoint in this folder")
+    """Pick the weight files of a folder: (files, index), by the rule a Hub listing uses too."""
+    names = [e.name for e in os.scandir(folder) if e.is_file()]
+    pick = pick_weights(names)
+    if pick.kind == "index" and pick.choices:
+        raise SourceNotFound(
+            str(folder), f"several indexes ({', '.join(pick.choices)}); name the one to inspect"
+        )
+    if pick.kind == "gguf" and pick.choices:
+        raise SourceNotFound(
+            str(folder),
+            f"several GGUF models ({', '.join(pick.choices)}); name the file to inspect",
+        )
+    if pick.kind == "pickle":
+        raise _pickle_refusal(str(folder / pick.files[0]))
+    if pick.kind is None:
+        raise SourceNotFound(str(folder), "no safetensors checkpoint in this folder")
+    if pick.kind == "index":
+        return [], folder / pick.files[0]
+    if pick.kind == "gguf":  # the first part names the split; open_gguf finds the rest
+        return [folder / pick.files[0]], None
+    return [folder / n for n in pick.files], None
 
 
 def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
