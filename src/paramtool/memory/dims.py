@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from paramtool.fields import positive_int
+from paramtool.analysis.model import Attention, Layer, ModelDescription, describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,8 @@ class ModelDims:
     windows: tuple[tuple[int, int], ...] = ()
     model_type: str | None = None
     notes: tuple[str, ...] = ()
+    description: ModelDescription | None = None
+    overridden: bool = False  # a flag changed the layers' shape
 
     @property
     def is_mla(self) -> bool:
@@ -61,48 +63,41 @@ class ModelDims:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None, **flags: int | None) -> ModelDims:
-        """Read a HF ``config.json`` (nested ``text_config`` too); flags win over it."""
-        cfg = _flatten_config(config or {})
-        notes: list[str] = []
-        layers = positive_int(cfg, "num_hidden_layers", "n_layer", "n_layers", "num_layers")
-        heads = positive_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads")
-        hidden = positive_int(cfg, "hidden_size", "n_embd", "d_model", "dim")
-        kv_heads = positive_int(
-            cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv", "n_kv_heads",
-            "multi_query_group_num",
-        )  # fmt: skip
-        if kv_heads is None and cfg.get("multi_query") is True:
-            kv_heads = 1
-        head_dim = positive_int(cfg, "head_dim", "kv_channels")
-        inter = positive_int(cfg, "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim")
-        vocab = positive_int(cfg, "vocab_size", "padded_vocab_size")
-        tie = cfg.get("tie_word_embeddings")
-        model_type = cfg.get("model_type") if isinstance(cfg.get("model_type"), str) else None
+        """Read a HF ``config.json`` through the model description; flags win over it."""
+        return cls.from_description(describe(config) if config else None, **flags)
 
-        # Flags override the config, one by one.
-        layers = flags.get("layers") or layers
-        heads = flags.get("heads") or heads
-        hidden = flags.get("hidden_size") or hidden
-        kv_heads = flags.get("kv_heads") or kv_heads
-        head_dim = flags.get("head_dim") or head_dim
-        inter = flags.get("intermediate_size") or inter
+    @classmethod
+    def from_description(
+        cls, desc: ModelDescription | None, **flags: int | None
+    ) -> ModelDims:
+        """The sizes of ``desc`` (None: only what the flags give), flags winning one by one."""
+        notes: list[str] = list(desc.notes) if desc else []
+        att = desc.attention if desc else None
+        layers = flags.get("layers") or (desc.layers if desc else None)
+        heads = flags.get("heads") or (att.heads if att else None)
+        hidden = flags.get("hidden_size") or (desc.hidden_size if desc else None)
+        kv_heads = flags.get("kv_heads") or (att.kv_heads if att else None)
+        head_dim = flags.get("head_dim") or (att.head_dim if att else None)
+        inter = flags.get("intermediate_size") or (desc.intermediate_size if desc else None)
         if kv_heads is None and heads is not None:
             kv_heads = heads  # no GQA field: every head has its own K and V
         if head_dim is None and hidden is not None and heads:
             if hidden % heads == 0:
                 head_dim = hidden // heads
-            else:
+            elif not any("is not a multiple" in n for n in notes):
                 notes.append(f"hidden_size {hidden} is not a multiple of {heads} heads")
-
-        experts = positive_int(cfg, "num_local_experts", "n_routed_experts", "num_experts") or 0
-        moe_inter = positive_int(cfg, "moe_intermediate_size")
-        shared = positive_int(cfg, "shared_expert_intermediate_size") or 0
-        n_shared = positive_int(cfg, "n_shared_experts")
-        if not shared and n_shared and (moe_inter or inter):
-            shared = n_shared * (moe_inter or inter or 0)
-        dense = (positive_int(cfg, "first_k_dense_replace") or 0) if experts else 0
-
-        windows = _windows(cfg, layers, notes)
+        experts = desc.experts if desc else None
+        main = desc.main if desc else None
+        windows: dict[int, int] = {}
+        for la in main.layers if main else ():
+            if la.window is not None and la.attention is not None:
+                windows[la.window] = windows.get(la.window, 0) + 1
+        dense = 0
+        if experts is not None and main is not None:
+            for la in main.layers:
+                if la.ffn == "moe":
+                    break
+                dense += 1
         return cls(
             layers=layers,
             hidden_size=hidden,
@@ -110,64 +105,52 @@ class ModelDims:
             kv_heads=kv_heads,
             head_dim=head_dim,
             intermediate_size=inter,
-            vocab_size=vocab,
-            tie_word_embeddings=tie if isinstance(tie, bool) else True,
-            kv_lora_rank=positive_int(cfg, "kv_lora_rank"),
-            qk_rope_head_dim=positive_int(cfg, "qk_rope_head_dim"),
-            q_lora_rank=positive_int(cfg, "q_lora_rank"),
-            qk_nope_head_dim=positive_int(cfg, "qk_nope_head_dim"),
-            v_head_dim=positive_int(cfg, "v_head_dim"),
-            experts=experts,
-            moe_intermediate_size=moe_inter,
-            shared_intermediate_size=shared,
+            vocab_size=desc.vocab_size if desc else None,
+            tie_word_embeddings=desc.tie_word_embeddings
+            if desc and desc.tie_word_embeddings is not None
+            else True,
+            kv_lora_rank=att.kv_lora_rank if att else None,
+            qk_rope_head_dim=att.qk_rope_head_dim if att else None,
+            q_lora_rank=desc.q_lora_rank if desc else None,
+            qk_nope_head_dim=desc.qk_nope_head_dim if desc else None,
+            v_head_dim=att.v_head_dim if att and att.kv_lora_rank else None,
+            experts=(experts.routed or 0) if experts else 0,
+            moe_intermediate_size=desc.moe_intermediate_size if desc else None,
+            shared_intermediate_size=(experts.shared_intermediate_size or 0) if experts else 0,
             dense_layers=min(dense, layers or 0),
-            windows=windows,
-            model_type=model_type,
+            windows=tuple(windows.items()),
+            model_type=desc.model_type if desc else None,
             notes=tuple(notes),
+            description=desc,
+            overridden=any(flags.get(k) for k in ("layers", "heads", "kv_heads", "head_dim")),
         )
 
+    @property
+    def kind(self) -> str:
+        return self.description.kind if self.description else "decoder"
 
-def _flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A multimodal config keeps the language model's sizes in a nested dict; those win."""
-    flat = {k: v for k, v in config.items() if not isinstance(v, Mapping)}
-    for key in ("text_config", "llm_config", "language_config"):
-        nested = config.get(key)
-        if isinstance(nested, Mapping):
-            flat.update({k: v for k, v in nested.items() if not isinstance(v, Mapping)})
-            break
-    return flat
+    @property
+    def encoder_length_default(self) -> int | None:
+        return None
 
-
-def _windows(cfg: Mapping[str, Any], layers: int | None, notes: list[str]) -> tuple:
-    """Which layers attend only to a window of recent tokens, as transformers decides it."""
-    window = positive_int(cfg, "sliding_window")
-    chunk = positive_int(cfg, "attention_chunk_size")
-    types = cfg.get("layer_types")
-    if isinstance(types, list) and types and all(isinstance(t, str) for t in types):
-        out = []
-        sliding = sum(1 for t in types if t == "sliding_attention")
-        chunked = sum(1 for t in types if t == "chunked_attention")
-        if sliding and window:
-            out.append((window, sliding))
-        elif sliding:
-            notes.append("layer_types names sliding layers but sliding_window is missing")
-        if chunked and chunk:
-            out.append((chunk, chunked))
-        return tuple(out)
-    if window is None or not layers:
-        return ()
-    if cfg.get("use_sliding_window") is False:
-        notes.append("sliding_window ignored: use_sliding_window is false")
-        return ()
-    max_window_layers = positive_int(cfg, "max_window_layers")
-    if cfg.get("use_sliding_window") is True and max_window_layers is not None:
-        # Qwen2: layers from max_window_layers on use the window.
-        n = max(0, layers - max_window_layers)
-    elif (pattern := positive_int(cfg, "sliding_window_pattern")) is not None:
-        # Gemma 3 / Cohere 2: every pattern-th layer is global, the others slide.
-        n = sum(1 for i in range(layers) if (i + 1) % pattern)
-    elif str(cfg.get("model_type", "")).startswith("gemma2"):
-        n = (layers + 1) // 2  # Gemma 2: even layers slide, odd layers are global
-    else:
-        n = layers  # Mistral 7B v0.1 and friends: every layer slides
-    return ((window, n),) if n else ()
+    def plan(self) -> tuple[Layer, ...]:
+        """The layers the KV cache is priced over: the description's main stack, or (with a
+        flag overriding its shape, or no description) ``layers`` uniform attention layers."""
+        desc = self.description
+        att = Attention(
+            self.heads, self.kv_heads, self.head_dim,
+            self.v_head_dim if self.is_mla else None,
+            self.kv_lora_rank, self.qk_rope_head_dim,
+        )  # fmt: skip
+        main = desc.main if desc else None
+        if main is not None and main.layers and not self.overridden:
+            return main.layers
+        if not self.layers:
+            return ()
+        if main is not None and len(main.layers) == self.layers:
+            return tuple(
+                replace(la, attention=att if la.attention is not None else None,
+                        cross_attention=att if la.cross_attention is not None else None)
+                for la in main.layers
+            )  # fmt: skip
+        return tuple(Layer(i, "full_attention", attention=att) for i in range(self.layers))

@@ -1,4 +1,6 @@
-"""The JSON documents of ``paramtool footprint`` (and its ``--list-gpus``/``--list-dtypes``); stdlib only.
+"""The JSON documents of ``paramtool footprint``, ``--list-gpus`` and ``--list-dtypes``.
+
+Stdlib only.
 """
 
 from __future__ import annotations

@@ -1,19 +1,51 @@
-"""The KV cache: bytes per token and in total, per attention variant and window.
+"""The KV cache, from the model's layer structure: only what the model really caches.
+
+Each layer of the description (:mod:`paramtool.analysis.model`) is priced by its mixer:
+
+* full attention keeps K and V for every token: ``kv_heads × (head_dim + v_head_dim)``
+  elements per token (an MLA layer: its latent ``kv_lora_rank + qk_rope_head_dim``, as
+  vLLM and SGLang cache it; transformers decompresses it to full heads);
+* sliding-window attention keeps ``min(context, W)`` tokens and chunked attention
+  ``min(context, chunk)`` (the convention here is a window of W tokens: the W the model
+  attends to, the current one included; transformers' ``DynamicSlidingWindowLayer`` keeps
+  W - 1 past tokens, and ``convention="transformers"`` counts that way);
+* state-space, linear-attention, recurrent and convolution mixers keep a fixed state per
+  sequence (conv window and SSM state elements from the config), reported beside the
+  per-token K/V, never as K/V;
+* encoder layers keep nothing (an encoder-only model has no KV cache); a decoder layer of
+  an encoder-decoder also keeps cross-attention K/V over the encoder's tokens.
+
+Every figure is an exact integer: elements × tokens × batch at the cache dtype's bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
 from paramtool import dtypes
+from paramtool.analysis.model import Attention, Layer
 from paramtool.dtypes import DType
 from paramtool.errors import UsageError
 from paramtool.memory.dims import ModelDims
 
 DEFAULT_KV_DTYPE = "BF16"
+DEFAULT_ENCODER_LENGTH = 512  # T5's and BART's usual input length, when none is given
+Convention = Literal["engine", "transformers"]
 
 
+@dataclass(frozen=True, slots=True)
+class KVGroup:
+    """Layers of one stack cached alike: their count, tokens kept and bytes."""
+
+    stack: str  # decoder | cross (the decoder's cross-attention) | state
+    mixer: str
+    layers: int
+    window: int | None
+    tokens: int  # kept per sequence per layer (0 for a fixed state)
+    elements_per_token: int  # per layer (for a state: its elements per sequence)
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,19 +55,31 @@ class KVCache:
     context: int
     batch: int
     dtype: DType
-    layers: int
-    attention: str  # mha | gqa | mqa | mla
-    elements_per_token_layer: int  # 2*kv_heads*head_dim, or kv_lora_rank+qk_rope_head_dim
+    layers: int  # layers that cache K/V per token
+    attention: str  # mha | gqa | mqa | mla | none
+    elements_per_token_layer: int  # of the first caching layer
     kv_heads: int | None
     head_dim: int | None
     windows: tuple[tuple[int, int], ...]
-    bytes: int
-    full_context_bytes: int  # the same with every layer keeping the whole context
+    bytes: int  # everything kept: K/V, cross-attention K/V, fixed states
+    full_context_bytes: int  # the same with every attention layer keeping the whole context
+    groups: tuple[KVGroup, ...] = ()
+    state_bytes: int = 0  # fixed per-sequence states, included in ``bytes``
+    cross_bytes: int = 0  # cross-attention K/V over the encoder input, included in ``bytes``
+    encoder_length: int | None = None
+    convention: str = "engine"
+    reason: str | None = None  # why nothing is cached (an encoder-only model)
 
     @property
     def bytes_per_token(self) -> Fraction:
-        """Bytes one more token costs (one sequence, every layer attending to it)."""
-        return self.elements_per_token_layer * self.layers * self.dtype.bits_exact / 8
+        """Bytes one more token costs (one sequence, every caching layer attending to it)."""
+        per = sum(g.elements_per_token * g.layers for g in self.groups if g.stack == "decoder")
+        return per * self.dtype.bits_exact / 8
+
+    @property
+    def kv_bytes(self) -> int:
+        """The per-token K/V alone (decoder self-attention)."""
+        return self.bytes - self.state_bytes - self.cross_bytes
 
     def shards(self, tensor_parallel: int) -> int:
         """How many ways tensor parallelism splits the cache: by KV head, at most.
@@ -43,7 +87,7 @@ class KVCache:
         Past ``kv_heads`` GPUs the heads are replicated; an MLA latent is one
         shared "head", so every GPU keeps all of it.
         """
-        if self.attention == "mla" or self.kv_heads is None:
+        if self.attention in ("mla", "none") or self.kv_heads is None:
             return 1
         return max(1, min(tensor_parallel, self.kv_heads))
 
@@ -51,18 +95,49 @@ class KVCache:
         return -(-self.bytes // self.shards(tensor_parallel))
 
 
-def kv_cache(dims: ModelDims, context: int, batch: int = 1, dtype: DType | None = None) -> KVCache:
+def _elements(att: Attention, convention: Convention) -> int | None:
+    if att.latent_elements is not None and convention == "engine":
+        return att.latent_elements
+    return att.kv_elements
+
+
+def _kept(layer: Layer, context: int, convention: Convention) -> int:
+    if layer.window is None or layer.mixer not in ("sliding_attention", "chunked_attention"):
+        return context
+    window = layer.window - 1 if convention == "transformers" and layer.mixer == (
+        "sliding_attention"
+    ) else layer.window
+    return min(context, window)
+
+
+def kv_cache(
+    dims: ModelDims,
+    context: int,
+    batch: int = 1,
+    dtype: DType | None = None,
+    *,
+    encoder_length: int | None = None,
+    convention: Convention = "engine",
+) -> KVCache:
     """The KV cache for ``context`` tokens and ``batch`` sequences."""
     dtype = dtype or dtypes.lookup(DEFAULT_KV_DTYPE)
     if context < 1 or batch < 1:
         raise UsageError("", "must be at least 1", param=("context", "batch"))
+    if dims.kind == "encoder":
+        return KVCache(
+            context, batch, dtype, 0, "none", 0, None, None, (), 0, 0,
+            reason="an encoder-only model: it reads its whole input at once and keeps no KV cache",
+        )  # fmt: skip
+    plan = dims.plan()
     missing = []  # (the dimension in words, the parameter that gives it)
-    if dims.layers is None:
+    if not plan:
         missing.append(("layers", "layers"))
-    if not dims.is_mla:
-        if dims.kv_heads is None:
+    if not plan or any(
+        la.attention is not None and _elements(la.attention, convention) is None for la in plan
+    ):
+        if dims.kv_heads is None and not dims.is_mla:
             missing.append(("KV heads", "kv_heads"))
-        if dims.head_dim is None:
+        if dims.head_dim is None and not dims.is_mla:
             missing.append(("head_dim", "head_dim"))
     if missing:
         raise UsageError(
@@ -72,28 +147,55 @@ def kv_cache(dims: ModelDims, context: int, batch: int = 1, dtype: DType | None 
             + ": give a checkpoint with a config.json or the flags",
             param="context",
         )
-    assert dims.layers is not None
-    if dims.is_mla:
-        assert dims.kv_lora_rank is not None and dims.qk_rope_head_dim is not None
-        per = dims.kv_lora_rank + dims.qk_rope_head_dim
-    else:
-        assert dims.kv_heads is not None and dims.head_dim is not None
-        per = 2 * dims.kv_heads * dims.head_dim
-    windowed = min(dims.windowed_layers, dims.layers)
-    tokens = (dims.layers - windowed) * context
-    for window, n in dims.windows:
-        tokens += n * min(context, window)
-    attention = dims.attention or "gqa"
+    enc = encoder_length or dims.encoder_length_default or DEFAULT_ENCODER_LENGTH
+    groups: dict[tuple[str, str, int | None, int], list[int]] = {}
+    elements_total = full_total = state_total = cross_total = 0
+    for la in plan:
+        if la.attention is not None and la.caches_tokens:
+            per = _elements(la.attention, convention) or 0
+            kept = _kept(la, context, convention)
+            groups.setdefault(("decoder", la.mixer, la.window, per), []).append(kept)
+            elements_total += per * kept
+            full_total += per * context
+        if la.cross_attention is not None:
+            per = _elements(la.cross_attention, convention) or 0
+            groups.setdefault(("cross", "cross_attention", None, per), []).append(enc)
+            cross_total += per * enc
+        if la.state is not None:
+            groups.setdefault(("state", la.mixer, None, la.state.elements), []).append(0)
+            state_total += la.state.elements
+    out_groups = []
+    for (stack, mixer, window, per), kept in groups.items():
+        n = len(kept)
+        elements = per * n if stack == "state" else per * sum(kept)
+        out_groups.append(
+            KVGroup(stack, mixer, n, window, kept[0], per, dtype.estimate_nbytes(elements * batch))
+        )
+    caching = [la for la in plan if la.attention is not None and la.caches_tokens]
+    first = caching[0].attention if caching else None
+    windows: dict[int, int] = {}
+    for la in caching:
+        if la.window is not None and la.mixer in ("sliding_attention", "chunked_attention"):
+            windows[la.window] = windows.get(la.window, 0) + 1
+    state_bytes = dtype.estimate_nbytes(state_total * batch)
+    cross_bytes = dtype.estimate_nbytes(cross_total * batch)
+    kv_only = dtype.estimate_nbytes(elements_total * batch)
     return KVCache(
         context=context,
         batch=batch,
         dtype=dtype,
-        layers=dims.layers,
-        attention=attention,
-        elements_per_token_layer=per,
-        kv_heads=None if dims.is_mla else dims.kv_heads,
-        head_dim=None if dims.is_mla else dims.head_dim,
-        windows=dims.windows,
-        bytes=dtype.estimate_nbytes(per * tokens * batch),
-        full_context_bytes=dtype.estimate_nbytes(per * dims.layers * context * batch),
+        layers=len(caching),
+        attention=(first.variant or "gqa") if first is not None else "none",
+        elements_per_token_layer=(_elements(first, convention) or 0) if first else 0,
+        kv_heads=None if first is None or first.variant == "mla" else first.kv_heads,
+        head_dim=None if first is None or first.variant == "mla" else first.head_dim,
+        windows=tuple(windows.items()),
+        bytes=kv_only + state_bytes + cross_bytes,
+        full_context_bytes=dtype.estimate_nbytes(full_total * batch) + state_bytes + cross_bytes,
+        groups=tuple(out_groups),
+        state_bytes=state_bytes,
+        cross_bytes=cross_bytes,
+        encoder_length=enc if cross_total else None,
+        convention=convention,
+        reason=None if caching or state_total or cross_total else "no layer caches anything",
     )

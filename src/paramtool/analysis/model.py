@@ -1,0 +1,826 @@
+"""The one model description: what the model is, layer by layer, read once.
+
+Every command that needs a model's shape (inspect, footprint, check, the MoE and
+quantization analyses) reads it from the :class:`ModelDescription` built here, never
+from ``config.json`` itself. It is read from, in order of trust:
+
+1. ``config.json`` (or a GGUF file's metadata mapped onto its keys), with the nested
+   ``text_config`` / ``llm_config`` / ``language_config`` of multimodal models, and every
+   key family transformers' configuration classes use for the same thing;
+2. where a released config leaves a layer pattern to the architecture's defaults (Gemma 3's
+   five local layers per global one, Llama 4's chunked attention on three of every four
+   layers), the defaults of transformers' configuration class for that model type, noted;
+3. the tensor shapes, as a cross-check and where nothing states it (which layers hold
+   experts, how many KV heads a ``k_proj`` holds).
+
+Each layer of each stack (encoder, decoder) has a *mixer* (how tokens see each other:
+full, sliding-window, chunked or linear attention, a state-space or recurrent mixer, a
+convolution, or none) and an FFN kind (dense, MoE, none). The KV cache is priced from
+this structure (:mod:`paramtool.memory.kv_cache`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from paramtool.fields import is_int, positive_int
+from paramtool.records import TensorInfo
+
+Mixer = Literal[
+    "full_attention",  # attends to every earlier token (bidirectional in an encoder)
+    "sliding_attention",  # to the last `window` tokens
+    "chunked_attention",  # to the tokens of its own `window`-token chunk (Llama 4)
+    "linear_attention",  # a fixed-size recurrent state (Gated DeltaNet, lightning attention)
+    "state_space",  # Mamba / Mamba2 selective state space: a conv window and an SSM state
+    "recurrent",  # RWKV-style time mixing: a fixed state
+    "conv",  # a short causal convolution (LFM2): a fixed conv window
+    "hybrid",  # attention and a state-space mixer side by side in one layer (Falcon-H1, Zamba)
+    "none",  # a block with no token mixer (NemotronH's MLP-only blocks)
+]
+Ffn = Literal["dense", "moe", "none"]
+Kind = Literal["decoder", "encoder", "encoder-decoder"]
+MIXERS: tuple[str, ...] = Mixer.__args__  # type: ignore[attr-defined]
+ATTENTION_MIXERS = ("full_attention", "sliding_attention", "chunked_attention", "hybrid")
+STATE_MIXERS = ("linear_attention", "state_space", "recurrent", "conv", "hybrid")
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    """The attention a layer caches: heads, KV heads and head sizes, or an MLA latent."""
+
+    heads: int | None
+    kv_heads: int | None
+    head_dim: int | None  # of a key
+    v_head_dim: int | None = None  # of a value, when it differs from a key's
+    kv_lora_rank: int | None = None  # MLA: the compressed latent cached per token
+    qk_rope_head_dim: int | None = None  # MLA: the decoupled RoPE key cached beside it
+
+    @property
+    def variant(self) -> str | None:
+        """``mla``, ``mqa``, ``gqa``, ``mha``, or None when the KV heads are unknown."""
+        if self.kv_lora_rank is not None and self.qk_rope_head_dim is not None:
+            return "mla"
+        if self.kv_heads is None:
+            return None
+        if self.kv_heads == 1 and self.heads != 1:
+            return "mqa"
+        if self.heads is not None and self.kv_heads == self.heads:
+            return "mha"
+        return "gqa"
+
+    @property
+    def kv_elements(self) -> int | None:
+        """Elements of K and V one token adds to this layer's cache, as transformers keeps
+        them (full heads; MLA decompressed)."""
+        if self.kv_heads is None or self.head_dim is None:
+            return None
+        return self.kv_heads * (self.head_dim + (self.v_head_dim or self.head_dim))
+
+    @property
+    def latent_elements(self) -> int | None:
+        """MLA only: the latent plus the RoPE key, as vLLM and SGLang cache it."""
+        if self.kv_lora_rank is None or self.qk_rope_head_dim is None:
+            return None
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """A fixed per-sequence state (SSM, convolution, recurrent): elements, not tokens."""
+
+    elements: int
+    parts: tuple[tuple[str, int], ...]  # ("conv", n), ("ssm", n), ...
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One block of a stack."""
+
+    index: int
+    mixer: str
+    ffn: str = "dense"
+    window: int | None = None  # sliding_attention: window tokens; chunked_attention: chunk
+    attention: Attention | None = None
+    state: State | None = None
+    cross_attention: Attention | None = None  # a decoder layer of an encoder-decoder
+    rope: bool | None = None
+
+    @property
+    def caches_tokens(self) -> bool:
+        return self.attention is not None and self.mixer in ATTENTION_MIXERS
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    role: Literal["decoder", "encoder"]
+    layers: tuple[Layer, ...]
+
+    def count(self, mixer: str) -> int:
+        return sum(1 for layer in self.layers if layer.mixer == mixer)
+
+
+@dataclass(frozen=True, slots=True)
+class Experts:
+    """A mixture of experts: routed and shared experts per MoE layer, and ``k``."""
+
+    routed: int | None
+    shared: int = 0
+    per_token: int | None = None
+    intermediate_size: int | None = None  # of one routed expert
+    shared_intermediate_size: int | None = None  # of all shared experts together
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDescription:
+    """Typed, frozen, documented: the model as every command sees it."""
+
+    kind: str  # decoder | encoder | encoder-decoder
+    architecture: str | None = None
+    model_type: str | None = None
+    hidden_size: int | None = None
+    intermediate_size: int | None = None
+    vocab_size: int | None = None
+    tie_word_embeddings: bool | None = None
+    stacks: tuple[Stack, ...] = ()
+    experts: Experts | None = None
+    mtp_layers: int = 0  # multi-token-prediction blocks after the decoder (a part of its own)
+    max_position_embeddings: int | None = None
+    moe_intermediate_size: int | None = None  # as config.json states it
+    q_lora_rank: int | None = None  # MLA's query compression (for LoRA and activations)
+    qk_nope_head_dim: int | None = None
+    quantization_config: Mapping[str, Any] | None = None
+    source: str = "config.json"  # config.json | gguf | tensors | none
+    notes: tuple[str, ...] = field(default=())
+
+    # --- convenience views -------------------------------------------------------------
+    def stack(self, role: str) -> Stack | None:
+        return next((s for s in self.stacks if s.role == role), None)
+
+    @property
+    def decoder(self) -> Stack | None:
+        return self.stack("decoder")
+
+    @property
+    def encoder(self) -> Stack | None:
+        return self.stack("encoder")
+
+    @property
+    def main(self) -> Stack | None:
+        """The stack a decoder generates with, else the encoder."""
+        return self.decoder or self.encoder
+
+    @property
+    def layers(self) -> int | None:
+        """Blocks of the main stack (the decoder's for an encoder-decoder)."""
+        return len(self.main.layers) if self.main is not None and self.main.layers else None
+
+    @property
+    def attention(self) -> Attention | None:
+        """The attention of the first attention layer of the main stack."""
+        if self.main is None:
+            return None
+        return next((layer.attention for layer in self.main.layers if layer.attention), None)
+
+    @property
+    def heads(self) -> int | None:
+        return self.attention.heads if self.attention else None
+
+    @property
+    def kv_heads(self) -> int | None:
+        return self.attention.kv_heads if self.attention else None
+
+    @property
+    def head_dim(self) -> int | None:
+        return self.attention.head_dim if self.attention else None
+
+    @property
+    def moe_layers(self) -> tuple[int, ...]:
+        main = self.main
+        return tuple(la.index for la in main.layers if la.ffn == "moe") if main else ()
+
+    @property
+    def routed_experts(self) -> int | None:
+        return self.experts.routed if self.experts else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``model`` object of ``inspect --json``: sizes, and each stack's layers in groups."""
+        att = self.attention
+        return {
+            "kind": self.kind,
+            "architecture": self.architecture,
+            "model_type": self.model_type,
+            "source": self.source,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "vocab_size": self.vocab_size,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "layers": self.layers,
+            "heads": self.heads,
+            "kv_heads": self.kv_heads,
+            "head_dim": self.head_dim,
+            "attention": att.variant if att else None,
+            "experts": None
+            if self.experts is None
+            else {
+                "routed": self.experts.routed,
+                "shared": self.experts.shared,
+                "per_token": self.experts.per_token,
+                "moe_layers": list(self.moe_layers),
+            },
+            "mtp_layers": self.mtp_layers,
+            "stacks": [
+                {
+                    "role": s.role,
+                    "layers": len(s.layers),
+                    "groups": [_group_dict(g) for g in layer_groups(s.layers)],
+                }
+                for s in self.stacks
+            ],
+            "notes": list(self.notes),
+        }
+
+
+def layer_groups(layers: Sequence[Layer]) -> list[tuple[Layer, list[int]]]:
+    """Layers alike in mixer, window, FFN and shapes, with their indices (first-seen order)."""
+    groups: dict[tuple[Any, ...], tuple[Layer, list[int]]] = {}
+    for layer in layers:
+        key = (layer.mixer, layer.window, layer.ffn, layer.attention, layer.state,
+               layer.cross_attention)  # fmt: skip
+        groups.setdefault(key, (layer, []))[1].append(layer.index)
+    return list(groups.values())
+
+
+def _group_dict(group: tuple[Layer, list[int]]) -> dict[str, Any]:
+    layer, indices = group
+    att = layer.attention
+    return {
+        "mixer": layer.mixer,
+        "ffn": layer.ffn,
+        "window": layer.window,
+        "count": len(indices),
+        "layers": _ranges(indices),
+        "attention": None
+        if att is None
+        else {
+            "variant": att.variant,
+            "heads": att.heads,
+            "kv_heads": att.kv_heads,
+            "head_dim": att.head_dim,
+            "v_head_dim": att.v_head_dim or att.head_dim,
+            "kv_lora_rank": att.kv_lora_rank,
+            "qk_rope_head_dim": att.qk_rope_head_dim,
+        },
+        "state_elements": layer.state.elements if layer.state else None,
+        "cross_attention": layer.cross_attention is not None,
+    }
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """``0-3,8,10-11``."""
+    out: list[str] = []
+    start = prev = None
+    for i in indices:
+        if start is None:
+            start = prev = i
+        elif prev is not None and i == prev + 1:
+            prev = i
+        else:
+            out.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = i
+    if start is not None:
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ",".join(out)
+
+
+# --------------------------------------------------------------------------------------
+# Reading a config
+
+
+class _Config:
+    """Key lookups over a text config and, as a fallback, its multimodal parent."""
+
+    NESTED = ("text_config", "llm_config", "language_config", "thinker_config", "text_model")
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.top = config
+        inner: Mapping[str, Any] | None = None
+        for key in self.NESTED:
+            nested = config.get(key)
+            if isinstance(nested, Mapping):
+                deeper = nested.get("text_config")  # thinker_config.text_config (Qwen-Omni)
+                inner = deeper if isinstance(deeper, Mapping) else nested
+                break
+        self.inner = inner
+        self.chain: tuple[Mapping[str, Any], ...] = (inner, config) if inner else (config,)
+
+    def get(self, *keys: str) -> Any:
+        for src in self.chain:
+            for k in keys:
+                if k in src and src[k] is not None:
+                    return src[k]
+        return None
+
+    def int(self, *keys: str) -> int | None:
+        for src in self.chain:
+            v = positive_int(src, *keys)
+            if v is not None:
+                return v
+        return None
+
+    def count(self, *keys: str) -> int | None:
+        """A count that may be 0 (``first_k_dense_replace: 0``)."""
+        for src in self.chain:
+            for k in keys:
+                v = src.get(k)
+                if is_int(v) and v >= 0:
+                    return v
+        return None
+
+    def flag(self, key: str) -> bool | None:
+        v = self.get(key)
+        return v if isinstance(v, bool) else None
+
+    def ints(self, key: str) -> list[int] | None:
+        v = self.get(key)
+        if isinstance(v, list) and all(is_int(x) for x in v):
+            return list(v)
+        return None
+
+    def strings(self, key: str) -> list[str] | None:
+        v = self.get(key)
+        if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+            return list(v)
+        return None
+
+
+# Model types whose checkpoints are encoders only: they keep no KV cache.
+ENCODER_TYPES = frozenset(
+    "albert bert bert-generation big_bird camembert canine convbert data2vec-text deberta "
+    "deberta-v2 distilbert electra ernie esm flaubert funnel ibert layoutlm lilt longformer "
+    "luke markuplm megatron-bert mobilebert modernbert mpnet mra nezha nomic_bert nystromformer "
+    "qdqbert rembert roberta roberta-prelayernorm roc_bert roformer splinter squeezebert "
+    "tapas xlm xlm-roberta xlm-roberta-xl xmod yoso jina_bert neobert".split()
+)
+_DECODER_ARCH = re.compile(r"(ForCausalLM|LMHeadModel|ForConditionalGeneration)$")
+_ENCODER_ARCH = re.compile(
+    r"(ForMaskedLM|ForSequenceClassification|ForTokenClassification|ForQuestionAnswering|"
+    r"ForMultipleChoice|ForPreTraining|Model)$"
+)
+
+
+def describe(
+    config: Mapping[str, Any] | None,
+    tensors: Sequence[TensorInfo] = (),
+    *,
+    source: str = "config.json",
+) -> ModelDescription:
+    """Build the description from a config (None: from the tensors alone)."""
+    if not config:
+        return _from_tensors(tensors)
+    cfg = _Config(config)
+    notes: list[str] = []
+    archs = config.get("architectures")
+    arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
+    model_type = cfg.get("model_type")
+    model_type = model_type if isinstance(model_type, str) else None
+    kind = _kind(cfg, model_type, arch)
+    hidden = cfg.int("hidden_size", "n_embd", "d_model", "dim", "model_dim", "n_embed")
+    vocab = cfg.int("vocab_size", "padded_vocab_size", "n_vocab")
+    tie = cfg.flag("tie_word_embeddings")
+    if tie is None and config.get("tie_word_embeddings") is None and model_type in ("t5", "mt5"):
+        tie = True  # T5's config class defaults to tied
+    inter = cfg.int(
+        "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim", "d_ff",
+        "encoder_ffn_dim", "decoder_ffn_dim", "hidden_dim",
+    )  # fmt: skip
+    if inter is None and cfg.get("ffn_config") and isinstance(cfg.get("ffn_config"), Mapping):
+        inter = positive_int(cfg.get("ffn_config"), "ffn_hidden_size")
+    experts = _experts(cfg, inter)
+    stacks: list[Stack] = []
+    if kind == "encoder-decoder":
+        enc_n = cfg.int("encoder_layers", "num_layers", "num_encoder_layers")
+        dec_n = cfg.int("decoder_layers", "num_decoder_layers") or enc_n
+        enc_att = _attention(cfg, hidden, notes, "encoder")
+        dec_att = _attention(cfg, hidden, notes, "decoder")
+        if enc_n:
+            enc_ffn = _sparse_steps(cfg, enc_n, "encoder_sparse_step", experts)
+            stacks.append(Stack("encoder", tuple(
+                Layer(i, "full_attention", enc_ffn[i], attention=enc_att) for i in range(enc_n)
+            )))  # fmt: skip
+        if dec_n:
+            dec_ffn = _sparse_steps(cfg, dec_n, "decoder_sparse_step", experts)
+            stacks.append(Stack("decoder", tuple(
+                Layer(i, "full_attention", dec_ffn[i], attention=dec_att, cross_attention=dec_att)
+                for i in range(dec_n)
+            )))  # fmt: skip
+    else:
+        n = cfg.int("num_hidden_layers", "n_layer", "num_layers", "n_layers", "n_layers_total")
+        if n is None and isinstance(cfg.get("hybrid_override_pattern"), str):
+            n = len(cfg.get("hybrid_override_pattern"))
+        attn = _attention(cfg, hidden, notes, "")
+        layers = _decoder_layers(cfg, model_type, n or 0, attn, hidden, experts, notes)
+        if kind == "encoder":
+            layers = [replace(la, mixer="full_attention", window=None) for la in layers]
+        stacks.append(Stack("encoder" if kind == "encoder" else "decoder", tuple(layers)))
+    mtp = cfg.count("num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_modules") or 0
+    desc = ModelDescription(
+        kind=kind,
+        architecture=arch,
+        model_type=model_type,
+        hidden_size=hidden,
+        intermediate_size=inter,
+        vocab_size=vocab,
+        tie_word_embeddings=tie,
+        stacks=tuple(stacks),
+        experts=experts,
+        mtp_layers=mtp,
+        max_position_embeddings=cfg.int("max_position_embeddings", "n_positions", "n_ctx"),
+        moe_intermediate_size=cfg.int("moe_intermediate_size") if experts else None,
+        q_lora_rank=cfg.int("q_lora_rank"),
+        qk_nope_head_dim=cfg.int("qk_nope_head_dim"),
+        quantization_config=_mapping(config.get("quantization_config"))
+        or _mapping(config.get("quantization")),
+        source=source,
+        notes=tuple(notes),
+    )
+    return _cross_check(desc, tensors)
+
+
+def _mapping(v: Any) -> Mapping[str, Any] | None:
+    return v if isinstance(v, Mapping) else None
+
+
+def _kind(cfg: _Config, model_type: str | None, arch: str | None) -> str:
+    if cfg.flag("is_encoder_decoder") or (
+        cfg.get("encoder_layers") is not None and cfg.get("decoder_layers") is not None
+    ):
+        return "encoder-decoder"
+    if model_type in ("t5", "mt5", "umt5", "longt5", "switch_transformers", "bart", "mbart",
+                      "fsmt", "pegasus", "marian", "blenderbot", "m2m_100", "nllb_moe",
+                      "plbart", "prophetnet", "led", "bigbird_pegasus"):  # fmt: skip
+        return "encoder-decoder"
+    if arch and _DECODER_ARCH.search(arch) and not cfg.flag("is_encoder_decoder"):
+        return "decoder"
+    if model_type in ENCODER_TYPES and not cfg.flag("is_decoder"):
+        return "encoder"
+    if arch and _ENCODER_ARCH.search(arch) and cfg.get("type_vocab_size") is not None:
+        return "encoder"
+    return "decoder"
+
+
+def _attention(cfg: _Config, hidden: int | None, notes: list[str], stack: str) -> Attention:
+    if stack:
+        heads = cfg.int(f"{stack}_attention_heads", "num_attention_heads", "num_heads",
+                        "n_head", "n_heads", "attention_heads")  # fmt: skip
+    else:
+        heads = cfg.int("num_attention_heads", "n_head", "num_heads", "n_heads",
+                        "attention_heads", "decoder_attention_heads")  # fmt: skip
+    kv = cfg.int("num_key_value_heads", "num_kv_heads", "n_head_kv", "n_kv_heads",
+                 "multi_query_group_num", "num_query_groups", "n_kv_head")  # fmt: skip
+    if cfg.flag("multi_query") and not cfg.flag("new_decoder_architecture"):
+        # Falcon and GPT-BigCode: one KV head, whatever num_kv_heads says (FalconAttention).
+        kv = 1
+    if kv is None:
+        kv = heads  # no GQA field: every head has its own K and V
+    head_dim = cfg.int("head_dim", "d_kv", "kv_channels", "attention_head_dim", "head_size")
+    kv_lora = cfg.int("kv_lora_rank")
+    rope = cfg.int("qk_rope_head_dim")
+    v_dim = cfg.int("v_head_dim")
+    if kv_lora is not None and rope is not None:
+        nope = cfg.int("qk_nope_head_dim")
+        head_dim = (nope or 0) + rope if nope else head_dim
+    if head_dim is None and hidden and heads:
+        if hidden % heads == 0:
+            head_dim = hidden // heads
+        elif f"hidden_size {hidden} is not a multiple of {heads} heads" not in notes:
+            notes.append(f"hidden_size {hidden} is not a multiple of {heads} heads")
+    return Attention(heads, kv, head_dim, v_dim if v_dim != head_dim else None, kv_lora, rope)
+
+
+def _experts(cfg: _Config, inter: int | None) -> Experts | None:
+    ffn = cfg.get("ffn_config")
+    routed = cfg.int("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts",
+                     "n_experts")  # fmt: skip
+    k = cfg.int("num_experts_per_tok", "num_experts_per_token", "moe_top_k", "top_k",
+                "experts_per_token", "num_selected_experts")  # fmt: skip
+    if isinstance(ffn, Mapping):  # DBRX
+        routed = routed or positive_int(ffn, "moe_num_experts")
+        k = k or positive_int(ffn, "moe_top_k")
+    if not routed or routed < 2:
+        return None
+    moe_inter = cfg.int("moe_intermediate_size", "expert_intermediate_size")
+    shared_inter = cfg.int("shared_expert_intermediate_size")
+    n_shared = cfg.count("n_shared_experts", "num_shared_experts", "shared_experts") or 0
+    if shared_inter and not n_shared:
+        n_shared = 1
+    if n_shared and not shared_inter and (moe_inter or inter):
+        shared_inter = n_shared * (moe_inter or inter or 0)
+    return Experts(routed, n_shared, k, moe_inter or inter, shared_inter)
+
+
+def _sparse_steps(cfg: _Config, n: int, key: str, experts: Experts | None) -> list[str]:
+    """Switch Transformers: every ``*_sparse_step``-th layer of a stack is MoE."""
+    if experts is None:
+        return ["dense"] * n
+    step = cfg.int(key)
+    if step is None:
+        return ["moe"] * n
+    return ["moe" if (i + 1) % step == 0 else "dense" for i in range(n)]
+
+
+_LAYER_TYPE = {
+    "full_attention": "full_attention",
+    "attention": "full_attention",
+    "global": "full_attention",
+    "sliding_attention": "sliding_attention",
+    "local": "sliding_attention",
+    "window_attention": "sliding_attention",
+    "chunked_attention": "chunked_attention",
+    "linear_attention": "linear_attention",
+    "mamba": "state_space",
+    "mamba2": "state_space",
+    "conv": "conv",
+    "hybrid": "hybrid",
+    "moe": "none",
+    "mlp": "none",
+    "sparse": "none",
+    "dense": "none",
+}
+
+
+def _decoder_layers(
+    cfg: _Config,
+    model_type: str | None,
+    n: int,
+    attn: Attention,
+    hidden: int | None,
+    experts: Experts | None,
+    notes: list[str],
+) -> list[Layer]:
+    mixers, ffn = _mixers(cfg, model_type, n, notes)
+    moe = _moe_layers(cfg, model_type, n, experts, notes)
+    window = cfg.int("sliding_window", "window_size", "local_window_size")
+    chunk = cfg.int("attention_chunk_size")
+    state = _state(cfg, model_type, hidden)
+    out = []
+    for i in range(n):
+        mixer = mixers[i]
+        w = {"sliding_attention": window, "chunked_attention": chunk}.get(mixer)
+        if mixer == "sliding_attention" and w is None:
+            notes.append("a layer slides but sliding_window is missing: priced as full attention")
+            mixer = "full_attention"
+        if mixer == "chunked_attention" and w is None:
+            mixer = "full_attention"
+        f = ffn[i] if ffn is not None and ffn[i] else ("moe" if i in moe else "dense")
+        has_attention = mixer in ATTENTION_MIXERS
+        out.append(
+            Layer(
+                i,
+                mixer,
+                f,
+                window=w,
+                attention=attn if has_attention else None,
+                state=state.get(mixer) if mixer in STATE_MIXERS else None,
+            )
+        )
+    return out
+
+
+def _mixers(
+    cfg: _Config, model_type: str | None, n: int, notes: list[str]
+) -> tuple[list[str], list[str] | None]:
+    """The mixer of each decoder layer, and the FFN where the pattern says it (NemotronH)."""
+    mt = model_type or ""
+    types = cfg.strings("layer_types") or cfg.strings("layers_block_type")
+    if types and len(types) == n:
+        mixers = [_LAYER_TYPE.get(t, "full_attention") for t in types]
+        unknown = sorted({t for t in types if t not in _LAYER_TYPE})
+        if unknown:
+            notes.append(f"layer types {', '.join(unknown)} read as full attention")
+        if mt.startswith("zamba") and "hybrid" in types:
+            mixers = ["hybrid" if t == "hybrid" else "state_space" for t in types]
+        if mt.startswith("nemotron_h") or set(types) <= {"mamba", "attention", "mlp", "moe"}:
+            return _nemotron(types)
+        if mt.startswith(("mamba", "falcon_mamba")) or mt == "mamba2":
+            mixers = ["state_space"] * n
+        return mixers, None
+    pattern = cfg.get("hybrid_override_pattern")
+    if isinstance(pattern, str) and len(pattern) == n:  # NemotronH: M mamba, * attention, - MLP
+        names = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
+        return _nemotron([names.get(c, "mlp") for c in pattern])
+    if mt in ("mamba", "falcon_mamba", "mamba2"):
+        return ["state_space"] * n, None
+    if mt.startswith("rwkv"):
+        return ["recurrent"] * n, None
+    if mt == "falcon_h1":
+        return ["hybrid"] * n, None
+    period, offset = cfg.int("attn_layer_period"), cfg.count("attn_layer_offset")
+    if period is not None and offset is not None:  # Jamba
+        return ["full_attention" if i % period == offset else "state_space" for i in range(n)], None
+    indices = cfg.ints("attn_layer_indices")
+    if indices is not None:  # Bamba
+        return ["full_attention" if i in indices else "state_space" for i in range(n)], None
+    idxs = cfg.ints("full_attn_idxs")
+    if idxs is not None:  # LFM2
+        return ["full_attention" if i in idxs else "conv" for i in range(n)], None
+    interval = cfg.int("full_attention_interval")
+    if interval is not None and mt.startswith("qwen3_next"):
+        return [
+            "full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n)
+        ], None
+    return _attention_pattern(cfg, mt, n, notes), None
+
+
+def _nemotron(types: Sequence[str]) -> tuple[list[str], list[str]]:
+    mixers, ffn = [], []
+    for t in types:
+        if t in ("mamba", "linear_attention"):
+            mixers.append("state_space"), ffn.append("none")
+        elif t in ("attention", "full_attention"):
+            mixers.append("full_attention"), ffn.append("none")
+        else:
+            mixers.append("none"), ffn.append("moe" if t == "moe" else "dense")
+    return mixers, ffn
+
+
+def _attention_pattern(cfg: _Config, mt: str, n: int, notes: list[str]) -> list[str]:
+    """Full, sliding or chunked attention per layer, as the config class decides it."""
+    window = cfg.int("sliding_window")
+    chunk = cfg.int("attention_chunk_size")
+    if chunk is not None and mt.startswith("llama4"):
+        nope = cfg.ints("no_rope_layers")
+        if not nope:  # [] or missing: Llama4TextConfig's default, a NoPE layer every 4th
+            interval = cfg.int("no_rope_layer_interval") or 4
+            nope = [int((i + 1) % interval != 0) for i in range(n)]
+            notes.append(
+                f"chunked attention on 3 of every {interval} layers (Llama 4's default "
+                "no_rope_layers)"
+            )
+        return ["chunked_attention" if i < len(nope) and nope[i] else "full_attention"
+                for i in range(n)]  # fmt: skip
+    if window is None:
+        return ["full_attention"] * n
+    if cfg.flag("use_sliding_window") is False:
+        notes.append("sliding_window ignored: use_sliding_window is false")
+        return ["full_attention"] * n
+    max_window = cfg.count("max_window_layers")
+    if cfg.flag("use_sliding_window") is True and max_window is not None:
+        # Qwen2 / Qwen3: layers from max_window_layers on slide.
+        return ["sliding_attention" if i >= max_window else "full_attention" for i in range(n)]
+    pattern = cfg.int("sliding_window_pattern", "_sliding_window_pattern")
+    if pattern is None and mt.startswith("gemma3"):
+        pattern = 6
+        notes.append("5 sliding layers per global one (Gemma 3's default sliding_window_pattern)")
+    if pattern is None and mt.startswith("cohere2"):
+        pattern = 4
+        notes.append("3 sliding layers per global one (Cohere 2's default)")
+    if pattern is not None:
+        return ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+    if mt.startswith("gemma2"):
+        return ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n)]
+    if mt.startswith(("qwen2", "qwen3")) and cfg.flag("use_sliding_window") is not True:
+        return ["full_attention"] * n  # Qwen: sliding_window is stated but off by default
+    return ["sliding_attention"] * n  # Mistral 7B v0.1 and friends: every layer slides
+
+
+def _moe_layers(
+    cfg: _Config, mt: str | None, n: int, experts: Experts | None, notes: list[str]
+) -> set[int]:
+    if experts is None:
+        return set()
+    only_dense = set(cfg.ints("mlp_only_layers") or [])
+    step = cfg.int("decoder_sparse_step")
+    if step is not None:  # Qwen2-MoE / Qwen3-MoE
+        return {i for i in range(n) if (i + 1) % step == 0 and i not in only_dense}
+    k = cfg.count("first_k_dense_replace")
+    freq = cfg.int("moe_layer_freq")
+    if k is not None or freq is not None:  # DeepSeek
+        return {i for i in range(n) if i >= (k or 0) and i % (freq or 1) == 0}
+    inter = cfg.int("interleave_moe_layer_step")
+    if inter is not None:  # Llama 4
+        layers = cfg.ints("moe_layers")
+        return set(layers) if layers else set(range(inter - 1, n, inter))
+    period, offset = cfg.int("expert_layer_period"), cfg.count("expert_layer_offset")
+    if period is not None and offset is not None:  # Jamba
+        return {i for i in range(n) if i % period == offset}
+    return set(range(n)) - only_dense
+
+
+def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]:
+    """Per-sequence state elements of each stateful mixer kind (one layer's)."""
+    out: dict[str, State] = {}
+    h = hidden or 0
+    mt = mt or ""
+    # Mamba-2 style (Mamba2, Bamba, Falcon-H1, NemotronH, Zamba2): heads x head_dim x state.
+    m_heads = cfg.int("mamba_n_heads", "mamba_num_heads") or (
+        cfg.int("num_heads") if mt == "mamba2" else None
+    )
+    m_head_dim = cfg.int("mamba_d_head", "mamba_head_dim", "mamba_headdim") or (
+        cfg.int("head_dim") if mt == "mamba2" else None
+    )
+    d_state = cfg.int("mamba_d_state", "ssm_state_size", "state_size")
+    d_conv = cfg.int("mamba_d_conv", "conv_kernel", "d_conv")
+    expand = cfg.int("mamba_expand", "expand")
+    groups = cfg.int("mamba_n_groups", "n_groups") or 1
+    d_ssm = cfg.int("mamba_d_ssm")
+    inner = d_ssm or (m_heads * m_head_dim if m_heads and m_head_dim else None)
+    if inner is None and expand:
+        inner = expand * h
+    if mt == "mamba":
+        inner = cfg.int("intermediate_size") or inner
+    if d_state and d_conv and inner:
+        if m_heads and m_head_dim:  # Mamba2: conv over x, B and C; SSM per head
+            conv = (inner + 2 * groups * d_state) * d_conv
+            ssm = m_heads * m_head_dim * d_state
+        else:  # Mamba (Jamba's too): conv over x; SSM per channel
+            conv = inner * d_conv
+            ssm = inner * d_state
+        out["state_space"] = State(conv + ssm, (("conv", conv), ("ssm", ssm)))
+        out["hybrid"] = out["state_space"]
+    # Gated DeltaNet (Qwen3-Next): conv over q, k, v; a k_dim x v_dim state per value head.
+    kh, vh = cfg.int("linear_num_key_heads"), cfg.int("linear_num_value_heads")
+    kd, vd = cfg.int("linear_key_head_dim"), cfg.int("linear_value_head_dim")
+    ck = cfg.int("linear_conv_kernel_dim")
+    if kh and vh and kd and vd and ck:
+        conv = (2 * kh * kd + vh * vd) * ck
+        rec = vh * kd * vd
+        out["linear_attention"] = State(conv + rec, (("conv", conv), ("recurrent", rec)))
+    lc = cfg.int("conv_L_cache")
+    if lc and h:  # LFM2 short convolutions
+        out["conv"] = State(h * lc, (("conv", h * lc),))
+    if mt.startswith("rwkv") and h:
+        att = cfg.int("attention_hidden_size") or h
+        # RWKV v4: the shifted input of time and channel mixing, and the WKV numerator,
+        # denominator and running maximum: five vectors per layer.
+        out["recurrent"] = State(2 * h + 3 * att, (("shift", 2 * h), ("wkv", 3 * att)))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Tensors: a cross-check, and the description when there is no config
+
+_LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer|blk|block)\.(\d+)\.")
+_EXPERT = re.compile(r"(?:^|\.)(?:experts|block_sparse_moe|moe|ffn_(?:gate|up|down)_exps)(?:\.|$)")
+_MAMBA = re.compile(r"(?:^|\.)(?:mamba|mixer\.A_log|A_log|ssm_a|conv1d|ssm_conv1d)(?:\.|$)")
+_ATTN = re.compile(r"(?:^|\.)(?:self_attn|attention|attn|self_attention|attn_q|attn_qkv)(?:\.|$)")
+
+
+def _layer_tensors(tensors: Sequence[TensorInfo]) -> dict[int, list[TensorInfo]]:
+    out: dict[int, list[TensorInfo]] = {}
+    for t in tensors:
+        m = _LAYER.search(t.name)
+        if m:
+            out.setdefault(int(m.group(1)), []).append(t)
+    return out
+
+
+def _from_tensors(tensors: Sequence[TensorInfo]) -> ModelDescription:
+    """No config: what the tensors say (layers, which hold experts or attention)."""
+    by_layer = _layer_tensors(tensors)
+    if not by_layer:
+        return ModelDescription(kind="decoder", source="none")
+    layers = []
+    for i in sorted(by_layer):
+        names = [t.name for t in by_layer[i]]
+        moe = any(_EXPERT.search(n) for n in names)
+        if any(_MAMBA.search(n) for n in names):
+            mixer = "hybrid" if any(_ATTN.search(n) for n in names) else "state_space"
+        elif any(_ATTN.search(n) for n in names):
+            mixer = "full_attention"
+        else:
+            mixer = "none"
+        layers.append(Layer(i, mixer, "moe" if moe else "dense"))
+    return ModelDescription(
+        kind="decoder",
+        stacks=(Stack("decoder", tuple(layers)),),
+        source="tensors",
+        notes=("no config.json: layers read from the tensor names",),
+    )
+
+
+def _cross_check(desc: ModelDescription, tensors: Sequence[TensorInfo]) -> ModelDescription:
+    """Where the config says nothing about experts, the tensors decide which layers hold them."""
+    if not tensors or desc.main is None or desc.experts is None:
+        return desc
+    by_layer = _layer_tensors(tensors)
+    if not by_layer:
+        return desc
+    found = {i for i, ts in by_layer.items() if any(_EXPERT.search(t.name) for t in ts)}
+    stated = set(desc.moe_layers)
+    n = len(desc.main.layers)
+    found = {i for i in found if i < n}
+    if not found or found == stated:
+        return desc
+    layers = tuple(
+        replace(la, ffn="moe" if la.index in found else ("dense" if la.ffn == "moe" else la.ffn))
+        for la in desc.main.layers
+    )
+    stacks = tuple(replace(s, layers=layers) if s is desc.main else s for s in desc.stacks)
+    note = (
+        f"the tensors hold experts in {len(found)} layers, the config implies {len(stated)}: "
+        "the tensors are followed"
+    )
+    return replace(desc, stacks=stacks, notes=(*desc.notes, note))
