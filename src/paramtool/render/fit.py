@@ -5,8 +5,8 @@ the width it is given. It gives up, in this order, until the table fits:
 
 1. decoration: columns marked ``decoration`` (bars), then the box's lines (a compact
    style: a rule under the header, two spaces between columns);
-2. optional columns, by their ``drop`` rank (1 first);
-3. one-line cells: columns marked ``wrap`` (prose) wrap between words, never inside one;
+2. one-line cells: columns marked ``wrap`` (prose) wrap between words, never inside one;
+3. optional columns, by their ``drop`` rank (1 first);
 4. a column marked ``name`` (tensor, file, rule names) moves onto a line of its own above
    the rest of its row.
 
@@ -76,7 +76,8 @@ class _Shape:
 
 
 class FitTable:
-    """A table that drops decoration, then optional columns, then wraps, to fit its width.
+    """A table that drops decoration, wraps prose, drops optional columns, then puts names
+    on lines of their own, until it fits the width it is printed at.
 
     ``table_options`` are those of ``rich.table.Table`` (title, box, padding...).
     """

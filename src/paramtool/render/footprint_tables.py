@@ -125,7 +125,7 @@ def kv_table(fp: Footprint, binary: bool = False) -> Any:
     assert kv is not None
     t = Table(title="KV cache", title_justify="left", show_header=False, box=None, padding=(0, 2))
     t.add_column(style="bold")
-    t.add_column()
+    t.add_column(overflow="fold")  # a long word (a path) folds, never ends in …
     t.add_row("bytes", f"{kv.bytes:,} ({size(kv.bytes, binary)})")
     t.add_row("formula", kv_formula(kv))
     if fp.dims is not None:
@@ -143,7 +143,7 @@ def serving_table(r: ServingRow, fp: Footprint, binary: bool = False) -> Any:
     t = Table(title="Serving", title_justify="left", show_header=False, box=None, padding=(0, 2))
     t.add_column(style="bold")
     t.add_column(justify="right")
-    t.add_column()
+    t.add_column(overflow="fold")
     w = r.precision.weights_bytes
     t.add_row("weights", f"{w:,}", size(w, binary))
     if fp.kv is not None:

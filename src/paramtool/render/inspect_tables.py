@@ -35,7 +35,7 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
     ck = b.checkpoint
     t = Table(title="Checkpoint", show_header=False, title_justify="left", box=None, padding=(0, 2))
     t.add_column(style="bold")
-    t.add_column()
+    t.add_column(overflow="fold")  # a long word (a path) folds, never ends in …
     t.add_row("Source", plain(ck.source))
     if ck.gguf is not None:
         g = ck.gguf
@@ -149,7 +149,7 @@ def anatomy_table(b: Breakdown, binary: bool = False) -> FitTable:
 def _kv(title: str) -> Table:
     t = Table(title=title, show_header=False, title_justify="left", box=None, padding=(0, 2))
     t.add_column(style="bold", no_wrap=True)
-    t.add_column()
+    t.add_column(overflow="fold")
     return t
 
 

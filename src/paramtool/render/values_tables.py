@@ -61,7 +61,7 @@ def _facts(title: str) -> Table:
     """The two-column block of facts that opens each report."""
     t = Table(show_header=False, box=None, padding=(0, 2), title=title, title_justify="left")
     t.add_column(style="bold", no_wrap=True)
-    t.add_column()
+    t.add_column(overflow="fold")  # a long word (a path) folds, never ends in …
     return t
 
 
