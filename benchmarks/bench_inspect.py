@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from layouts import llama31_8b, llama31_70b, llama31_405b, write_sparse_checkpoint  # noqa: E402
+from layouts import llama31_8b, llama31_70b, llama31_405b, write_sparse_checkpoint
 
 FLOOR = """
 import sys, json, struct, pathlib, typer

@@ -38,7 +38,8 @@ def _imported(tree: ast.AST) -> set[str]:
         elif (  # importlib.import_module("rich...") and __import__("rich")
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute | ast.Name)
-            and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
+            and getattr(node.func, "attr", getattr(node.func, "id", ""))
+            in ("import_module", "__import__")
             and node.args
             and isinstance(node.args[0], ast.Constant)
             and isinstance(node.args[0].value, str)
@@ -157,7 +158,8 @@ def test_entry_point_loads_nothing_heavy(case: str, gguf_file: Path) -> None:
     argv = {"example": [str(EXAMPLE)], "gguf": [str(gguf_file)], None: []}[arg]
     script = (
         "import sys\n" + code + "\n"
-        f"print(json.dumps(sorted(m for m in {list(heavy)!r} if m in sys.modules)), file=sys.stderr)"
+        f"loaded = sorted(m for m in {list(heavy)!r} if m in sys.modules)\n"
+        "print(json.dumps(loaded), file=sys.stderr)"
     )
     p = subprocess.run(
         [sys.executable, "-c", "import json\n" + script, *argv],

@@ -36,16 +36,16 @@ ProgressCallback = Callable[[int, int], None]  # (done, total): files for header
 def _paths(source: Source, what: str = "source") -> list[str]:
     if isinstance(source, str | os.PathLike):
         return [os.fspath(source)]
-    if isinstance(source, Sequence) and source and all(
-        isinstance(s, str | os.PathLike) for s in source
+    if (
+        isinstance(source, Sequence)
+        and source
+        and all(isinstance(s, str | os.PathLike) for s in source)
     ):
         return [os.fspath(s) for s in source]
     raise UsageError(what, "give a path, a list of paths, or a Hub repo id (org/name)")
 
 
-def _bytes_progress(
-    progress: ProgressCallback | None, total: int
-) -> Callable[[int], None] | None:
+def _bytes_progress(progress: ProgressCallback | None, total: int) -> Callable[[int], None] | None:
     """Adapt ``progress(done, total)`` to the readers' ``advance(nbytes)``, thread-safely."""
     if progress is None:
         return None
@@ -80,9 +80,8 @@ def open_checkpoint(
     """
     from paramtool.sources import open_source
 
-    extra: dict[str, Any] = {"progress": progress} if progress is not None else {}  # TRANSIENT
     return open_source(
-        _paths(source), revision=revision, token=token, subfolder=subfolder, **extra
+        _paths(source), revision=revision, token=token, subfolder=subfolder, progress=progress
     )
 
 

@@ -1,4 +1,4 @@
-"""Small pieces shared by the core's JSON documents: strict numbers, where a checkpoint came from."""
+"""Pieces the core's JSON documents share: strict numbers, where a checkpoint came from."""
 
 from __future__ import annotations
 

@@ -323,7 +323,7 @@ class _Config:
                     return src[k]
         return None
 
-    def int(self, *keys: str) -> int | None:
+    def num(self, *keys: str) -> int | None:
         for src in self.chain:
             v = positive_int(src, *keys)
             if v is not None:
@@ -387,12 +387,12 @@ def describe(
     model_type = cfg.get("model_type")
     model_type = model_type if isinstance(model_type, str) else None
     kind = _kind(cfg, model_type, arch)
-    hidden = cfg.int("hidden_size", "n_embd", "d_model", "dim", "model_dim", "n_embed")
-    vocab = cfg.int("vocab_size", "padded_vocab_size", "n_vocab")
+    hidden = cfg.num("hidden_size", "n_embd", "d_model", "dim", "model_dim", "n_embed")
+    vocab = cfg.num("vocab_size", "padded_vocab_size", "n_vocab")
     tie = cfg.flag("tie_word_embeddings")
     if tie is None and config.get("tie_word_embeddings") is None and model_type in ("t5", "mt5"):
         tie = True  # T5's config class defaults to tied
-    inter = cfg.int(
+    inter = cfg.num(
         "intermediate_size", "ffn_hidden_size", "n_inner", "ffn_dim", "d_ff",
         "encoder_ffn_dim", "decoder_ffn_dim", "hidden_dim",
     )  # fmt: skip
@@ -401,8 +401,8 @@ def describe(
     experts = _experts(cfg, inter)
     stacks: list[Stack] = []
     if kind == "encoder-decoder":
-        enc_n = cfg.int("encoder_layers", "num_layers", "num_encoder_layers")
-        dec_n = cfg.int("decoder_layers", "num_decoder_layers") or enc_n
+        enc_n = cfg.num("encoder_layers", "num_layers", "num_encoder_layers")
+        dec_n = cfg.num("decoder_layers", "num_decoder_layers") or enc_n
         enc_att = _attention(cfg, hidden, notes, "encoder")
         dec_att = _attention(cfg, hidden, notes, "decoder")
         if enc_n:
@@ -417,7 +417,7 @@ def describe(
                 for i in range(dec_n)
             )))  # fmt: skip
     else:
-        n = cfg.int("num_hidden_layers", "n_layer", "num_layers", "n_layers", "n_layers_total")
+        n = cfg.num("num_hidden_layers", "n_layer", "num_layers", "n_layers", "n_layers_total")
         if n is None and isinstance(cfg.get("hybrid_override_pattern"), str):
             n = len(cfg.get("hybrid_override_pattern"))
         attn = _attention(cfg, hidden, notes, "")
@@ -437,10 +437,10 @@ def describe(
         stacks=tuple(stacks),
         experts=experts,
         mtp_layers=mtp,
-        max_position_embeddings=cfg.int("max_position_embeddings", "n_positions", "n_ctx"),
-        moe_intermediate_size=cfg.int("moe_intermediate_size") if experts else None,
-        q_lora_rank=cfg.int("q_lora_rank"),
-        qk_nope_head_dim=cfg.int("qk_nope_head_dim"),
+        max_position_embeddings=cfg.num("max_position_embeddings", "n_positions", "n_ctx"),
+        moe_intermediate_size=cfg.num("moe_intermediate_size") if experts else None,
+        q_lora_rank=cfg.num("q_lora_rank"),
+        qk_nope_head_dim=cfg.num("qk_nope_head_dim"),
         quantization_config=_mapping(config.get("quantization_config"))
         or _mapping(config.get("quantization")),
         source=source,
@@ -473,24 +473,24 @@ def _kind(cfg: _Config, model_type: str | None, arch: str | None) -> str:
 
 def _attention(cfg: _Config, hidden: int | None, notes: list[str], stack: str) -> Attention:
     if stack:
-        heads = cfg.int(f"{stack}_attention_heads", "num_attention_heads", "num_heads",
+        heads = cfg.num(f"{stack}_attention_heads", "num_attention_heads", "num_heads",
                         "n_head", "n_heads", "attention_heads")  # fmt: skip
     else:
-        heads = cfg.int("num_attention_heads", "n_head", "num_heads", "n_heads",
+        heads = cfg.num("num_attention_heads", "n_head", "num_heads", "n_heads",
                         "attention_heads", "decoder_attention_heads")  # fmt: skip
-    kv = cfg.int("num_key_value_heads", "num_kv_heads", "n_head_kv", "n_kv_heads",
+    kv = cfg.num("num_key_value_heads", "num_kv_heads", "n_head_kv", "n_kv_heads",
                  "multi_query_group_num", "num_query_groups", "n_kv_head")  # fmt: skip
     if cfg.flag("multi_query") and not cfg.flag("new_decoder_architecture"):
         # Falcon and GPT-BigCode: one KV head, whatever num_kv_heads says (FalconAttention).
         kv = 1
     if kv is None:
         kv = heads  # no GQA field: every head has its own K and V
-    head_dim = cfg.int("head_dim", "d_kv", "kv_channels", "attention_head_dim", "head_size")
-    kv_lora = cfg.int("kv_lora_rank")
-    rope = cfg.int("qk_rope_head_dim")
-    v_dim = cfg.int("v_head_dim")
+    head_dim = cfg.num("head_dim", "d_kv", "kv_channels", "attention_head_dim", "head_size")
+    kv_lora = cfg.num("kv_lora_rank")
+    rope = cfg.num("qk_rope_head_dim")
+    v_dim = cfg.num("v_head_dim")
     if kv_lora is not None and rope is not None:
-        nope = cfg.int("qk_nope_head_dim")
+        nope = cfg.num("qk_nope_head_dim")
         head_dim = (nope or 0) + rope if nope else head_dim
     if head_dim is None and hidden and heads:
         if hidden % heads == 0:
@@ -502,17 +502,17 @@ def _attention(cfg: _Config, hidden: int | None, notes: list[str], stack: str) -
 
 def _experts(cfg: _Config, inter: int | None) -> Experts | None:
     ffn = cfg.get("ffn_config")
-    routed = cfg.int("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts",
+    routed = cfg.num("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts",
                      "n_experts")  # fmt: skip
-    k = cfg.int("num_experts_per_tok", "num_experts_per_token", "moe_top_k", "top_k",
+    k = cfg.num("num_experts_per_tok", "num_experts_per_token", "moe_top_k", "top_k",
                 "experts_per_token", "num_selected_experts")  # fmt: skip
     if isinstance(ffn, Mapping):  # DBRX
         routed = routed or positive_int(ffn, "moe_num_experts")
         k = k or positive_int(ffn, "moe_top_k")
     if not routed or routed < 2:
         return None
-    moe_inter = cfg.int("moe_intermediate_size", "expert_intermediate_size")
-    shared_inter = cfg.int("shared_expert_intermediate_size")
+    moe_inter = cfg.num("moe_intermediate_size", "expert_intermediate_size")
+    shared_inter = cfg.num("shared_expert_intermediate_size")
     n_shared = cfg.count("n_shared_experts", "num_shared_experts", "shared_experts") or 0
     if shared_inter and not n_shared:
         n_shared = 1
@@ -525,7 +525,7 @@ def _sparse_steps(cfg: _Config, n: int, key: str, experts: Experts | None) -> li
     """Switch Transformers: every ``*_sparse_step``-th layer of a stack is MoE."""
     if experts is None:
         return ["dense"] * n
-    step = cfg.int(key)
+    step = cfg.num(key)
     if step is None:
         return ["moe"] * n
     return ["moe" if (i + 1) % step == 0 else "dense" for i in range(n)]
@@ -562,8 +562,8 @@ def _decoder_layers(
 ) -> list[Layer]:
     mixers, ffn = _mixers(cfg, model_type, n, notes)
     moe = _moe_layers(cfg, model_type, n, experts, notes)
-    window = cfg.int("sliding_window", "window_size", "local_window_size")
-    chunk = cfg.int("attention_chunk_size")
+    window = cfg.num("sliding_window", "window_size", "local_window_size")
+    chunk = cfg.num("attention_chunk_size")
     state = _state(cfg, model_type, hidden)
     out = []
     for i in range(n):
@@ -617,7 +617,7 @@ def _mixers(
         return ["recurrent"] * n, None
     if mt == "falcon_h1":
         return ["hybrid"] * n, None
-    period, offset = cfg.int("attn_layer_period"), cfg.count("attn_layer_offset")
+    period, offset = cfg.num("attn_layer_period"), cfg.count("attn_layer_offset")
     if period is not None and offset is not None:  # Jamba
         return ["full_attention" if i % period == offset else "state_space" for i in range(n)], None
     indices = cfg.ints("attn_layer_indices")
@@ -626,7 +626,7 @@ def _mixers(
     idxs = cfg.ints("full_attn_idxs")
     if idxs is not None:  # LFM2
         return ["full_attention" if i in idxs else "conv" for i in range(n)], None
-    interval = cfg.int("full_attention_interval")
+    interval = cfg.num("full_attention_interval")
     if interval is not None and mt.startswith("qwen3_next"):
         return [
             "full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n)
@@ -638,22 +638,25 @@ def _nemotron(types: Sequence[str]) -> tuple[list[str], list[str]]:
     mixers, ffn = [], []
     for t in types:
         if t in ("mamba", "linear_attention"):
-            mixers.append("state_space"), ffn.append("none")
+            mixers.append("state_space")
+            ffn.append("none")
         elif t in ("attention", "full_attention"):
-            mixers.append("full_attention"), ffn.append("none")
+            mixers.append("full_attention")
+            ffn.append("none")
         else:
-            mixers.append("none"), ffn.append("moe" if t == "moe" else "dense")
+            mixers.append("none")
+            ffn.append("moe" if t == "moe" else "dense")
     return mixers, ffn
 
 
 def _attention_pattern(cfg: _Config, mt: str, n: int, notes: list[str]) -> list[str]:
     """Full, sliding or chunked attention per layer, as the config class decides it."""
-    window = cfg.int("sliding_window")
-    chunk = cfg.int("attention_chunk_size")
+    window = cfg.num("sliding_window")
+    chunk = cfg.num("attention_chunk_size")
     if chunk is not None and mt.startswith("llama4"):
         nope = cfg.ints("no_rope_layers")
         if not nope:  # [] or missing: Llama4TextConfig's default, a NoPE layer every 4th
-            interval = cfg.int("no_rope_layer_interval") or 4
+            interval = cfg.num("no_rope_layer_interval") or 4
             nope = [int((i + 1) % interval != 0) for i in range(n)]
             notes.append(
                 f"chunked attention on 3 of every {interval} layers (Llama 4's default "
@@ -670,7 +673,7 @@ def _attention_pattern(cfg: _Config, mt: str, n: int, notes: list[str]) -> list[
     if cfg.flag("use_sliding_window") is True and max_window is not None:
         # Qwen2 / Qwen3: layers from max_window_layers on slide.
         return ["sliding_attention" if i >= max_window else "full_attention" for i in range(n)]
-    pattern = cfg.int("sliding_window_pattern", "_sliding_window_pattern")
+    pattern = cfg.num("sliding_window_pattern", "_sliding_window_pattern")
     if pattern is None and mt.startswith("gemma3"):
         pattern = 6
         notes.append("5 sliding layers per global one (Gemma 3's default sliding_window_pattern)")
@@ -692,18 +695,18 @@ def _moe_layers(
     if experts is None:
         return set()
     only_dense = set(cfg.ints("mlp_only_layers") or [])
-    step = cfg.int("decoder_sparse_step")
+    step = cfg.num("decoder_sparse_step")
     if step is not None:  # Qwen2-MoE / Qwen3-MoE
         return {i for i in range(n) if (i + 1) % step == 0 and i not in only_dense}
     k = cfg.count("first_k_dense_replace")
-    freq = cfg.int("moe_layer_freq")
+    freq = cfg.num("moe_layer_freq")
     if k is not None or freq is not None:  # DeepSeek
         return {i for i in range(n) if i >= (k or 0) and i % (freq or 1) == 0}
-    inter = cfg.int("interleave_moe_layer_step")
+    inter = cfg.num("interleave_moe_layer_step")
     if inter is not None:  # Llama 4
         layers = cfg.ints("moe_layers")
         return set(layers) if layers else set(range(inter - 1, n, inter))
-    period, offset = cfg.int("expert_layer_period"), cfg.count("expert_layer_offset")
+    period, offset = cfg.num("expert_layer_period"), cfg.count("expert_layer_offset")
     if period is not None and offset is not None:  # Jamba
         return {i for i in range(n) if i % period == offset}
     return set(range(n)) - only_dense
@@ -715,22 +718,22 @@ def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]
     h = hidden or 0
     mt = mt or ""
     # Mamba-2 style (Mamba2, Bamba, Falcon-H1, NemotronH, Zamba2): heads x head_dim x state.
-    m_heads = cfg.int("mamba_n_heads", "mamba_num_heads") or (
-        cfg.int("num_heads") if mt == "mamba2" else None
+    m_heads = cfg.num("mamba_n_heads", "mamba_num_heads") or (
+        cfg.num("num_heads") if mt == "mamba2" else None
     )
-    m_head_dim = cfg.int("mamba_d_head", "mamba_head_dim", "mamba_headdim") or (
-        cfg.int("head_dim") if mt == "mamba2" else None
+    m_head_dim = cfg.num("mamba_d_head", "mamba_head_dim", "mamba_headdim") or (
+        cfg.num("head_dim") if mt == "mamba2" else None
     )
-    d_state = cfg.int("mamba_d_state", "ssm_state_size", "state_size")
-    d_conv = cfg.int("mamba_d_conv", "conv_kernel", "d_conv")
-    expand = cfg.int("mamba_expand", "expand")
-    groups = cfg.int("mamba_n_groups", "n_groups") or 1
-    d_ssm = cfg.int("mamba_d_ssm")
+    d_state = cfg.num("mamba_d_state", "ssm_state_size", "state_size")
+    d_conv = cfg.num("mamba_d_conv", "conv_kernel", "d_conv")
+    expand = cfg.num("mamba_expand", "expand")
+    groups = cfg.num("mamba_n_groups", "n_groups") or 1
+    d_ssm = cfg.num("mamba_d_ssm")
     inner = d_ssm or (m_heads * m_head_dim if m_heads and m_head_dim else None)
     if inner is None and expand:
         inner = expand * h
     if mt == "mamba":
-        inner = cfg.int("intermediate_size") or inner
+        inner = cfg.num("intermediate_size") or inner
     if d_state and d_conv and inner:
         if m_heads and m_head_dim:  # Mamba2: conv over x, B and C; SSM per head
             conv = (inner + 2 * groups * d_state) * d_conv
@@ -741,18 +744,18 @@ def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]
         out["state_space"] = State(conv + ssm, (("conv", conv), ("ssm", ssm)))
         out["hybrid"] = out["state_space"]
     # Gated DeltaNet (Qwen3-Next): conv over q, k, v; a k_dim x v_dim state per value head.
-    kh, vh = cfg.int("linear_num_key_heads"), cfg.int("linear_num_value_heads")
-    kd, vd = cfg.int("linear_key_head_dim"), cfg.int("linear_value_head_dim")
-    ck = cfg.int("linear_conv_kernel_dim")
+    kh, vh = cfg.num("linear_num_key_heads"), cfg.num("linear_num_value_heads")
+    kd, vd = cfg.num("linear_key_head_dim"), cfg.num("linear_value_head_dim")
+    ck = cfg.num("linear_conv_kernel_dim")
     if kh and vh and kd and vd and ck:
         conv = (2 * kh * kd + vh * vd) * ck
         rec = vh * kd * vd
         out["linear_attention"] = State(conv + rec, (("conv", conv), ("recurrent", rec)))
-    lc = cfg.int("conv_L_cache")
+    lc = cfg.num("conv_L_cache")
     if lc and h:  # LFM2 short convolutions
         out["conv"] = State(h * lc, (("conv", h * lc),))
     if mt.startswith("rwkv") and h:
-        att = cfg.int("attention_hidden_size") or h
+        att = cfg.num("attention_hidden_size") or h
         # RWKV v4: the shifted input of time and channel mixing, and the WKV numerator,
         # denominator and running maximum: five vectors per layer.
         out["recurrent"] = State(2 * h + 3 * att, (("shift", 2 * h), ("wkv", 3 * att)))

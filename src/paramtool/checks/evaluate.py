@@ -27,7 +27,9 @@ from typing import Any
 
 from paramtool import dtypes
 from paramtool.analysis.breakdown import Breakdown, build
-from paramtool.checks import value_rules  # noqa: F401  (registers the value and hash rules)
+
+# Imported for its effect: it registers the value and hash rules' evaluators.
+from paramtool.checks import value_rules  # noqa: F401
 from paramtool.checks.findings import (
     EVALUATORS,
     Context,

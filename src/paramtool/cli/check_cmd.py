@@ -29,7 +29,7 @@ from paramtool.errors import UsageError
 ListOpt = list[str] | None
 
 
-def _opt(flag: str, metavar: str, help: str) -> Any:  # noqa: A002 - typer's own name
+def _opt(flag: str, metavar: str, help: str) -> Any:
     return typer.Option(flag, metavar=metavar, help=help, show_default=False)
 
 

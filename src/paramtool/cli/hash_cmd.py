@@ -69,7 +69,9 @@ def _verify(
     from paramtool.render.values_progress import byte_progress
 
     with byte_progress("Hashing", enabled=not json_) as progress:
-        report = api.verify(path, against or "", subfolder=subfolder, token=token, progress=progress)
+        report = api.verify(
+            path, against or "", subfolder=subfolder, token=token, progress=progress
+        )
     if json_:
         print_json(report.to_dict())
     else:

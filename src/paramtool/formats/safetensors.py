@@ -49,7 +49,7 @@ def header_length(prefix: bytes, path: str, file_size: int | None = None) -> int
             path,
             f"file is {len(prefix)} bytes; a safetensors file starts with an 8-byte header length",
         )
-    (n,) = struct.unpack("<Q", prefix[:8])
+    n: int = struct.unpack("<Q", prefix[:8])[0]
     if n > MAX_HEADER_SIZE or (file_size is not None and 8 + n > file_size):
         _sniff_foreign(prefix, path)  # only an implausible length can be another format's magic
     if n > MAX_HEADER_SIZE:

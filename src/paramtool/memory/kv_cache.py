@@ -104,9 +104,11 @@ def _elements(att: Attention, convention: Convention) -> int | None:
 def _kept(layer: Layer, context: int, convention: Convention) -> int:
     if layer.window is None or layer.mixer not in ("sliding_attention", "chunked_attention"):
         return context
-    window = layer.window - 1 if convention == "transformers" and layer.mixer == (
-        "sliding_attention"
-    ) else layer.window
+    window = (
+        layer.window - 1
+        if convention == "transformers" and layer.mixer == ("sliding_attention")
+        else layer.window
+    )
     return min(context, window)
 
 
@@ -142,9 +144,11 @@ def kv_cache(
     if missing:
         raise UsageError(
             "",
-            lambda p: "the KV cache needs the model's "
-            + ", ".join(f"{words} ({p(param)})" for words, param in missing)
-            + ": give a checkpoint with a config.json or the flags",
+            lambda p: (
+                "the KV cache needs the model's "
+                + ", ".join(f"{words} ({p(param)})" for words, param in missing)
+                + ": give a checkpoint with a config.json or the flags"
+            ),
             param="context",
         )
     enc = encoder_length or dims.encoder_length_default or DEFAULT_ENCODER_LENGTH
@@ -165,11 +169,13 @@ def kv_cache(
             groups.setdefault(("state", la.mixer, None, la.state.elements), []).append(0)
             state_total += la.state.elements
     out_groups = []
-    for (stack, mixer, window, per), kept in groups.items():
-        n = len(kept)
-        elements = per * n if stack == "state" else per * sum(kept)
+    for (stack, mixer, window, per), counts in groups.items():
+        n = len(counts)
+        elements = per * n if stack == "state" else per * sum(counts)
         out_groups.append(
-            KVGroup(stack, mixer, n, window, kept[0], per, dtype.estimate_nbytes(elements * batch))
+            KVGroup(
+                stack, mixer, n, window, counts[0], per, dtype.estimate_nbytes(elements * batch)
+            )
         )
     caching = [la for la in plan if la.attention is not None and la.caches_tokens]
     first = caching[0].attention if caching else None

@@ -226,7 +226,7 @@ def _same_bytes(x: memoryview, y: memoryview) -> bool:
     )
 
 
-def _bits(codec: Codec, raw: memoryview, count: int):  # noqa: ANN202 - numpy array
+def _bits(codec: Codec, raw: memoryview, count: int) -> Any:  # a numpy array
     """The stored element codes as unsigned integers, for comparing bit patterns."""
     import numpy as np
 
@@ -242,7 +242,7 @@ def _bits(codec: Codec, raw: memoryview, count: int):  # noqa: ANN202 - numpy ar
     return np.frombuffer(raw, dtype=f"u{size}", count=count)
 
 
-def _as_f64(codec: Codec, raw: memoryview, count: int, key: str):  # noqa: ANN202
+def _as_f64(codec: Codec, raw: memoryview, count: int, key: str) -> Any:  # a numpy array
     out = _SCRATCH.array(key, "float64", count)
     if codec.per_byte or codec.storage != "float64":
         return decode(codec, raw, count, out)
