@@ -38,7 +38,7 @@ from layouts import (
 from paramtool.cli import app
 from paramtool.formats.safetensors import read_local_header
 from paramtool.sources import open_source
-from paramtool.sources.hub import _HubFiles
+from paramtool.sources.hub_files import HubRanges
 
 TOKEN = "hf_paramtool_test_token_5f2c"
 SHARDS = [f"model-0000{k}-of-00003.safetensors" for k in (1, 2, 3)]
@@ -395,7 +395,7 @@ def test_a_server_that_ignores_range_costs_a_dropped_connection(
             "HUGGINGFACE_CO_URL_TEMPLATE",
             base + "/{repo_id}/resolve/{revision}/{filename}",
         )
-        header = _HubFiles("org/big", sha, None, None).header("model.safetensors", first)
+        header = HubRanges("org/big", sha, None, None).header("model.safetensors", first)
     finally:
         server.shutdown()
         server.server_close()

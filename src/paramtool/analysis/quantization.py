@@ -13,7 +13,7 @@ how many parameters of the unquantized model it holds:
   MXFP4 ``*_blocks`` (uint8), NVFP4 ``weight`` (uint8 beside an FP8 ``weight_scale``);
 * every other tensor, FP8/INT8/F4 weights included, one parameter per element.
 
-The README's "Quantized checkpoints, adapters and MoE" lists every rule with its
+docs/formulas.md ("Quantized tensors") lists every rule with its
 source. Pure: no typer, no rich.
 """
 

@@ -18,7 +18,7 @@ from paramtool.safe_text import printable
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON object on stdout (schema in the README).")
+    bool, typer.Option("--json", help="Print one JSON object on stdout (schemas in docs/schemas/).")
 ]
 SourcesArg = Annotated[
     list[str],
