@@ -156,6 +156,7 @@ def footprint(
     dtype: str | Sequence[str] | None = None,
     context: int | str | None = None,
     batch: int | str = 1,
+    encoder_length: int | str | None = None,
     kv_dtype: str = "bf16",
     overhead: str = "20%",
     train: str | None = None,
@@ -196,7 +197,7 @@ def footprint(
     from paramtool.units import parse_count
 
     name = None
-    config = None
+    description = None
     if source is not None and params is not None:
         raise UsageError(
             "", lambda p: f"give {p('params')} or a checkpoint, not both", param="params"
@@ -208,10 +209,12 @@ def footprint(
             source, revision=revision, token=token, subfolder=subfolder, progress=progress
         )
         # Logical parameters: a quantized checkpoint's packed weights unpacked, scales not counted.
-        parameters = build(checkpoint).logical_parameters
+        breakdown = build(checkpoint)
+        parameters = breakdown.logical_parameters
         if parameters < 1:
             raise UsageError(checkpoint.source, "the checkpoint holds no parameters")
-        name, config = checkpoint.source, checkpoint.config
+        name = checkpoint.source
+        description = breakdown.description if checkpoint.config else None
         warnings = checkpoint.warnings
     elif params is not None:
         parameters = params if isinstance(params, int) else parse_count(params)
@@ -222,8 +225,8 @@ def footprint(
             lambda p: f"give {p('params')} N (e.g. 70B) or a checkpoint to read it from",
         )
 
-    dims = ModelDims.from_config(
-        config,
+    dims = ModelDims.from_description(
+        description,
         layers=_whole("layers", layers),
         heads=_whole("heads", heads),
         kv_heads=_whole("kv_heads", kv_heads),
@@ -238,6 +241,7 @@ def footprint(
         dims=dims,
         dtype_names=names or None,
         context=_whole("context", context, kilo=True),
+        encoder_length=_whole("encoder_length", encoder_length, kilo=True),
         batch=_whole("batch", batch) or 1,
         kv_dtype=dtypes.lookup(kv_dtype),
         overhead=parse_overhead(overhead),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
 from paramtool.analysis.anatomy import CATEGORIES, Role, classify
+from paramtool.analysis.model import ModelDescription, describe
 from paramtool.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -67,29 +68,16 @@ class ModelConfig:
     tie_word_embeddings: bool | None
 
     @classmethod
-    def from_json(cls, config: Mapping[str, Any]) -> ModelConfig:
-        inner = config.get("text_config")
-        inner = inner if isinstance(inner, Mapping) else {}
-
-        def get(*keys: str, kind: type = int) -> Any:
-            for src in (config, inner):
-                for k in keys:
-                    v = src.get(k)
-                    if isinstance(v, kind) and not (kind is int and isinstance(v, bool)):
-                        return v
-            return None
-
-        archs = config.get("architectures")
-        arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
+    def from_description(cls, d: ModelDescription) -> ModelConfig:
         return cls(
-            architecture=arch,
-            model_type=get("model_type", kind=str),
-            layers=get("num_hidden_layers", "n_layer", "num_layers", "n_layers"),
-            hidden_size=get("hidden_size", "n_embd", "d_model"),
-            heads=get("num_attention_heads", "n_head", "num_heads"),
-            kv_heads=get("num_key_value_heads", "num_kv_heads", "multi_query_group_num"),
-            vocab_size=get("vocab_size"),
-            tie_word_embeddings=get("tie_word_embeddings", kind=bool),
+            architecture=d.architecture,
+            model_type=d.model_type,
+            layers=d.layers,
+            hidden_size=d.hidden_size,
+            heads=d.heads,
+            kv_heads=d.kv_heads,
+            vocab_size=d.vocab_size,
+            tie_word_embeddings=d.tie_word_embeddings,
         )
 
 
@@ -104,6 +92,7 @@ class Breakdown:
     by_category: Mapping[str, Tally]
     by_layer: tuple[LayerTally, ...]
     config: ModelConfig | None
+    description: ModelDescription
     tied_embeddings: bool | None
     tied_source: str  # "config.json", "no output head tensor", or ""
     parameters: tuple[int, ...] = ()  # logical parameters of each tensor
@@ -246,7 +235,10 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
         )
         for i, cats in sorted(layers.items())
     )
-    config = ModelConfig.from_json(checkpoint.config) if checkpoint.config else None
+    description = describe(
+        checkpoint.config, tensors, source="gguf" if checkpoint.format == "gguf" else "config.json"
+    )
+    config = ModelConfig.from_description(description) if checkpoint.config else None
     tied, source = _tied(config, roles, checkpoint.format)
     base_summary = base_info(build(base)) if base is not None else None
     metadata = checkpoint.files[0].metadata if checkpoint.files else None
@@ -258,13 +250,14 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
         by_category={c: Tally(*v) for c, v in by_category.items()},
         by_layer=by_layer,
         config=config,
+        description=description,
         tied_embeddings=tied,
         tied_source=source,
         parameters=logical,
         unpacked=unpacked,
         quantization=quant,
         adapter=_adapter(checkpoint, tensors, roles, logical, base_summary, metadata),
-        moe=_moe(checkpoint, tensors, roles, logical),
+        moe=_moe(description, tensors, roles, logical),
     )
 
 
@@ -276,12 +269,14 @@ def _adapter(ck: Checkpoint, tensors: Any, roles: Any, logical: Any, base: Any, 
     return adapters.analyze(tensors, roles, logical, ck.adapter_config, base, meta)
 
 
-def _moe(ck: Checkpoint, tensors: Any, roles: Any, logical: Any) -> Any:
+def _moe(desc: ModelDescription, tensors: Any, roles: Any, logical: Any) -> Any:
     if not any(r.component == "expert" for r in roles):
         return None
     from paramtool.analysis import moe
 
-    return moe.analyze(tensors, roles, logical, ck.config)
+    return moe.analyze(
+        tensors, roles, logical, desc.experts, layers=desc.layers, mtp_count=desc.mtp_layers
+    )
 
 
 def _tied(

@@ -142,6 +142,7 @@ def to_json(
             "kv_heads": cfg.kv_heads,
             "vocab_size": cfg.vocab_size,
         },
+        "model": b.description.to_dict(),
         "tied_embeddings": b.tied_embeddings,
         "bits_per_weight": _bits(b),
         "format": ck.format,

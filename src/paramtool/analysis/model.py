@@ -398,7 +398,7 @@ def describe(
     )  # fmt: skip
     if inter is None and cfg.get("ffn_config") and isinstance(cfg.get("ffn_config"), Mapping):
         inter = positive_int(cfg.get("ffn_config"), "ffn_hidden_size")
-    experts = _experts(cfg, inter)
+    experts = _experts(cfg, inter, model_type or "")
     stacks: list[Stack] = []
     if kind == "encoder-decoder":
         enc_n = cfg.num("encoder_layers", "num_layers", "num_encoder_layers")
@@ -500,12 +500,12 @@ def _attention(cfg: _Config, hidden: int | None, notes: list[str], stack: str) -
     return Attention(heads, kv, head_dim, v_dim if v_dim != head_dim else None, kv_lora, rope)
 
 
-def _experts(cfg: _Config, inter: int | None) -> Experts | None:
+def _experts(cfg: _Config, inter: int | None, mt: str = "") -> Experts | None:
     ffn = cfg.get("ffn_config")
     routed = cfg.num("num_local_experts", "n_routed_experts", "num_experts", "moe_num_experts",
                      "n_experts")  # fmt: skip
     k = cfg.num("num_experts_per_tok", "num_experts_per_token", "moe_top_k", "top_k",
-                "experts_per_token", "num_selected_experts")  # fmt: skip
+                "experts_per_token", "num_selected_experts", "moe_topk")  # fmt: skip
     if isinstance(ffn, Mapping):  # DBRX
         routed = routed or positive_int(ffn, "moe_num_experts")
         k = k or positive_int(ffn, "moe_top_k")
@@ -516,6 +516,8 @@ def _experts(cfg: _Config, inter: int | None) -> Experts | None:
     n_shared = cfg.count("n_shared_experts", "num_shared_experts", "shared_experts") or 0
     if shared_inter and not n_shared:
         n_shared = 1
+    if not n_shared and mt.startswith("llama4"):
+        n_shared = 1  # Llama4TextMoe always adds one shared expert beside the routed ones
     if n_shared and not shared_inter and (moe_inter or inter):
         shared_inter = n_shared * (moe_inter or inter or 0)
     return Experts(routed, n_shared, k, moe_inter or inter, shared_inter)
@@ -626,6 +628,8 @@ def _mixers(
     idxs = cfg.ints("full_attn_idxs")
     if idxs is not None:  # LFM2
         return ["full_attention" if i in idxs else "conv" for i in range(n)], None
+    if mt == "minimax" and not types:  # MiniMaxConfig: lightning attention on odd layers
+        return ["full_attention" if (i + 1) % 2 else "linear_attention" for i in range(n)], None
     interval = cfg.num("full_attention_interval")
     if interval is not None and mt.startswith("qwen3_next"):
         return [
@@ -670,6 +674,11 @@ def _attention_pattern(cfg: _Config, mt: str, n: int, notes: list[str]) -> list[
         notes.append("sliding_window ignored: use_sliding_window is false")
         return ["full_attention"] * n
     max_window = cfg.count("max_window_layers")
+    if mt == "qwen2_moe":  # Qwen2MoeConfig: odd-numbered layers below max_window_layers slide
+        on = cfg.flag("use_sliding_window") is True
+        limit = n if max_window is None else max_window
+        return ["sliding_attention" if on and (i + 1) % 2 and i < limit else "full_attention"
+                for i in range(n)]  # fmt: skip
     if cfg.flag("use_sliding_window") is True and max_window is not None:
         # Qwen2 / Qwen3: layers from max_window_layers on slide.
         return ["sliding_attention" if i >= max_window else "full_attention" for i in range(n)]
@@ -682,7 +691,10 @@ def _attention_pattern(cfg: _Config, mt: str, n: int, notes: list[str]) -> list[
         notes.append("3 sliding layers per global one (Cohere 2's default)")
     if pattern is not None:
         return ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
-    if mt.startswith("gemma2"):
+    if mt.startswith(("gemma2", "gpt_oss", "vaultgemma", "t5gemma")):
+        # Their config classes' default layer_types: even-indexed layers slide.
+        if not mt.startswith("gemma2"):
+            notes.append("sliding attention on alternate layers (the config class's default)")
         return ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n)]
     if mt.startswith(("qwen2", "qwen3")) and cfg.flag("use_sliding_window") is not True:
         return ["full_attention"] * n  # Qwen: sliding_window is stated but off by default

@@ -17,17 +17,12 @@ Pure: no typer, no rich.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from paramtool.analysis.anatomy import Role
-from paramtool.fields import positive_int
+from paramtool.analysis.model import Experts
 from paramtool.records import TensorInfo
-
-EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
-K_KEYS = ("num_experts_per_tok", "experts_per_token", "num_experts_per_token", "moe_topk")
-SHARED_KEYS = ("n_shared_experts", "num_shared_experts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +54,6 @@ class MoE:
         return self.active_parameters / self.total_parameters
 
 
-def _setting(config: Mapping[str, Any], keys: Sequence[str]) -> int | None:
-    """A positive count from config.json, else from its ``text_config`` (a multimodal model's)."""
-    inner = config.get("text_config")
-    return positive_int(config, *keys) or (
-        positive_int(inner, *keys) if isinstance(inner, Mapping) else None
-    )
-
-
 def fused_experts(shape: Sequence[int], configured: int | None) -> int | None:
     """The expert count of a fused expert tensor: the dimension config.json names, else dim 0."""
     if not shape:
@@ -82,13 +69,19 @@ def analyze(
     tensors: Sequence[TensorInfo],
     roles: Sequence[Role],
     parameters: Sequence[int],
-    config: Mapping[str, Any] | None,
+    experts: Experts | None,
+    *,
+    layers: int | None = None,
+    mtp_count: int = 0,
 ) -> MoE | None:
-    """Summarise the experts; None when no tensor is a routed expert."""
-    cfg = config or {}
-    n_cfg = _setting(cfg, EXPERT_KEYS)
-    k = _setting(cfg, K_KEYS)
-    shared_cfg = _setting(cfg, SHARED_KEYS)
+    """Summarise the experts; None when no tensor is a routed expert.
+
+    ``experts`` is what the model description read from config.json (counts, ``k``);
+    ``layers`` its decoder depth, after which ``mtp_count`` multi-token-prediction blocks sit.
+    """
+    n_cfg = experts.routed if experts else None
+    k = experts.per_token if experts else None
+    shared_cfg = (experts.shared or None) if experts else None
     routed: dict[int | None, int] = {}  # layer -> routed logical parameters
     numbered: dict[int | None, set[int]] = {}
     fused: dict[int | None, int] = {}
@@ -155,8 +148,8 @@ def analyze(
     mtp_layers: tuple[int, ...] = ()
     mtp_params = 0
     mtp_active: int | None = None
-    hidden = _setting(cfg, ("num_hidden_layers",))
-    if _setting(cfg, ("num_nextn_predict_layers",)) and hidden is not None:
+    hidden = layers
+    if mtp_count and hidden is not None:
         mtp_layers = tuple(sorted(x for x in by_layer if x is not None and x >= hidden))
         mtp_params = sum(by_layer[x] for x in mtp_layers)
         if active is not None:

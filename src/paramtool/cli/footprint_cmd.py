@@ -70,6 +70,15 @@ def footprint_command(
         str,
         typer.Option("--batch", "-b", metavar="N", help="Sequences held at once (per GPU)."),
     ] = "1",
+    encoder_length: Annotated[
+        str | None,
+        typer.Option(
+            "--encoder-length",
+            metavar="TOKENS",
+            help="Encoder-decoder models: input tokens the cross-attention caches "
+            "(default 512).",
+        ),
+    ] = None,
     kv_dtype: Annotated[
         str,
         typer.Option(

@@ -98,6 +98,7 @@ def estimate(
     activations: str = "none",
     gpu: Gpu | None = None,
     warnings: tuple[str, ...] = (),
+    encoder_length: int | None = None,
 ) -> Footprint:
     """Compute every section the options ask for."""
     if parameters < 1:
@@ -160,7 +161,7 @@ def estimate(
 
     kv = None
     if context is not None:
-        kv = kv_cache(dims or ModelDims(), context, batch, kv_dtype)
+        kv = kv_cache(dims or ModelDims(), context, batch, kv_dtype, encoder_length=encoder_length)
     rows = []
     for p in precision_rows(parameters, dtype_names):
         fit = None

@@ -1,5 +1,4 @@
-"""The sentences ``footprint`` says about an estimate, shared by its tables and its JSON.
-"""
+"""The sentences ``footprint`` says about an estimate, shared by its tables and its JSON."""
 
 from __future__ import annotations
 
@@ -16,8 +15,8 @@ if TYPE_CHECKING:
     from paramtool.memory.estimate import Footprint
 
 KV_IGNORED = (
-    "KV cache: paged-block rounding, prefix caching, speculative-decoding drafts, "
-    "SSM/linear-attention state, cross-attention and image tokens are not counted"
+    "KV cache: paged-block rounding, prefix caching, speculative-decoding drafts "
+    "and image tokens are not counted"
 )
 SERVING_OVERHEAD = (
     "overhead: one allowance for the CUDA context, activations, CUDA graphs and "
@@ -45,8 +44,6 @@ def size(n: int, binary: bool = False) -> str:
     return human_bytes(n, binary)
 
 
-
-
 def overhead_text(o: Overhead) -> str:
     if o.bytes_per_gpu is not None:
         return f"{o.bytes_per_gpu:,} bytes per GPU ({o.text})"
@@ -58,6 +55,8 @@ def overhead_text(o: Overhead) -> str:
 
 def kv_formula(kv: KVCache) -> str:
     """The formula with this model's numbers in it."""
+    if kv.reason is not None and not kv.bytes:
+        return kv.reason
     if kv.attention == "mla":
         per = f"(latent + rope) {kv.elements_per_token_layer}"
     else:
@@ -137,3 +136,28 @@ def excluded(fp: Footprint, serving: bool = True) -> list[str]:
             "fragmentation are not included"
         )
     return out
+
+
+def state_text(kv: KVCache) -> str | None:
+    """The fixed per-sequence state of state-space, linear-attention and recurrent layers."""
+    groups = [g for g in kv.groups if g.stack == "state"]
+    if not groups:
+        return None
+    parts = [
+        f"{g.layers} {g.mixer.replace('_', ' ')} layers × {g.elements_per_token:,}" for g in groups
+    ]
+    return (
+        f"{kv.state_bytes:,} bytes fixed per batch of {kv.batch}: "
+        + " + ".join(parts)
+        + f" state elements at {kv.dtype.label}, whatever the context"
+    )
+
+
+def cross_text(kv: KVCache) -> str | None:
+    """An encoder-decoder's cross-attention K/V over the encoder's input."""
+    if not kv.cross_bytes or kv.encoder_length is None:
+        return None
+    return (
+        f"{kv.cross_bytes:,} bytes: cross-attention K/V over {kv.encoder_length:,} encoder tokens "
+        "(--encoder-length)"
+    )

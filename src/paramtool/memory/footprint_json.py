@@ -140,6 +140,23 @@ def kv_json(kv: KVCache) -> dict[str, Any]:
         "windows": [{"window": w, "layers": n} for w, n in kv.windows],
         "bytes": kv.bytes,
         "full_context_bytes": kv.full_context_bytes,
+        "state_bytes": kv.state_bytes,
+        "cross_attention_bytes": kv.cross_bytes,
+        "encoder_length": kv.encoder_length,
+        "convention": kv.convention,
+        "reason": kv.reason,
+        "groups": [
+            {
+                "stack": g.stack,
+                "mixer": g.mixer,
+                "layers": g.layers,
+                "window": g.window,
+                "tokens": g.tokens,
+                "elements_per_token": g.elements_per_token,
+                "bytes": g.bytes,
+            }
+            for g in kv.groups
+        ],
         "formula": kv_formula(kv),
     }
 

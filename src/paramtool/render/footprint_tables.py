@@ -9,12 +9,14 @@ from paramtool.memory.estimate import Footprint, ServingRow
 from paramtool.memory.explain import (
     attention_text,
     bits_text,
+    cross_text,
     excluded,
     fit_text,
     json_number,
     kv_formula,
     overhead_text,
     size,
+    state_text,
     window_text,
 )
 from paramtool.memory.footprint_json import dims_known
@@ -133,7 +135,14 @@ def kv_table(fp: Footprint, binary: bool = False) -> Any:
     windows = window_text(kv)
     if windows:
         t.add_row("windows", windows)
-    t.add_row("per token", f"{float(kv.bytes_per_token):,.0f} bytes per sequence")
+    state = state_text(kv)
+    if state:
+        t.add_row("fixed state", state)
+    cross = cross_text(kv)
+    if cross:
+        t.add_row("cross-attention", cross)
+    if kv.layers:
+        t.add_row("per token", f"{float(kv.bytes_per_token):,.0f} bytes per sequence")
     return t
 
 
