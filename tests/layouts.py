@@ -1147,19 +1147,73 @@ def make_checkpoint(
     tensors: Mapping[str, tuple[str, Sequence[int]] | np.ndarray],
     metadata: Mapping[str, str] | None = None,
     seed: int = 0,
+    *,
+    shards: int | None = None,
+    reverse: bool = False,
 ) -> Path:
-    """A small real safetensors file written by the library; returns its path.
+    """Small real safetensors files written by the library.
 
-    ``tensors`` maps names to ``(dtype, shape)`` (random data) or to arrays. A folder
-    ``path`` gets ``model.safetensors`` inside it.
+    ``tensors`` maps names to ``(dtype, shape)`` (random data) or to arrays.
+
+    Without ``shards``: one file, whose path is returned; a folder ``path`` gets
+    ``model.safetensors`` inside it.
+
+    With ``shards``: ``path`` is a folder (made if missing) that gets ``model.safetensors``
+    (one shard) or ``model-0000k-of-0000N.safetensors`` and ``model.safetensors.index.json``,
+    as transformers lays them out; the names, sorted (``reverse``: backwards), are dealt to
+    the shards in turn. The folder is returned.
     """
     path = Path(path)
-    if path.is_dir():
-        path = path / "model.safetensors"
     rng = np.random.default_rng(seed)
     arrays = {
         name: spec if isinstance(spec, np.ndarray) else random_array(spec[0], spec[1], rng)
         for name, spec in tensors.items()
     }
-    save_file(arrays, path, metadata=dict(metadata) if metadata is not None else None)
+    meta = dict(metadata) if metadata is not None else None
+    if shards is None:
+        if path.is_dir():
+            path = path / "model.safetensors"
+        save_file(arrays, path, metadata=meta)
+        return path
+    path.mkdir(parents=True, exist_ok=True)
+    names = sorted(arrays, reverse=reverse)
+    if shards == 1:
+        save_file({n: arrays[n] for n in names}, path / "model.safetensors", metadata=meta)
+        return path
+    weight_map = {}
+    for k in range(shards):
+        part = names[k::shards]
+        fname = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
+        save_file({n: arrays[n] for n in part}, path / fname, metadata=meta)
+        weight_map.update({n: fname for n in part})
+    total = sum(a.nbytes for a in arrays.values())
+    (path / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
     return path
+
+
+def tiny_model(
+    seed: int = 0, layers: int = 2, *, scale: float = 1.0, buffers: bool = True
+) -> dict[str, np.ndarray]:
+    """A tiny Llama-named model: bf16 matrices (normal values times ``scale``), f32 norms,
+    and (``buffers``) an int64 ``model.rotary.inv_freq`` buffer."""
+    rng = np.random.default_rng(seed)
+
+    def bf16(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(ml_dtypes.bfloat16)
+
+    out = {"model.embed_tokens.weight": bf16(64, 16)}
+    for i in range(layers):
+        p = f"model.layers.{i}"
+        for k in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            out[f"{p}.self_attn.{k}.weight"] = bf16(16, 16)
+        for k, shape in (("gate_proj", (40, 16)), ("up_proj", (40, 16)), ("down_proj", (16, 40))):
+            out[f"{p}.mlp.{k}.weight"] = bf16(*shape)
+        out[f"{p}.input_layernorm.weight"] = np.ones(16, np.float32)
+        out[f"{p}.post_attention_layernorm.weight"] = np.ones(16, np.float32)
+    out["model.norm.weight"] = np.ones(16, np.float32)
+    out["lm_head.weight"] = bf16(64, 16)
+    if buffers:
+        out["model.rotary.inv_freq"] = np.arange(8, dtype=np.int64)
+    return out

@@ -14,24 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 import paramtool
 import paramtool.api
-from layouts import llama31_8b, lora_llama31_8b, write_sparse_checkpoint
-from paramtool.cli import app
+from helpers import cli_json
+from layouts import (
+    llama31_8b,
+    lora_llama31_8b,
+    make_checkpoint,
+    tiny_model,
+    write_sparse_checkpoint,
+)
 from quant_layouts import write_gguf
-from test_hashing import model, write_sharded
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "tiny-llama"
-runner = CliRunner()
-
-
-def cli_json(*args: str, code: int = 0) -> dict[str, Any]:
-    r = runner.invoke(app, [*args, "--json"], catch_exceptions=False)
-    assert r.exit_code == code, (r.stdout, r.stderr)
-    return json.loads(r.stdout)
 
 
 def same(obj: dict[str, Any]) -> dict[str, Any]:
@@ -45,8 +42,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_sparse_checkpoint(root / "llama8b", llama31_8b())
     write_sparse_checkpoint(root / "lora", lora_llama31_8b())
     write_gguf(root / "moe.gguf", "moe")
-    write_sharded(root / "a", model(0), shards=2)
-    write_sharded(root / "b", model(1), shards=1)
+    make_checkpoint(root / "a", tiny_model(0), shards=2)
+    make_checkpoint(root / "b", tiny_model(1), shards=1)
     return {
         "example": EXAMPLE,
         "llama8b": root / "llama8b",

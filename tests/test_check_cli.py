@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
+from helpers import cli, cli_json, error_line
 from hub_emulator import HubEmulator
 from layouts import make_checkpoint, write_sparse_checkpoint
 from paramtool.checks.evaluate import evaluate
 from paramtool.checks.rules import finalize, parse_rules
-from paramtool.cli import app
 from paramtool.render.check_markdown import escape
 from paramtool.render.check_tables import print_report
 from paramtool.sources.local import open_local
@@ -27,31 +26,12 @@ EXAMPLE = ROOT / "examples" / "tiny-llama"
 WEIGHTS = EXAMPLE / "model.safetensors"
 SIZE = WEIGHTS.stat().st_size  # 2,439,496 bytes
 PARAMS = 1_217_664
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path, monkeypatch):
     """Run in a fresh folder: no config file of the repo or the machine is found."""
     monkeypatch.chdir(tmp_path)
-
-
-def run(*args: str):
-    return runner.invoke(app, ["check", *args], catch_exceptions=False)
-
-
-def check_json(*args: str, code: int = 0) -> dict:
-    r = run(*args, "--json")
-    assert r.exit_code == code, (r.stdout, r.stderr)
-    return json.loads(r.stdout)
-
-
-def error_line(r) -> str:
-    assert r.exit_code == 2, (r.stdout, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("paramtool: error: "), r.stderr
-    assert r.stdout == ""
-    return lines[0]
 
 
 ALL_PASSING = [
@@ -68,7 +48,7 @@ def passed(name, measured, limit, message):
 
 
 def test_every_rule_passing_exact_json():
-    doc = check_json(str(EXAMPLE), *ALL_PASSING)
+    doc = cli_json("check", str(EXAMPLE), *ALL_PASSING)
     exact = {"expected": PARAMS, "tolerance": 0.0, "min": PARAMS, "max": PARAMS}
     in_file = "2.44 MB in 1 file (headers included)"
     assert doc == {
@@ -117,7 +97,7 @@ def test_every_rule_passing_exact_json():
     ],
 )
 def test_each_rule_failing_exits_1(args, name):
-    doc = check_json(str(EXAMPLE), *args, "--safetensors-only", code=1)
+    doc = cli_json("check", str(EXAMPLE), *args, "--safetensors-only", code=1)
     assert doc["passed"] is False and doc["summary"] == {"passed": 1, "failed": 1, "unavailable": 0}
     failed = [r for r in doc["rules"] if r["status"] == "fail"]
     assert [r["name"] for r in failed] == [name] and failed[0]["passed"] is False
@@ -127,7 +107,7 @@ def test_safetensors_only_fails_on_pickles_beside(tmp_path):
     folder = tmp_path / "model"
     make_checkpoint(folder.mkdir() or folder, {"w": ("BF16", (4, 4))})
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04 never opened")
-    doc = check_json(str(folder), "--safetensors-only", code=1)
+    doc = cli_json("check", str(folder), "--safetensors-only", code=1)
     (rule,) = doc["rules"]
     assert rule["status"] == "fail" and rule["measured"] == [str(folder / "pytorch_model.bin")]
 
@@ -135,14 +115,14 @@ def test_safetensors_only_fails_on_pickles_beside(tmp_path):
 def test_a_folder_of_pickles_only_is_an_error(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04")
     assert "pickle checkpoints can execute arbitrary code" in error_line(
-        run(str(tmp_path), "--safetensors-only")
+        cli("check", str(tmp_path), "--safetensors-only")
     )
 
 
 def test_value_rules_on_a_hub_source_are_unavailable_and_fail(hub):
     hub.add_repo("org/tiny", EXAMPLE)
     digest = f"model.safetensors={'0' * 64}"
-    r = run("org/tiny", "--max-size", "1TB", "--no-nan", "--no-inf", "--sha256", digest,
+    r = cli("check", "org/tiny", "--max-size", "1TB", "--no-nan", "--no-inf", "--sha256", digest,
             "--against-hub", "org/tiny@main")  # fmt: skip
     assert r.exit_code == 1
     assert r.stdout.count("UNAVAILABLE") == 4 and "would download it" in r.stdout
@@ -165,8 +145,14 @@ def test_value_rules_read_the_values(tmp_path, hub):
     save_file({"model.layers.0.mlp.up_proj.weight": bad, "ok": np.zeros(3, np.float32)},
               folder / "model.safetensors")  # fmt: skip
     digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
-    r = run(
-        str(folder), "--no-nan", "--no-inf", "--sha256", f"model.safetensors={digest}", "--json"
+    r = cli(
+        "check",
+        str(folder),
+        "--no-nan",
+        "--no-inf",
+        "--sha256",
+        f"model.safetensors={digest}",
+        "--json",
     )
     rules = {x["name"]: x for x in json.loads(r.stdout)["rules"]}
     assert r.exit_code == 1
@@ -174,16 +160,16 @@ def test_value_rules_read_the_values(tmp_path, hub):
     assert (rules["no_inf"]["status"], rules["no_inf"]["measured"]) == ("fail", 1)
     assert "model.layers.0.mlp.up_proj.weight" in rules["no_nan"]["message"]
     assert rules["sha256:model.safetensors"]["status"] == "pass"
-    r = run(str(folder), "--sha256", f"model.safetensors={'0' * 64}")
+    r = cli("check", str(folder), "--sha256", f"model.safetensors={'0' * 64}")
     assert r.exit_code == 1 and "FAIL" in r.stdout
-    r = run(str(EXAMPLE), "--no-nan", "--no-inf")
+    r = cli("check", str(EXAMPLE), "--no-nan", "--no-inf")
     assert r.exit_code == 0
     # --against-hub: the local files against the hashes the Hub records, nothing downloaded.
     hub.add_repo("org/tiny", EXAMPLE)
-    r = run(str(EXAMPLE), "--against-hub", "org/tiny", "--json")
+    r = cli("check", str(EXAMPLE), "--against-hub", "org/tiny", "--json")
     assert r.exit_code == 0, r.stdout + r.stderr
     hub.add_repo("org/other", folder)
-    r = run(str(EXAMPLE), "--against-hub", "org/other", "--json")
+    r = cli("check", str(EXAMPLE), "--against-hub", "org/other", "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["rules"][0]["status"] == "fail"
 
 
@@ -205,14 +191,16 @@ def test_value_rules_read_the_values(tmp_path, hub):
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args, message):
-    assert message in error_line(run(str(EXAMPLE), *args))
+    assert message in error_line(cli("check", str(EXAMPLE), *args))
 
 
 def test_source_errors_exit_2(tmp_path):
     assert "no such file or directory" in error_line(
-        run(str(tmp_path / "missing.safetensors"), "--max-size", "1GB")
+        cli("check", str(tmp_path / "missing.safetensors"), "--max-size", "1GB")
     )
-    assert "no safetensors checkpoint" in error_line(run(str(tmp_path), "--max-size", "1GB"))
+    assert "no safetensors checkpoint" in error_line(
+        cli("check", str(tmp_path), "--max-size", "1GB")
+    )
 
 
 def test_exit_codes_of_the_real_process(tmp_path):
@@ -233,7 +221,7 @@ def test_exit_codes_of_the_real_process(tmp_path):
 
 
 def test_table_for_people():
-    r = run(str(EXAMPLE), "--dtype", "bf16", "--max-size", "2MB")
+    r = cli("check", str(EXAMPLE), "--dtype", "bf16", "--max-size", "2MB")
     assert r.exit_code == 1
     out = r.stdout
     assert re.search(
@@ -258,7 +246,7 @@ def test_table_renderer_fixed_width_and_hostile_names(tmp_path):
 
 
 def test_markdown_report():
-    r = run(str(EXAMPLE), "--dtype", "bf16", "--max-size", "2MB", "--no-nan", "--markdown")
+    r = cli("check", str(EXAMPLE), "--dtype", "bf16", "--max-size", "2MB", "--no-nan", "--markdown")
     assert r.exit_code == 1
     lines = r.stdout.splitlines()
     assert lines[0] == "### paramtool check: ❌ failed"
@@ -282,7 +270,7 @@ def test_markdown_escapes_hostile_text(tmp_path):
     evil_meta = "pt | @here <script>"
     tensors = {evil_name: ("F32", (2,)), "ok": ("BF16", (2,))}
     p = make_checkpoint(tmp_path / "m.safetensors", tensors, metadata={"format": evil_meta})
-    r = run(str(p), "--dtype", "bf16", "--require-metadata", "format=pt", "--markdown")
+    r = cli("check", str(p), "--dtype", "bf16", "--require-metadata", "format=pt", "--markdown")
     assert r.exit_code == 1
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| ❌")]
     assert len(rows) == 2 and all(
@@ -297,7 +285,8 @@ def test_markdown_escapes_hostile_text(tmp_path):
 def test_junit_xml_parsed_back(tmp_path):
     out = tmp_path / "reports" / "check.xml"
     out.parent.mkdir()
-    r = run(
+    r = cli(
+        "check",
         str(EXAMPLE),
         "--dtype",
         "bf16",
@@ -337,7 +326,7 @@ def test_junit_xml_parsed_back(tmp_path):
 def test_junit_xml_survives_control_characters(tmp_path):
     p = make_checkpoint(tmp_path / "m.safetensors", {"bad\x01\x1b\x0b name": ("F32", (2,))})
     out = tmp_path / "j.xml"
-    r = run(str(p), "--dtype", "bf16", "--junit-xml", str(out))
+    r = cli("check", str(p), "--dtype", "bf16", "--junit-xml", str(out))
     assert r.exit_code == 1
     failure = ET.parse(out).getroot().find(".//failure")
     assert failure is not None and "bad??? name" in failure.get("message")
@@ -345,7 +334,8 @@ def test_junit_xml_survives_control_characters(tmp_path):
 
 def test_junit_xml_unwritable_is_an_error(tmp_path):
     line = error_line(
-        run(
+        cli(
+            "check",
             str(EXAMPLE),
             "--dtype",
             "bf16",
@@ -359,7 +349,7 @@ def test_junit_xml_unwritable_is_an_error(tmp_path):
 def test_warnings_go_to_stderr(tmp_path):
     write_sparse_checkpoint(tmp_path, [("w", "F32", (4,))])
     (tmp_path / "config.json").write_text("{not json")
-    r = run(str(tmp_path), "--dtype", "f32", "--json")
+    r = cli("check", str(tmp_path), "--dtype", "f32", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["passed"] is True
     assert "paramtool: warning:" in r.stderr and "config.json" in r.stderr
 
@@ -372,8 +362,8 @@ def test_hub_source(hub: HubEmulator, tmp_path):
     write_sparse_checkpoint(folder, [("model.layers.0.mlp.up_proj.weight", "BF16", (8, 4))])
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04 pickle beside")
     sha = hub.add_repo("org/gate", folder)
-    doc = check_json(
-        "org/gate", "--dtype", "bf16", "--expect-layers", "1", "--safetensors-only", code=1
+    doc = cli_json(
+        "check", "org/gate", "--dtype", "bf16", "--expect-layers", "1", "--safetensors-only", code=1
     )
     assert doc["source"] == "org/gate" and doc["revision"] == sha
     rules = {r["name"]: r["status"] for r in doc["rules"]}

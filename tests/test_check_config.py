@@ -7,27 +7,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from helpers import cli, error_line
 from paramtool import errors
 from paramtool.checks.config import discover, find_config, load_config
-from paramtool.cli import app
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tiny-llama"
 SIZE = (EXAMPLE / "model.safetensors").stat().st_size
-runner = CliRunner()
-
-
-def run(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
-
-
-def error_line(r) -> str:
-    assert r.exit_code == 2, (r.stdout, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("paramtool: error: "), r.stderr
-    assert r.stdout == ""
-    return lines[0]
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +165,7 @@ def test_bad_config_is_an_error_naming_file_and_key(tmp_path, text, message):
     with pytest.raises(errors.ConfigError) as e:
         discover(tmp_path)
     assert message in str(e.value)
-    line = error_line(run("check", str(EXAMPLE)))  # the same through the CLI: exit 2, one line
+    line = error_line(cli("check", str(EXAMPLE)))  # the same through the CLI: exit 2, one line
     assert message in line
 
 
@@ -207,7 +193,7 @@ def test_config_is_used_and_named_on_stderr(tmp_path):
         tmp_path / "pyproject.toml",
         f'[tool.paramtool.check]\nmax_size = {SIZE - 1}\ndtype = "bf16"\n',
     )
-    r = run("check", str(EXAMPLE), "--json")
+    r = cli("check", str(EXAMPLE), "--json")
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     assert doc["config"] == f"{p} [tool.paramtool.check]"
@@ -223,7 +209,7 @@ def test_flags_override_the_config_rule_by_rule(tmp_path):
         tmp_path / "paramtool.toml",
         f'[check]\nmax_size = {SIZE - 1}\nmax_share = {{other = "0%", embedding = "1%"}}\n',
     )
-    r = run(
+    r = cli(
         "check", str(EXAMPLE), "--json", "--max-size", str(SIZE), "--max-share", "embedding=50%"
     )
     assert r.exit_code == 0, r.stdout
@@ -235,7 +221,7 @@ def test_flags_override_the_config_rule_by_rule(tmp_path):
 
 def test_tolerance_in_the_config_applies_to_expect_params_from_the_command_line(tmp_path):
     write(tmp_path / "paramtool.toml", '[check]\ntolerance = "2%"\n')
-    r = run("check", str(EXAMPLE), "--json", "--expect-params", "1.2M")
+    r = cli("check", str(EXAMPLE), "--json", "--expect-params", "1.2M")
     assert r.exit_code == 0
     (rule,) = json.loads(r.stdout)["rules"]
     assert rule["limit"] == {
@@ -248,19 +234,19 @@ def test_tolerance_in_the_config_applies_to_expect_params_from_the_command_line(
 
 def test_no_config_and_explicit_config(tmp_path):
     write(tmp_path / "paramtool.toml", '[check]\nmax_size = "1B"\n')
-    r = run("check", str(EXAMPLE), "--no-config", "--dtype", "bf16")
+    r = cli("check", str(EXAMPLE), "--no-config", "--dtype", "bf16")
     assert r.exit_code == 0 and r.stderr == ""
     other = write(tmp_path / "gate" / "release.toml", '[check]\nmax_size = "1GB"\n')
-    r = run("check", str(EXAMPLE), "--config", str(other), "--json")
+    r = cli("check", str(EXAMPLE), "--config", str(other), "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["config"] == f"{other} [check]"
     assert "paramtool: error: --config/--no-config: give one or the other" in error_line(
-        run("check", str(EXAMPLE), "--config", str(other), "--no-config")
+        cli("check", str(EXAMPLE), "--config", str(other), "--no-config")
     )
-    assert "no such config file" in error_line(run("check", str(EXAMPLE), "--config", "nope.toml"))
+    assert "no such config file" in error_line(cli("check", str(EXAMPLE), "--config", "nope.toml"))
 
 
 def test_an_empty_config_and_no_flags_is_no_rules(tmp_path):
     p = write(tmp_path / "paramtool.toml", "[check]\n")
-    line = error_line(run("check", str(EXAMPLE)))
+    line = error_line(cli("check", str(EXAMPLE)))
     why = f"no rules given (none on the command line, none in {p} [check])"
     assert line == f"paramtool: error: check: {why}"

@@ -12,28 +12,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from paramtool.cli import app, load
+from helpers import cli, error_line
+from paramtool.cli import load
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "tiny-llama"
 BASH = shutil.which("bash")
-
-
-def run(*args: str):
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "160"})
-
-
-def error_line(r: Any) -> str:
-    assert r.exit_code == 2 and r.stdout == ""
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("paramtool: error: "), r.stderr
-    return lines[0]
+WIDE = {"COLUMNS": "160"}  # tables at full width
 
 
 # ---------------------------------------------------------------- completion
@@ -92,7 +81,7 @@ def test_the_script_completes_commands_and_options() -> None:
 
 
 def test_root_help_lists_the_completion_options() -> None:
-    out = run("--help").stdout
+    out = cli("--help", env=WIDE, catch_exceptions=True).stdout
     assert "--install-completion" in out and "--show-completion" in out
 
 
@@ -100,7 +89,7 @@ def test_root_help_lists_the_completion_options() -> None:
 
 
 def sizes(*args: str) -> str:
-    r = run(*args)
+    r = cli(*args, env=WIDE)
     assert r.exit_code == 0, r.stderr
     return r.stdout
 
@@ -118,7 +107,7 @@ def test_inspect_decimal_by_default_and_with_units_gb() -> None:
 
 
 def test_the_old_spelling_is_hidden_but_said_once_in_the_docs() -> None:
-    help_ = run("inspect", "--help").stdout
+    help_ = cli("inspect", "--help", env=WIDE, catch_exceptions=True).stdout
     assert "--units" in help_ and "--gib" not in help_
     page = (ROOT / "docs" / "inspect.md").read_text(encoding="utf-8")
     assert "--units gb\\|gib" in page and "`--gib`" in page
@@ -164,7 +153,7 @@ def test_one_option_declaration_serves_every_command() -> None:
     ],
 )
 def test_bad_units_are_one_line_exit_2(args: list[str], words: list[str]) -> None:
-    line = error_line(run(*args))
+    line = error_line(cli(*args, env=WIDE))
     for w in words:
         assert w in line
 

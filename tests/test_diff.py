@@ -8,30 +8,30 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+from layouts import make_checkpoint, tiny_model
 from paramtool.sources.local import open_local
 from paramtool.values.diff import diff_checkpoints, layer_ranges
-from test_hashing import model, write_sharded
 
 
 def diff(tmp_path, a: dict, b: dict, shards_b: int = 1, **kw):
-    pa = write_sharded(tmp_path / "a", a)
-    pb = write_sharded(tmp_path / "b", b, shards=shards_b, reverse=shards_b > 1)
+    pa = make_checkpoint(tmp_path / "a", a, shards=1)
+    pb = make_checkpoint(tmp_path / "b", b, shards=shards_b, reverse=shards_b > 1)
     return diff_checkpoints(open_local([str(pa)]), open_local([str(pb)]), **kw)
 
 
 def test_identical_copy(tmp_path):
-    r = diff(tmp_path, model(), model())
+    r = diff(tmp_path, tiny_model(), tiny_model())
     assert r.identical and all(t.identical for t in r.tensors)
-    assert r.total.compared == len(model()) and r.total.changed == 0 and r.total.rel_l2 == 0.0
+    assert r.total.compared == len(tiny_model()) and r.total.changed == 0 and r.total.rel_l2 == 0.0
 
 
 def test_resharded_copy_is_identical(tmp_path):
-    r = diff(tmp_path, model(), model(), shards_b=3)
-    assert r.identical and len(r.b.files) == 3 and r.total.identical == len(model())
+    r = diff(tmp_path, tiny_model(), tiny_model(), shards_b=3)
+    assert r.identical and len(r.b.files) == 3 and r.total.identical == len(tiny_model())
 
 
 def test_one_perturbed_tensor(tmp_path):
-    a = model()
+    a = tiny_model()
     b = dict(a)
     name = "model.layers.1.self_attn.v_proj.weight"
     w = a[name].astype(np.float32)
@@ -69,7 +69,7 @@ def test_change_in_one_span_still_measures_the_whole_norm(tmp_path):
 
 
 def test_structure_added_removed_reshaped_retyped(tmp_path):
-    a = model()
+    a = tiny_model()
     b = dict(a)
     del b["model.layers.0.mlp.up_proj.weight"]
     b["model.layers.0.mlp.extra.weight"] = np.zeros((4, 4), np.float32)
@@ -123,7 +123,7 @@ def test_signed_zero_is_a_bit_change_but_not_a_value_change(tmp_path):
 def test_filter_limits_structure_and_values(tmp_path):
     import re
 
-    a = model()
+    a = tiny_model()
     b = dict(a)
     b["model.layers.0.mlp.up_proj.weight"] = np.zeros((40, 16), ml_dtypes.bfloat16)
     del b["lm_head.weight"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from helpers import cli
 from paramtool.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ GENERATED = "cli-reference.md"  # every --help, pasted in by cog: mentions every
 WRITTEN = "\n".join(text for name, text in PAGES.items() if name != GENERATED)
 
 
-def cli() -> typer.core.TyperGroup:
+def command_group() -> typer.core.TyperGroup:
     return typer.main.get_command(app)  # type: ignore[return-value]
 
 
@@ -42,7 +43,7 @@ def mentions(text: str, flag: str) -> bool:
 
 
 def test_every_command_has_help_and_a_page():
-    commands = cli().commands
+    commands = command_group().commands
     assert {"inspect", "footprint", "check", "stats", "hash", "verify", "diff"} <= set(commands)
     for name, cmd in commands.items():
         assert (cmd.help or "").strip(), f"{name} has no help"
@@ -53,7 +54,7 @@ def test_every_command_has_help_and_a_page():
 
 
 def test_every_option_has_help_and_is_on_its_command_page():
-    for name, cmd in cli().commands.items():
+    for name, cmd in command_group().commands.items():
         page = PAGES[f"{name}.md"]
         for param, opt in long_options(cmd.params):
             assert getattr(param, "help", None), f"{name} {opt} has no help"
@@ -61,7 +62,7 @@ def test_every_option_has_help_and_is_on_its_command_page():
 
 
 def test_every_option_of_paramtool_itself_is_documented():
-    for param, opt in long_options(cli().params):
+    for param, opt in long_options(command_group().params):
         assert getattr(param, "help", None), f"paramtool {opt} has no help"
         assert mentions(WRITTEN, opt), f"no page of docs/ (but the reference) mentions {opt}"
 
@@ -110,12 +111,10 @@ def test_example_checkpoint_is_small_and_committed():
 
 
 def test_readme_transcript_is_what_inspect_prints(monkeypatch):
-    from typer.testing import CliRunner
-
     monkeypatch.chdir(ROOT)  # the transcript names the example by its relative path
     start = README.index("$ paramtool inspect examples/tiny-llama\n")
     block = README[start:].split("\n", 1)[1].split("```", 1)[0]
-    r = CliRunner().invoke(app, ["inspect", "examples/tiny-llama"], env={"COLUMNS": "100"})
+    r = cli("inspect", "examples/tiny-llama", env={"COLUMNS": "100"})
     assert r.exit_code == 0
     printed = "\n".join(line.rstrip() for line in r.stdout.splitlines())
     assert printed.strip() == block.strip()

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
+from helpers import ERROR_PREFIX, cli, error_line
 from paramtool import dtypes
-from paramtool.cli import app
 from paramtool.cli.common import flag
 from paramtool.errors import ParamtoolError, UsageError
 from paramtool.memory.dims import ModelDims
@@ -23,15 +22,6 @@ from paramtool.patterns import compile_filter
 from paramtool.sources import open_source
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tiny-llama"
-runner = CliRunner()
-
-
-def error_line(*args: str) -> str:
-    r = runner.invoke(app, list(args), catch_exceptions=False)
-    assert r.exit_code == 2, (r.stdout, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("paramtool: error: "), r.stderr
-    return lines[0].removeprefix("paramtool: error: ")
 
 
 def test_an_error_names_its_parameter_and_can_spell_it_otherwise() -> None:
@@ -214,4 +204,4 @@ def test_the_cli_line_names_the_flag(
     args: tuple[str, ...], line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no paramtool.toml above
-    assert error_line(*args) == line
+    assert error_line(cli(*args), stdout=None) == ERROR_PREFIX + line

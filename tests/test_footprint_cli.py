@@ -10,36 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
-from typer.testing import CliRunner
 
+from helpers import cli, cli_json, error_line
 from paramtool.cli import app
-
-runner = CliRunner()
-
-
-def run(*args: str):
-    return runner.invoke(app, ["footprint", *args], catch_exceptions=False)
-
-
-def doc(*args: str) -> dict:
-    r = run(*args, "--json")
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def assert_usage_error(r, *words: str) -> None:
-    assert r.exit_code == 2
-    assert r.stdout == ""
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("paramtool: error: ")
-    assert "Traceback" not in r.stderr
-    for w in words:
-        assert w in lines[0]
 
 
 def test_seventy_b_bf16_json_is_exact() -> None:
-    d = doc("--params", "70B", "--dtype", "bf16")
+    d = cli_json("footprint", "--params", "70B", "--dtype", "bf16")
     assert d["parameters"] == 70_000_000_000
     assert d["precisions"] == [
         {
@@ -62,7 +39,7 @@ def test_seventy_b_bf16_json_is_exact() -> None:
 
 
 def test_table_answers_140_gb() -> None:
-    r = run("--params", "70B", "--dtype", "bf16")
+    r = cli("footprint", "--params", "70B", "--dtype", "bf16")
     assert r.exit_code == 0
     assert "140,000,000,000" in r.stdout and "140 GB" in r.stdout and "130 GiB" in r.stdout
 
@@ -80,16 +57,16 @@ def test_table_answers_140_gb() -> None:
     ],
 )
 def test_params_formats(text: str, n: int) -> None:
-    assert doc("--params", text, "--dtype", "int8")["parameters"] == n
+    assert cli_json("footprint", "--params", text, "--dtype", "int8")["parameters"] == n
 
 
 @pytest.mark.parametrize("args", [["--params", "70Q"], ["--params=-5B"], ["--params", ""]])
 def test_params_garbage_is_one_line_and_exit_2(args: list[str]) -> None:
-    assert_usage_error(run(*args), "count")
+    error_line(cli("footprint", *args), "count")
 
 
 def test_fp32_and_int8_rows_without_dtype() -> None:
-    rows = {r["dtype"]: r for r in doc("--params", "70B")["precisions"]}
+    rows = {r["dtype"]: r for r in cli_json("footprint", "--params", "70B")["precisions"]}
     assert rows["fp32"]["weights_bytes"] == 280 * 10**9
     assert rows["int8"]["weights_bytes"] == 70 * 10**9
     assert rows["Q4_K_M"]["bits_per_parameter"] == pytest.approx(4.9)
@@ -97,39 +74,42 @@ def test_fp32_and_int8_rows_without_dtype() -> None:
 
 
 def test_kv_cache_from_flags_llama31_8b_at_128k() -> None:
-    d = doc(
-        "--params", "8030261248", "--dtype", "bf16", "--context", "131072",
+    d = cli_json(
+        "footprint", "--params", "8030261248", "--dtype", "bf16", "--context", "131072",
         "--layers", "32", "--kv-heads", "8", "--head-dim", "128",
     )  # fmt: skip
     assert d["kv_cache_bytes"] == 17_179_869_184
     assert d["kv_cache"]["context"] == 131_072 and d["kv_cache"]["attention"] == "gqa"
     # 128k means 131,072 tokens
-    d2 = doc(
-        "--params", "8B", "--context", "128k", "--layers", "32", "--kv-heads", "8",
+    d2 = cli_json(
+        "footprint", "--params", "8B", "--context", "128k", "--layers", "32", "--kv-heads", "8",
         "--head-dim", "128", "--dtype", "bf16",
     )  # fmt: skip
     assert d2["kv_cache_bytes"] == 17_179_869_184
 
 
 def test_kv_cache_without_dims_explains_what_is_missing() -> None:
-    assert_usage_error(run("--params", "8B", "--context", "8192"), "--layers", "--kv-heads")
+    error_line(cli("footprint", "--params", "8B", "--context", "8192"), "--layers", "--kv-heads")
 
 
 def test_kv_dtype_fp8_halves_it() -> None:
     args = ["--params", "8B", "--dtype", "bf16", "--context", "8192", "--layers", "32",
             "--kv-heads", "8", "--head-dim", "128"]  # fmt: skip
-    assert doc(*args, "--kv-dtype", "fp8")["kv_cache_bytes"] * 2 == doc(*args)["kv_cache_bytes"]
+    assert (
+        cli_json("footprint", *args, "--kv-dtype", "fp8")["kv_cache_bytes"] * 2
+        == cli_json("footprint", *args)["kv_cache_bytes"]
+    )
 
 
 def test_gpu_fit_70b_bf16_on_h100() -> None:
-    d = doc("--params", "70B", "--dtype", "bf16", "--gpu", "h100-80gb")
+    d = cli_json("footprint", "--params", "70B", "--dtype", "bf16", "--gpu", "h100-80gb")
     fit = d["precisions"][0]["gpu_fit"]
     assert fit["gpus"] == fit["gpus_needed"] == 2 and fit["fits"] is True
     assert fit["per_gpu_bytes"] == 84_000_000_000
     assert fit["usable_bytes"] == 85_520_809_984
     assert fit["headroom_bytes"] == 85_520_809_984 - 84_000_000_000
     assert "fits on 2" in fit["explanation"]
-    d1 = doc("--params", "70B", "--dtype", "bf16", "--gpu", "h100", "--gpus", "1")
+    d1 = cli_json("footprint", "--params", "70B", "--dtype", "bf16", "--gpu", "h100", "--gpus", "1")
     fit1 = d1["precisions"][0]["gpu_fit"]
     assert fit1["fits"] is False and fit1["gpus_needed"] == 2
     assert "does not fit" in fit1["explanation"] and "needs 2 GPUs" in fit1["explanation"]
@@ -137,21 +117,33 @@ def test_gpu_fit_70b_bf16_on_h100() -> None:
 
 
 def test_training_full_adamw_is_16_bytes_per_parameter() -> None:
-    t = doc("--params", "7B", "--train", "full")["training"]
+    t = cli_json("footprint", "--params", "7B", "--train", "full")["training"]
     assert t["bytes_per_trainable_parameter"] == 16
     assert t["total_bytes"] == 112 * 10**9
     assert t["activations"] == "none" and t["activations_bytes_per_gpu"] is None
-    d = doc("--params", "7B", "--train", "full")
+    d = cli_json("footprint", "--params", "7B", "--train", "full")
     assert any("activations are not included" in e for e in d["excluded"])
 
 
 def test_training_zero3_over_gpus() -> None:
-    t = doc("--params", "7.5B", "--train", "full", "--zero", "3", "--gpus", "64")["training"]
+    t = cli_json("footprint", "--params", "7.5B", "--train", "full", "--zero", "3", "--gpus", "64")[
+        "training"
+    ]
     assert t["per_gpu_bytes"] == 16 * 7_500_000_000 // 64
 
 
 def test_training_fit_finds_the_gpu_count() -> None:
-    t = doc("--params", "8030261248", "--train", "full", "--zero", "3", "--gpu", "a100-80gb")
+    t = cli_json(
+        "footprint",
+        "--params",
+        "8030261248",
+        "--train",
+        "full",
+        "--zero",
+        "3",
+        "--gpu",
+        "a100-80gb",
+    )
     assert t["training"]["gpu_fit"]["gpus_needed"] == 2
     assert t["training"]["gpus"] == 2
 
@@ -176,7 +168,7 @@ def test_training_fit_finds_the_gpu_count() -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], words: list[str]) -> None:
-    assert_usage_error(run(*args), *words)
+    error_line(cli("footprint", *args), *words)
 
 
 def make_tiny(tmp_path: Path) -> tuple[Path, int]:
@@ -212,7 +204,7 @@ def make_tiny(tmp_path: Path) -> tuple[Path, int]:
 def test_source_gives_the_exact_count_and_the_config(tmp_path: Path) -> None:
     folder, n = make_tiny(tmp_path)
     assert n == 2 * 100 * 64 + 64 + 2 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 64 * 128 + 2 * 64)
-    d = doc(str(folder), "--dtype", "bf16", "--context", "1000", "--batch", "3")
+    d = cli_json("footprint", str(folder), "--dtype", "bf16", "--context", "1000", "--batch", "3")
     assert d["parameters"] == n
     assert d["source"] == str(folder)
     assert d["precisions"][0]["weights_bytes"] == 2 * n
@@ -221,56 +213,61 @@ def test_source_gives_the_exact_count_and_the_config(tmp_path: Path) -> None:
     assert d["kv_cache_bytes"] == 2 * 2 * 2 * 16 * 1000 * 3 * 2
     # flags still win over the config
     assert (
-        doc(str(folder), "--context", "1000", "--layers", "1", "--dtype", "bf16")["kv_cache_bytes"]
+        cli_json("footprint", str(folder), "--context", "1000", "--layers", "1", "--dtype", "bf16")[
+            "kv_cache_bytes"
+        ]
         == 2 * 1 * 2 * 16 * 1000 * 2
     )
-    t = doc(str(folder), "--train", "lora", "--lora-rank", "2", "--lora-targets", "qv")
+    t = cli_json(
+        "footprint", str(folder), "--train", "lora", "--lora-rank", "2", "--lora-targets", "qv"
+    )
     assert t["training"]["trainable_parameters"] == 2 * 2 * ((64 + 64) + (64 + 32))
 
 
 def test_source_and_params_together_is_an_error(tmp_path: Path) -> None:
     folder, _ = make_tiny(tmp_path)
-    assert_usage_error(run(str(folder), "--params", "8B"), "not both")
+    error_line(cli("footprint", str(folder), "--params", "8B"), "not both")
 
 
 def test_missing_source_is_one_line(tmp_path: Path) -> None:
-    r = run(str(tmp_path / "nope.safetensors"))
+    r = cli("footprint", str(tmp_path / "nope.safetensors"))
     assert r.exit_code == 2 and r.stderr.startswith("paramtool: error: ")
 
 
 def test_sparse_405b_checkpoint_end_to_end(tmp_path: Path) -> None:
     layouts = pytest.importorskip("layouts")
     layouts.write_sparse_checkpoint(tmp_path, layouts.llama31_405b(), shards=4)
-    d = doc(str(tmp_path), "--dtype", "bf16", "--context", "128k")
+    d = cli_json("footprint", str(tmp_path), "--dtype", "bf16", "--context", "128k")
     assert d["parameters"] == 405_853_388_800
     assert d["precisions"][0]["weights_bytes"] == 811_706_777_600  # ~811.7 GB
     assert d["kv_cache_bytes"] == 2 * 126 * 8 * 128 * 131_072 * 2
 
 
 def test_list_gpus_and_dtypes() -> None:
-    g = doc("--list-gpus")
+    g = cli_json("footprint", "--list-gpus")
     keys = {x["key"] for x in g["gpus"]}
     assert {"t4", "l4", "a10g", "rtx3090", "rtx4090", "rtx5090", "a100-40gb", "a100-80gb",
             "h100-80gb", "h200", "b200", "mi300x"} <= keys  # fmt: skip
     assert all(x["usable_source"] and x["marketed_source"] for x in g["gpus"])
-    d = doc("--list-dtypes")
+    d = cli_json("footprint", "--list-dtypes")
     names = {x["name"] for x in d["dtypes"]}
     assert {"Q4_K_M", "NVFP4", "MXFP4", "INT4-G128-ZP", "NF4"} <= names
-    r = run("--list-gpus", "--list-dtypes")
+    r = cli("footprint", "--list-gpus", "--list-dtypes")
     assert r.exit_code == 0 and "H200" in r.stdout and "Q4_K_M" in r.stdout
 
 
 def test_tables_render_every_section() -> None:
-    r = run(
+    r = cli(
+        "footprint",
         "--params", "8030261248", "--dtype", "bf16", "--context", "8192", "--layers", "32",
         "--kv-heads", "8", "--head-dim", "128", "--gpu", "rtx4090", "--units", "gib",
     )  # fmt: skip
     assert r.exit_code == 0, r.stderr
     for word in ("KV cache", "Serving", "GiB", "GeForce RTX 4090", "not counted"):
         assert word in r.stdout
-    r = run("--params", "8B", "--train", "qlora", "--layers", "32", "--hidden-size", "4096",
-            "--heads", "32", "--kv-heads", "8", "--intermediate-size", "14336",
-            "--gpu", "t4")  # fmt: skip
+    r = cli("footprint", "--params", "8B", "--train", "qlora", "--layers", "32",
+            "--hidden-size", "4096", "--heads", "32", "--kv-heads", "8",
+            "--intermediate-size", "14336", "--gpu", "t4")  # fmt: skip
     assert r.exit_code == 0, r.stderr
     assert "Training: qlora" in r.stdout and "activations are not included" in r.stdout
 
@@ -321,5 +318,3 @@ def test_real_subprocess_error_line() -> None:
     assert out.returncode == 2
     assert out.stderr.startswith("paramtool: error: count '70Q': ")
     assert len(out.stderr.strip().splitlines()) == 1
-
-

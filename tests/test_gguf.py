@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
+from helpers import cli, error_line
 from paramtool import dtypes, errors
 from paramtool.analysis.breakdown import bits_per_weight, build
-from paramtool.cli import app
 from paramtool.formats.gguf import GGML_TYPES, read_gguf
 from paramtool.formats.gguf_config import synthesize_config
 from paramtool.formats.gguf_metadata import FILE_TYPES
@@ -130,22 +129,6 @@ def write_mmproj(path: Path) -> None:
 def llama(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     path = tmp_path_factory.mktemp("llama") / "tiny-llama-Q4_K_M.gguf"
     return path, write_llama(path)
-
-
-runner = CliRunner()
-
-
-def cli(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def one_error_line(r) -> str:
-    assert r.exit_code == 2, (r.exit_code, r.stdout, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("paramtool: error: "), r.stderr
-    assert "internal error" not in lines[0] and "Traceback" not in r.stderr
-    assert r.stdout == ""
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- tables vs gguf-py
@@ -349,7 +332,7 @@ def test_split_gguf_from_any_part(tmp_path):
 def test_split_gguf_missing_part(tmp_path):
     write_llama(tmp_path / "tiny.gguf", split_max_tensors=8)
     (tmp_path / "tiny-00002-of-00003.gguf").unlink()
-    line = one_error_line(cli("inspect", str(tmp_path / "tiny-00001-of-00003.gguf")))
+    line = error_line(cli("inspect", str(tmp_path / "tiny-00001-of-00003.gguf")))
     assert "tiny-00002-of-00003.gguf" in line and "part 2 of 3" in line and "missing" in line
 
 
@@ -358,14 +341,14 @@ def test_split_gguf_part_out_of_place(tmp_path):
     a, b = tmp_path / "tiny-00002-of-00003.gguf", tmp_path / "tiny-00003-of-00003.gguf"
     tmp = tmp_path / "swap"
     a.rename(tmp), b.rename(a), tmp.rename(b)
-    line = one_error_line(cli("inspect", str(tmp_path / "tiny-00001-of-00003.gguf")))
+    line = error_line(cli("inspect", str(tmp_path / "tiny-00001-of-00003.gguf")))
     assert "expected part 2 of 3" in line
 
 
 def test_split_part_renamed_cannot_find_siblings(tmp_path):
     write_llama(tmp_path / "tiny.gguf", split_max_tensors=8)
     (tmp_path / "tiny-00001-of-00003.gguf").rename(tmp_path / "first.gguf")
-    assert "cannot be found" in one_error_line(cli("inspect", str(tmp_path / "first.gguf")))
+    assert "cannot be found" in error_line(cli("inspect", str(tmp_path / "first.gguf")))
 
 
 def test_folder_picks_the_model_not_the_projector(tmp_path):
@@ -379,7 +362,7 @@ def test_folder_picks_the_model_not_the_projector(tmp_path):
 def test_folder_with_several_quants_lists_them(tmp_path):
     write_llama(tmp_path / "model-Q4_K_M.gguf")
     write_llama(tmp_path / "model-Q8_0.gguf")
-    line = one_error_line(cli("inspect", str(tmp_path)))
+    line = error_line(cli("inspect", str(tmp_path)))
     assert (
         "several GGUF models" in line and "model-Q4_K_M.gguf" in line and "model-Q8_0.gguf" in line
     )
@@ -390,9 +373,9 @@ def test_gguf_with_other_files_is_refused(tmp_path, llama):
 
     st = tmp_path / "x.safetensors"
     save_file({"w": np.zeros(2, np.float32)}, st)
-    assert "on its own" in one_error_line(cli("inspect", str(llama[0]), str(st)))
+    assert "on its own" in error_line(cli("inspect", str(llama[0]), str(st)))
     write_llama(tmp_path / "other.gguf")
-    assert "same GGUF model" in one_error_line(
+    assert "same GGUF model" in error_line(
         cli("inspect", str(llama[0]), str(tmp_path / "other.gguf"))
     )
 
@@ -406,7 +389,7 @@ def test_gguf_magic_under_another_name(tmp_path, llama):
 def test_gguf_name_without_gguf_contents(tmp_path):
     p = tmp_path / "fake.gguf"
     p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}" + b" " * 30)
-    assert "not a GGUF file" in one_error_line(cli("inspect", str(p)))
+    assert "not a GGUF file" in error_line(cli("inspect", str(p)))
 
 
 # --------------------------------------------------------------------------- footprint
@@ -581,7 +564,7 @@ def test_malformed_gguf_is_one_line(tmp_path, case):
     t0 = time.perf_counter()
     with pytest.raises(errors.ParamtoolError):
         read_gguf(path)
-    line = one_error_line(cli("inspect", str(path)))
+    line = error_line(cli("inspect", str(path)))
     assert time.perf_counter() - t0 < 2.0
     assert str(path) in line
 
@@ -650,7 +633,7 @@ def test_truncated_writer_file_via_cli(tmp_path, llama):
     for cut in (3, 7, 23, 100, f.data_start - 1, f.data_start + 10, data_end - 1):
         p = tmp_path / f"cut{cut}.gguf"
         p.write_bytes(whole[:cut])
-        one_error_line(cli("inspect", str(p)))
+        error_line(cli("inspect", str(p)))
     # the padding after the last tensor is not needed (llama.cpp does not read it either)
     p.write_bytes(whole[:data_end])
     assert cli("inspect", str(p)).exit_code == 0
@@ -699,22 +682,16 @@ def test_random_corruption_of_a_valid_file(flips):
 def test_value_commands_on_a_quantized_gguf(llama, tmp_path):
     """diff, hash and stats read GGUF files too; block-quantized types are compared as bytes."""
     path, _ = llama
-    same = runner_invoke("diff", str(path), str(path), "--json")
+    same = cli("diff", str(path), str(path), "--json")
     assert same.exit_code == 0, same.stderr
     assert json.loads(same.stdout)["identical"] is True
-    h = runner_invoke("hash", str(path), "--json")
+    h = cli("hash", str(path), "--json")
     assert h.exit_code == 0, h.stderr
     import hashlib
 
     assert (
         json.loads(h.stdout)["files"][0]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     )
-    s = runner_invoke("stats", str(path), "--json")
+    s = cli("stats", str(path), "--json")
     assert s.exit_code == 0, s.stderr
     assert "Traceback" not in s.stderr and "internal error" not in s.stderr
-
-
-def runner_invoke(*args: str):
-    from typer.testing import CliRunner
-
-    return CliRunner().invoke(app, list(args))

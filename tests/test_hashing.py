@@ -8,11 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
 
+from layouts import make_checkpoint, tiny_model
 from paramtool.errors import HubError
 from paramtool.sources.local import open_local
 from paramtool.values import hashing
@@ -26,54 +25,8 @@ from paramtool.values.hashing import (
 from paramtool.values.verify import hub_file_hashes, verify_against_hub
 
 
-def model(seed: int = 0, layers: int = 2) -> dict[str, np.ndarray]:
-    """A tiny Llama-named model: bf16 matrices, f32 norms, an int64 buffer."""
-    rng = np.random.default_rng(seed)
-    out = {"model.embed_tokens.weight": rng.standard_normal((64, 16)).astype(ml_dtypes.bfloat16)}
-    for i in range(layers):
-        p = f"model.layers.{i}"
-        for k in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            out[f"{p}.self_attn.{k}.weight"] = rng.standard_normal((16, 16)).astype(
-                ml_dtypes.bfloat16
-            )
-        for k, shape in (("gate_proj", (40, 16)), ("up_proj", (40, 16)), ("down_proj", (16, 40))):
-            out[f"{p}.mlp.{k}.weight"] = rng.standard_normal(shape).astype(ml_dtypes.bfloat16)
-        out[f"{p}.input_layernorm.weight"] = np.ones(16, np.float32)
-        out[f"{p}.post_attention_layernorm.weight"] = np.ones(16, np.float32)
-    out["model.norm.weight"] = np.ones(16, np.float32)
-    out["lm_head.weight"] = rng.standard_normal((64, 16)).astype(ml_dtypes.bfloat16)
-    out["model.rotary.inv_freq"] = np.arange(8, dtype=np.int64)
-    return out
-
-
-def write_sharded(
-    folder: Path,
-    arrays: dict[str, np.ndarray],
-    shards: int = 1,
-    metadata: dict[str, str] | None = None,
-    reverse: bool = False,
-) -> Path:
-    """``model.safetensors``, or N shards and an index, as transformers lays them out."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = sorted(arrays, reverse=reverse)
-    if shards == 1:
-        save_file({n: arrays[n] for n in names}, folder / "model.safetensors", metadata=metadata)
-        return folder
-    weight_map = {}
-    for k in range(shards):
-        part = names[k::shards]
-        fname = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
-        save_file({n: arrays[n] for n in part}, folder / fname, metadata=metadata)
-        weight_map.update({n: fname for n in part})
-    total = sum(a.nbytes for a in arrays.values())
-    (folder / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
-    )
-    return folder
-
-
 def test_file_sha256_equals_hashlib_and_sha256sum(tmp_path, monkeypatch):
-    p = write_sharded(tmp_path / "m", model()) / "model.safetensors"
+    p = make_checkpoint(tmp_path / "m", tiny_model(), shards=1) / "model.safetensors"
     expected = hashlib.sha256(p.read_bytes()).hexdigest()
     assert file_sha256(p) == expected
     monkeypatch.setattr(hashing, "BUFFER_BYTES", 1000)  # many reads, a ragged last one
@@ -85,7 +38,7 @@ def test_file_sha256_equals_hashlib_and_sha256sum(tmp_path, monkeypatch):
 
 
 def test_progress_counts_every_byte(tmp_path):
-    p = write_sharded(tmp_path / "m", model()) / "model.safetensors"
+    p = make_checkpoint(tmp_path / "m", tiny_model(), shards=1) / "model.safetensors"
     seen = []
     file_sha256(p, progress=seen.append)
     assert sum(seen) == p.stat().st_size
@@ -104,7 +57,7 @@ def test_git_blob_sha1(tmp_path):
 
 def test_tensor_digest_is_dtype_shape_and_bytes(tmp_path):
     arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "s": np.array(7, np.int64)}
-    write_sharded(tmp_path / "m", arrays)
+    make_checkpoint(tmp_path / "m", arrays, shards=1)
     r = hash_checkpoint(open_local([str(tmp_path / "m")]))
     got = {t.name: t.digest for t in r.tensors}
     assert digest_prefix("F32", (2, 3)) == b"F32\x00[2,3]\x00"
@@ -116,13 +69,13 @@ def test_tensor_digest_is_dtype_shape_and_bytes(tmp_path):
 
 
 def test_same_weights_resharded_reordered_and_annotated_have_one_digest(tmp_path):
-    arrays = model()
-    one = hash_checkpoint(open_local([str(write_sharded(tmp_path / "one", arrays))]))
+    arrays = tiny_model()
+    one = hash_checkpoint(open_local([str(make_checkpoint(tmp_path / "one", arrays, shards=1))]))
     three = hash_checkpoint(
         open_local(
             [
                 str(
-                    write_sharded(
+                    make_checkpoint(
                         tmp_path / "three",
                         arrays,
                         shards=3,
@@ -140,13 +93,13 @@ def test_same_weights_resharded_reordered_and_annotated_have_one_digest(tmp_path
 
 
 def test_one_changed_element_or_name_changes_the_weights_digest(tmp_path):
-    arrays = model()
-    base = hash_checkpoint(open_local([str(write_sharded(tmp_path / "a", arrays))]))
+    arrays = tiny_model()
+    base = hash_checkpoint(open_local([str(make_checkpoint(tmp_path / "a", arrays, shards=1))]))
     bumped = dict(arrays)
     w = arrays["model.layers.1.mlp.up_proj.weight"].copy()
     w.view(np.uint16)[3, 5] ^= 1  # one bit of one bf16 element
     bumped["model.layers.1.mlp.up_proj.weight"] = w
-    other = hash_checkpoint(open_local([str(write_sharded(tmp_path / "b", bumped))]))
+    other = hash_checkpoint(open_local([str(make_checkpoint(tmp_path / "b", bumped, shards=1))]))
     assert other.weights_digest != base.weights_digest
     changed = {
         t.name for t, u in zip(base.tensors, other.tensors, strict=True) if t.digest != u.digest
@@ -156,19 +109,23 @@ def test_one_changed_element_or_name_changes_the_weights_digest(tmp_path):
         ("model.final_norm.weight" if k == "model.norm.weight" else k): v for k, v in arrays.items()
     }
     assert (
-        hash_checkpoint(open_local([str(write_sharded(tmp_path / "c", renamed))])).weights_digest
+        hash_checkpoint(
+            open_local([str(make_checkpoint(tmp_path / "c", renamed, shards=1))])
+        ).weights_digest
         != base.weights_digest
     )
     retyped = dict(arrays)
     retyped["model.rotary.inv_freq"] = arrays["model.rotary.inv_freq"].view(np.uint64)  # same bytes
     assert (
-        hash_checkpoint(open_local([str(write_sharded(tmp_path / "d", retyped))])).weights_digest
+        hash_checkpoint(
+            open_local([str(make_checkpoint(tmp_path / "d", retyped, shards=1))])
+        ).weights_digest
         != base.weights_digest
     )
 
 
 def test_hash_workers_agree(tmp_path):
-    ck = open_local([str(write_sharded(tmp_path / "m", model(), shards=2))])
+    ck = open_local([str(make_checkpoint(tmp_path / "m", tiny_model(), shards=2))])
     assert hash_checkpoint(ck, workers=1) == hash_checkpoint(ck, workers=4)
 
 
@@ -176,7 +133,7 @@ def test_hash_workers_agree(tmp_path):
 
 
 def hub_repo(hub, tmp_path: Path, shards: int = 2) -> tuple[Path, str]:
-    folder = write_sharded(tmp_path / "repo", model(), shards=shards)
+    folder = make_checkpoint(tmp_path / "repo", tiny_model(), shards=shards)
     (folder / "config.json").write_text('{"model_type": "llama", "num_hidden_layers": 2}\n')
     (folder / "README.md").write_text("# tiny\n")
     sha = hub.add_repo("org/tiny", folder)

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 from huggingface_hub import constants, snapshot_download
-from typer.testing import CliRunner
 
+from helpers import cli, cli_json, error_line
 from hub_emulator import HubEmulator, RequestRecord
 from hub_fixtures import set_constant
 from layouts import (
@@ -35,14 +35,12 @@ from layouts import (
     write_sparse_checkpoint,
     write_sparse_file,
 )
-from paramtool.cli import app
 from paramtool.formats.safetensors import read_local_header
 from paramtool.sources import open_source
 from paramtool.sources.hub_files import HubRanges
 
 TOKEN = "hf_paramtool_test_token_5f2c"
 SHARDS = [f"model-0000{k}-of-00003.safetensors" for k in (1, 2, 3)]
-runner = CliRunner()
 
 
 def tiny_llama(layers: int = 4) -> Layout:
@@ -66,25 +64,6 @@ def tiny_llama(layers: int = 4) -> Layout:
 def write_tiny(folder: Path, layers: int = 4, shards: int = 3, **kw: Any) -> Path:
     write_sparse_checkpoint(folder, tiny_llama(layers), shards=shards, **kw)
     return folder
-
-
-def run(*args: str, env: dict[str, str] | None = None):
-    return runner.invoke(app, list(args), env=env, catch_exceptions=False)
-
-
-def inspect_json(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    r = run("inspect", *args, "--json", env=env)
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def error_line(r) -> str:
-    """The one ``paramtool: error:`` line of a failed run (exit 2, nothing on stdout)."""
-    assert r.exit_code == 2, (r.stdout, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("paramtool: error: "), r.stderr
-    assert r.stdout == ""
-    return lines[0]
 
 
 def normalised(doc: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
@@ -141,8 +120,8 @@ def test_hub_json_equals_local_json(hub: HubEmulator, tmp_path: Path, kind: str)
     else:
         write_sparse_checkpoint(folder, lora_llama31_8b())
     sha = hub.add_repo(f"org/{kind}", folder, card_data={"license": "mit"})
-    local = inspect_json(str(folder), "--tensors")
-    remote = inspect_json(f"org/{kind}", "--tensors")
+    local = cli_json("inspect", str(folder), "--tensors")
+    remote = cli_json("inspect", f"org/{kind}", "--tensors")
     assert normalised(remote) == normalised(local, folder)
     assert remote["source"] == f"org/{kind}" and remote["revision"] == sha
     assert remote["hub"] == {
@@ -227,8 +206,8 @@ def test_progress_bar_only_for_a_person(hub: HubEmulator, tmp_path: Path) -> Non
 
 
 def test_revisions(hub: HubEmulator, tiny: dict[str, Any]) -> None:
-    two_layers = inspect_json(str(tiny["v1_folder"]))["total_parameters"]
-    head = inspect_json("org/tiny")
+    two_layers = cli_json("inspect", str(tiny["v1_folder"]))["total_parameters"]
+    head = cli_json("inspect", "org/tiny")
     assert head["revision"] == tiny["main"] and head["total_parameters"] > two_layers
     for args, requested in [
         (["org/tiny@v1"], "v1"),
@@ -236,24 +215,24 @@ def test_revisions(hub: HubEmulator, tiny: dict[str, Any]) -> None:
         (["org/tiny", "--revision", "v1"], "v1"),
         (["hf://org/tiny@v1"], "v1"),
     ]:
-        doc = inspect_json(*args)
+        doc = cli_json("inspect", *args)
         assert doc["revision"] == tiny["v1"] and doc["total_parameters"] == two_layers, args
         assert doc["hub"]["requested_revision"] == requested
-    assert inspect_json("org/tiny@main")["revision"] == tiny["main"]
+    assert cli_json("inspect", "org/tiny@main")["revision"] == tiny["main"]
 
 
 @pytest.mark.parametrize("args", [["org/tiny@nope"], ["org/tiny", "--revision", "nope"]])
 def test_unknown_revision(hub: HubEmulator, tiny: dict[str, Any], args: list[str]) -> None:
-    line = error_line(run("inspect", *args))
+    line = error_line(cli("inspect", *args))
     assert "org/tiny@nope" in line and "revision not found" in line
 
 
 def test_two_revisions_is_a_usage_error(hub: HubEmulator, tiny: dict[str, Any]) -> None:
-    assert "two revisions" in error_line(run("inspect", "org/tiny@v1", "--revision", "main"))
+    assert "two revisions" in error_line(cli("inspect", "org/tiny@v1", "--revision", "main"))
 
 
 def test_missing_repo(hub: HubEmulator) -> None:
-    line = error_line(run("inspect", "org/nothing-here"))
+    line = error_line(cli("inspect", "org/nothing-here"))
     assert "org/nothing-here" in line and "repository not found" in line and hub.url in line
 
 
@@ -264,10 +243,10 @@ def test_hf_scheme_forces_the_hub_over_a_local_folder(
     write_tiny(workdir / "org" / "tiny", layers=1, shards=1)
     monkeypatch.chdir(workdir)
     hub.reset_counters()
-    local = inspect_json("org/tiny")
+    local = cli_json("inspect", "org/tiny")
     assert local["revision"] is None and "hub" not in local
     assert hub.requests == []  # the local folder won, the Hub was not asked
-    remote = inspect_json("hf://org/tiny")
+    remote = cli_json("inspect", "hf://org/tiny")
     assert remote["revision"] == tiny["main"]
     assert remote["total_parameters"] > local["total_parameters"]
 
@@ -283,17 +262,17 @@ def test_gated_repo_needs_a_token(
         "org/gated", write_tiny(tmp_path / "g"), gated="manual", card_data={"license": "llama3.1"}
     )
     hub.valid_tokens.add(TOKEN)
-    line = error_line(run("inspect", "org/gated"))
+    line = error_line(cli("inspect", "org/gated"))
     assert "gated" in line and "HF_TOKEN" in line and "licence" in line
 
     hub.reset_counters()
     if how == "env":
-        r = run("inspect", "org/gated", "--json", env={"HF_TOKEN": TOKEN})
+        r = cli("inspect", "org/gated", "--json", env={"HF_TOKEN": TOKEN})
     elif how == "option":
-        r = run("inspect", "org/gated", "--json", "--token", TOKEN)
+        r = cli("inspect", "org/gated", "--json", "--token", TOKEN)
     else:
         Path(constants.HF_TOKEN_PATH).write_text(TOKEN)
-        r = run("inspect", "org/gated", "--json")
+        r = cli("inspect", "org/gated", "--json")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["revision"] == sha and doc["hub"]["gated"] == "manual"
@@ -305,12 +284,12 @@ def test_gated_repo_needs_a_token(
 def test_private_repo_and_bad_token_never_echo_the_token(hub: HubEmulator, tmp_path: Path) -> None:
     hub.add_repo("org/private", write_tiny(tmp_path / "p"), private=True)
     hub.valid_tokens.add(TOKEN)
-    line = error_line(run("inspect", "org/private"))
+    line = error_line(cli("inspect", "org/private"))
     assert "not found" in line and "HF_TOKEN" in line
     bad = "hf_not_a_valid_token_9d1e"
-    r = run("inspect", "org/private", "--token", bad)
+    r = cli("inspect", "org/private", "--token", bad)
     assert "HF_TOKEN" in error_line(r) and bad not in r.stderr
-    r = run("inspect", "org/private", "--json", "--token", TOKEN)
+    r = cli("inspect", "org/private", "--json", "--token", TOKEN)
     assert r.exit_code == 0 and TOKEN not in r.stdout + r.stderr
     assert json.loads(r.stdout)["hub"]["private"] is True
 
@@ -325,19 +304,21 @@ def test_subfolder_variants(hub: HubEmulator, tmp_path: Path) -> None:
     write_tiny(root / "bf16")
     (root / "README.md").write_text("two variants\n")
     hub.add_repo("org/variants", root)
-    line = error_line(run("inspect", "org/variants"))
+    line = error_line(cli("inspect", "org/variants"))
     assert "--subfolder bf16" in line and "fp16" in line
     for sub in ("fp16", "bf16"):
-        doc = inspect_json("org/variants", "--subfolder", sub, "--tensors")
-        assert normalised(doc) == normalised(inspect_json(str(root / sub), "--tensors"), root)
+        doc = cli_json("inspect", "org/variants", "--subfolder", sub, "--tensors")
+        assert normalised(doc) == normalised(
+            cli_json("inspect", str(root / sub), "--tensors"), root
+        )
         assert doc["hub"]["subfolder"] == sub and doc["hub"]["stated_parameters"] is None
         assert all(f["path"].startswith(sub + "/") for f in doc["files"])
-    assert "under 'nope'" in error_line(run("inspect", "org/variants", "--subfolder", "nope"))
+    assert "under 'nope'" in error_line(cli("inspect", "org/variants", "--subfolder", "nope"))
 
 
 def test_pickle_only_repo_is_refused_unread(hub: HubEmulator) -> None:
     hub.add_repo("org/pickled", {"pytorch_model.bin": b"\x80\x02}q\x00.", "config.json": b"{}"})
-    line = error_line(run("inspect", "org/pickled"))
+    line = error_line(cli("inspect", "org/pickled"))
     assert "pytorch_model.bin" in line and "pickle" in line and "nothing was downloaded" in line
     assert [r.path for r in hub.requests] == ["/api/models/org/pickled"]
 
@@ -360,8 +341,8 @@ def test_header_larger_than_the_first_range(hub: HubEmulator, tmp_path: Path) ->
     folder = write_tiny(tmp_path / "meta", shards=2, metadata={"format": "pt", "notes": "x" * 3000})
     hub.add_repo("org/meta", folder)
     hub.valid_tokens.add(TOKEN)
-    doc = inspect_json("org/meta", "--tensors", "--token", TOKEN)
-    assert normalised(doc) == normalised(inspect_json(str(folder), "--tensors"), folder)
+    doc = cli_json("inspect", "org/meta", "--tensors", "--token", TOKEN)
+    assert normalised(doc) == normalised(cli_json("inspect", str(folder), "--tensors"), folder)
     for shard in sorted(folder.glob("*.safetensors")):
         (resolve,) = file_gets(hub, shard.name)
         assert resolve.status == 302 and resolve.token == TOKEN
@@ -410,7 +391,7 @@ def test_malformed_shard_header_names_the_shard(hub: HubEmulator, tmp_path: Path
         f.seek(0)
         f.write(head.replace(b'"dtype":"BF16"', b'"dtype":"BX16"', 1))
     hub.add_repo("org/bad", folder)
-    line = error_line(run("inspect", "org/bad"))
+    line = error_line(cli("inspect", "org/bad"))
     assert SHARDS[1] in line and "unknown dtype 'BX16'" in line
 
 
@@ -418,7 +399,7 @@ def test_index_naming_a_shard_the_repo_lacks(hub: HubEmulator, tmp_path: Path) -
     folder = write_tiny(tmp_path / "gap")
     (folder / SHARDS[2]).unlink()
     hub.add_repo("org/gap", folder)
-    assert SHARDS[2] in error_line(run("inspect", "org/gap"))
+    assert SHARDS[2] in error_line(cli("inspect", "org/gap"))
 
 
 def test_stated_parameter_disagreements_are_flagged(hub: HubEmulator, tmp_path: Path) -> None:
@@ -428,16 +409,16 @@ def test_stated_parameter_disagreements_are_flagged(hub: HubEmulator, tmp_path: 
     obj["metadata"]["total_parameters"] = 1234
     index.write_text(json.dumps(obj))
     sha = hub.add_repo("org/stated", folder, safetensors_total=999, card_data={"license": "mit"})
-    doc = inspect_json("org/stated")
+    doc = cli_json("inspect", "org/stated")
     ours = doc["total_parameters"]
     assert doc["hub"]["stated_parameters"] == 999 and doc["hub"]["stated_parameters_agree"] is False
     assert doc["index"]["metadata"]["total_parameters"] == 1234
     assert any("Hub states 999" in w for w in doc["warnings"])
     assert any("total_parameters says 1,234" in w for w in doc["warnings"])
-    local = inspect_json(str(folder))
+    local = cli_json("inspect", str(folder))
     assert any("total_parameters says 1,234" in w for w in local["warnings"])
 
-    r = run("inspect", "org/stated")
+    r = cli("inspect", "org/stated")
     assert r.exit_code == 0 and "paramtool: warning:" in r.stderr
     for needle in (sha, "mit", "999 (DISAGREES)", "1,234 (DISAGREES)", f"{ours:,}"):
         assert needle in r.stdout, needle
@@ -447,20 +428,20 @@ def test_stated_parameter_disagreements_are_flagged(hub: HubEmulator, tmp_path: 
 
 
 def test_offline(hub: HubEmulator, tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    online = inspect_json("org/tiny", "--tensors")
+    online = cli_json("inspect", "org/tiny", "--tensors")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub.reset_counters()
-    line = error_line(run("inspect", "org/tiny"))  # the index and config are cached, not the shards
+    line = error_line(cli("inspect", "org/tiny"))  # the index and config are cached, not the shards
     assert "HF_HUB_OFFLINE" in line and "lacks 3 of the files needed" in line and SHARDS[0] in line
-    assert "not in the local cache" in error_line(run("inspect", "org/tiny@v1"))
+    assert "not in the local cache" in error_line(cli("inspect", "org/tiny@v1"))
     assert hub.requests == []
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     snapshot_download("org/tiny")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     hub.reset_counters()
-    r = run("inspect", "org/tiny", "--json", "--tensors")
+    r = cli("inspect", "org/tiny", "--json", "--tensors")
     assert r.exit_code == 0, r.stderr
     offline = json.loads(r.stdout)
     assert hub.requests == []
@@ -491,7 +472,7 @@ def test_gguf_only_repo_is_refused_with_a_hint(hub: HubEmulator) -> None:
     hub.add_repo(
         "org/gguf-only", {"model-Q4_K_M.gguf": b"GGUF\x03\x00\x00\x00", "README.md": b"hi"}
     )
-    line = error_line(run("inspect", "org/gguf-only"))
+    line = error_line(cli("inspect", "org/gguf-only"))
     assert "model-Q4_K_M.gguf" in line and "GGUF" in line and "download" in line
     assert [r.path for r in hub.requests] == ["/api/models/org/gguf-only"]
 
@@ -501,15 +482,15 @@ def test_a_missing_path_under_a_local_folder_is_not_a_hub_repo(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()
-    line = error_line(run("inspect", "models/llama-8b"))
+    line = error_line(cli("inspect", "models/llama-8b"))
     assert "models/llama-8b" in line and "no such file" in line
     assert hub.request_count == 0
 
 
 def test_footprint_and_check_take_a_hub_repo(tiny: dict[str, Any], hub: HubEmulator) -> None:
-    local = inspect_json(str(tiny["folder"]))
+    local = cli_json("inspect", str(tiny["folder"]))
     hub.reset_counters()
-    r = run("footprint", "org/tiny", "--dtype", "bf16", "--context", "1024", "--json")
+    r = cli("footprint", "org/tiny", "--dtype", "bf16", "--context", "1024", "--json")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["parameters"] == local["total_parameters"]
@@ -517,9 +498,9 @@ def test_footprint_and_check_take_a_hub_repo(tiny: dict[str, Any], hub: HubEmula
     assert doc["kv_cache_bytes"] > 0  # layers and KV heads came from the repo's config.json
     assert not any(q.range is None and q.path.endswith(".safetensors") and q.method == "GET"
                    for q in hub.requests)  # fmt: skip
-    r = run("check", "org/tiny@v1", "--expect-layers", "2", "--max-params", "1B", "--json")
+    r = cli("check", "org/tiny@v1", "--expect-layers", "2", "--max-params", "1B", "--json")
     assert r.exit_code == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert report["passed"] is True and report["revision"] == tiny["v1"]
-    r = run("check", "org/tiny", "--expect-layers", "2")
+    r = cli("check", "org/tiny", "--expect-layers", "2")
     assert r.exit_code == 1  # main has 4 layers

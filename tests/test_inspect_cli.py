@@ -12,26 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
-from typer.testing import CliRunner
 
-from paramtool.cli import app
+from helpers import cli, cli_json
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tiny-llama"
-runner = CliRunner()
-
-
-def run(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
-
-
-def inspect_json(*args: str) -> dict:
-    r = run("inspect", *args, "--json")
-    assert r.exit_code == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 def test_example_json_is_exact():
-    doc = inspect_json(str(EXAMPLE))
+    doc = cli_json("inspect", str(EXAMPLE))
     # 2 x 2048 x 128 embeddings/head, 4 layers of (2 x 128^2 + 2 x 32 x 128) attention,
     # 3 x 128 x 344 MLP and 2 x 128 norms, plus the final norm.
     emb = 2 * 2048 * 128
@@ -78,7 +66,7 @@ def test_example_json_is_exact():
 
 
 def test_tensors_and_filter():
-    doc = inspect_json(str(EXAMPLE), "--filter", r"layers\.1\..*proj")
+    doc = cli_json("inspect", str(EXAMPLE), "--filter", r"layers\.1\..*proj")
     names = [t["name"] for t in doc["tensors"]]
     assert len(names) == 7 and all(".layers.1." in n for n in names)
     q = next(t for t in doc["tensors"] if t["name"].endswith("q_proj.weight"))
@@ -96,7 +84,7 @@ def test_tensors_and_filter():
 
 
 def test_tables_show_summary_anatomy_memory_and_layers():
-    r = run("inspect", str(EXAMPLE), "--layers", "--tensors")
+    r = cli("inspect", str(EXAMPLE), "--layers", "--tensors")
     assert r.exit_code == 0
     out = r.stdout
     for needle in (
@@ -113,13 +101,13 @@ def test_tables_show_summary_anatomy_memory_and_layers():
 
 
 def test_gib_units():
-    assert "MiB" in run("inspect", str(EXAMPLE), "--gib").stdout
+    assert "MiB" in cli("inspect", str(EXAMPLE), "--gib").stdout
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".html", ".txt"])
 def test_export(tmp_path, suffix):
     out = tmp_path / f"report{suffix}"
-    r = run("inspect", str(EXAMPLE), "--export", str(out))
+    r = cli("inspect", str(EXAMPLE), "--export", str(out))
     assert r.exit_code == 0 and out.stat().st_size > 1000
     text = out.read_text()
     assert "Anatomy" in text or "Anatomy" in text.replace("&#160;", " ")
@@ -128,14 +116,14 @@ def test_export(tmp_path, suffix):
 
 
 def test_export_bad_suffix():
-    r = run("inspect", str(EXAMPLE), "--export", "report.pdf")
+    r = cli("inspect", str(EXAMPLE), "--export", "report.pdf")
     assert r.exit_code == 2 and r.stderr.startswith("paramtool: error: --export")
 
 
 def test_hostile_names_are_not_markup(tmp_path):
     p = tmp_path / "evil.safetensors"
     save_file({"[bold red]x[/]\x1b[2J.weight": np.zeros(2, np.float32)}, p)
-    r = run("inspect", str(p), "--tensors")
+    r = cli("inspect", str(p), "--tensors")
     assert r.exit_code == 0
     assert "[bold red]x[/]?[2J.weight" in r.stdout and "\x1b[2J" not in r.stdout
 
@@ -163,7 +151,7 @@ def test_hostile_names_are_not_markup(tmp_path):
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, setup, fragment):
     target = setup(tmp_path)
-    r = run("inspect", str(target))
+    r = cli("inspect", str(target))
     assert r.exit_code == 2, r.stdout
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("paramtool: error: "), r.stderr
@@ -177,7 +165,7 @@ def _write(p: Path, data: bytes) -> Path:
 
 
 def test_bad_regex():
-    r = run("inspect", str(EXAMPLE), "--filter", "(")
+    r = cli("inspect", str(EXAMPLE), "--filter", "(")
     assert r.exit_code == 2 and "not a regular expression" in r.stderr
 
 
@@ -186,7 +174,7 @@ def test_warnings_go_to_stderr(tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": 5}, "weight_map": {"w": "a.safetensors"}})
     )
-    r = run("inspect", str(tmp_path), "--json")
+    r = cli("inspect", str(tmp_path), "--json")
     assert r.exit_code == 0
     assert json.loads(r.stdout)["warnings"] and "paramtool: warning:" in r.stderr
 
@@ -248,7 +236,7 @@ def test_exact_counts_of_real_layouts_from_sparse_files(
 
     layout = getattr(layouts, preset)()
     layouts.write_sparse_checkpoint(tmp_path, layout, shards=shards)
-    doc = inspect_json(str(tmp_path))
+    doc = cli_json("inspect", str(tmp_path))
     assert doc["total_parameters"] == parameters
     assert doc["layers"]["count"] == layers and len(doc["files"]) == shards
     assert sum(f["bytes"] for f in doc["files"]) == doc["file_bytes"]

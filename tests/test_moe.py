@@ -13,14 +13,11 @@ import math
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from helpers import cli, cli_json
 from layouts import Layout, deepseek_v3, llama31_8b, mixtral_8x7b, write_sparse_checkpoint
 from paramtool.analysis.moe import fused_experts
-from paramtool.cli import app
 from quant_layouts import gpt_oss, mixtral_8x7b_fused, qwen15_moe_a27b, write_gguf
-
-runner = CliRunner()
 
 MIXTRAL_TOTAL = 46_702_792_704
 MIXTRAL_ACTIVE = 12_879_925_248
@@ -28,9 +25,7 @@ MIXTRAL_ACTIVE = 12_879_925_248
 
 def moe_of(tmp_path: Path, layout: Layout, shards: int | None = None) -> dict:
     write_sparse_checkpoint(tmp_path, layout, shards=shards)
-    r = runner.invoke(app, ["inspect", str(tmp_path), "--json"], catch_exceptions=False)
-    assert r.exit_code == 0, r.stderr
-    doc = json.loads(r.stdout)
+    doc = cli_json("inspect", str(tmp_path))
     assert doc["moe"] is not None
     assert doc["moe"]["total_parameters"] == doc["total_parameters"]
     return doc["moe"]
@@ -80,7 +75,7 @@ def deepseek(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_deepseek_v3_37b_activated(deepseek: Path) -> None:
     """The Hub checkpoint (with its MTP block as layer 61): the main model's 37B activated."""
-    r = runner.invoke(app, ["inspect", str(deepseek), "--json"], catch_exceptions=False)
+    r = cli("inspect", str(deepseek), "--json")
     m = json.loads(r.stdout)["moe"]
     assert m["total_parameters"] == 684_489_845_504
     assert (m["routed_experts"], m["shared_experts"], m["experts_per_token"]) == (256, 1, 8)
@@ -150,12 +145,12 @@ def test_experts_without_config(tmp_path: Path) -> None:
 
 def test_dense_models_have_no_moe(tmp_path: Path) -> None:
     write_sparse_checkpoint(tmp_path, llama31_8b())
-    r = runner.invoke(app, ["inspect", str(tmp_path), "--json"])
+    r = cli("inspect", str(tmp_path), "--json", catch_exceptions=True)
     assert json.loads(r.stdout)["moe"] is None
 
 
 def test_tables_show_total_and_active(deepseek: Path) -> None:
-    r = runner.invoke(app, ["inspect", str(deepseek)])
+    r = cli("inspect", str(deepseek))
     assert r.exit_code == 0
     for needle in (
         "Mixture of experts",
@@ -175,7 +170,7 @@ def test_tables_show_total_and_active(deepseek: Path) -> None:
 def test_gguf_moe_experts_last(tmp_path: Path) -> None:
     """llama.cpp keeps ggml's ne order: ffn_*_exps are [n_embd, n_ff, n_expert]."""
     shapes = write_gguf(tmp_path / "moe.gguf", "moe", experts=4, used=2)
-    r = runner.invoke(app, ["inspect", str(tmp_path / "moe.gguf"), "--json"])
+    r = cli("inspect", str(tmp_path / "moe.gguf"), "--json")
     assert r.exit_code == 0, r.stderr
     m = json.loads(r.stdout)["moe"]
     routed = sum(math.prod(s) for n, s in shapes.items() if "_exps" in n)

@@ -19,15 +19,14 @@ import ml_dtypes
 import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
-from typer.testing import CliRunner
 
-from paramtool.cli import app
+from helpers import cli, strict_json
+from layouts import make_checkpoint, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "docs" / "schemas"
 EXAMPLE = ROOT / "examples" / "tiny-llama"
 COMMANDS = ("inspect", "footprint", "check", "stats", "hash", "verify", "diff")
-runner = CliRunner()
 
 
 # ---------------------------------------------------------------- validation
@@ -43,16 +42,9 @@ def errors(command: str, doc: Any) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in found]
 
 
-def strict_json(text: str) -> Any:
-    def refuse(token: str) -> None:
-        raise ValueError(f"non-standard JSON constant {token}")
-
-    return json.loads(text, parse_constant=refuse)
-
-
 def run_json(command: str, *args: str, code: int = 0) -> dict[str, Any]:
     """Run ``paramtool COMMAND ARGS --json``, check the exit code, validate the document."""
-    r = runner.invoke(app, [command, *args, "--json"], catch_exceptions=False)
+    r = cli(command, *args, "--json")
     assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
     doc = strict_json(r.stdout)
     problems = errors(command, doc)
@@ -119,42 +111,6 @@ def write_safetensors(
     return path
 
 
-def tiny_model(seed: int = 0) -> dict[str, np.ndarray]:
-    """Two Llama-named layers: bf16 matrices, f32 norms."""
-    rng = np.random.default_rng(seed)
-
-    def bf16(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.02).astype(ml_dtypes.bfloat16)
-
-    out = {"model.embed_tokens.weight": bf16(64, 16)}
-    for i in range(2):
-        p = f"model.layers.{i}"
-        for k in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            out[f"{p}.self_attn.{k}.weight"] = bf16(16, 16)
-        for k, shape in (("gate_proj", (40, 16)), ("up_proj", (40, 16)), ("down_proj", (16, 40))):
-            out[f"{p}.mlp.{k}.weight"] = bf16(*shape)
-        out[f"{p}.input_layernorm.weight"] = np.ones(16, np.float32)
-        out[f"{p}.post_attention_layernorm.weight"] = np.ones(16, np.float32)
-    out["model.norm.weight"] = np.ones(16, np.float32)
-    out["lm_head.weight"] = bf16(64, 16)
-    return out
-
-
-def write_sharded(folder: Path, arrays: Mapping[str, np.ndarray | Raw], shards: int) -> Path:
-    """``model-0000k-of-0000N.safetensors`` and ``model.safetensors.index.json``."""
-    names = list(arrays)
-    per = -(-len(names) // shards)
-    weight_map = {}
-    for k in range(shards):
-        fname = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
-        part = {n: arrays[n] for n in names[k * per : (k + 1) * per]}
-        write_safetensors(folder / fname, part)
-        weight_map.update(dict.fromkeys(part, fname))
-    index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def ck(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every checkpoint the cases below name, written once for the module."""
@@ -165,9 +121,9 @@ def ck(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out: dict[str, Path] = {"example": EXAMPLE}
 
     # Small real files (values are read by stats, hash, diff and the value rules).
-    arrays = tiny_model()
+    arrays = tiny_model(scale=0.02, buffers=False)
     out["tiny"] = write_safetensors(base / "tiny" / "model.safetensors", arrays).parent
-    out["sharded"] = write_sharded(base / "sharded", arrays, shards=3)
+    out["sharded"] = make_checkpoint(base / "sharded", arrays, {"format": "pt"}, shards=3)
     odd = dict(arrays)
     w = arrays["model.layers.0.mlp.down_proj.weight"].astype(np.float32)
     w[0, :3] = [np.nan, np.inf, -np.inf]
@@ -477,7 +433,9 @@ def test_verify(hub, ck, tmp_path):
     assert doc["ok"] is False and doc["requested_revision"] == sha
     one = ck["tiny"] / "model.safetensors"
     run_json("verify", str(one), "--against", "org/tiny@sub", "--subfolder", "weights")
-    other = write_safetensors(tmp_path / "other" / "model.safetensors", tiny_model(seed=1))
+    other = write_safetensors(
+        tmp_path / "other" / "model.safetensors", tiny_model(seed=1, scale=0.02, buffers=False)
+    )
     run_json("verify", str(other), "--against", "org/tiny@sub", "--subfolder", "weights", code=1)
 
 

@@ -19,10 +19,9 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
-from typer.testing import CliRunner
 
+from helpers import cli
 from layouts import llama31_8b, make_checkpoint, write_sparse_checkpoint
-from paramtool.cli import app
 from paramtool.render.fit import FitTable
 from paramtool.render.values_tables import verify_report
 from paramtool.values.verify import FileCheck, HubFiles, VerifyReport
@@ -37,7 +36,7 @@ LONGER = "model." + ".".join(["very_long_module_name"] * 4) + ".weight"  # 101 c
 
 
 def printed(width: int, *args: str, code: int = 0) -> str:
-    r = CliRunner().invoke(app, list(args), env={"COLUMNS": str(width)})
+    r = cli(*args, env={"COLUMNS": str(width)}, catch_exceptions=True)
     assert r.exit_code == code, r.stdout + r.stderr
     return r.stdout
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import subprocess
 import sys
@@ -12,49 +11,29 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from paramtool.cli import app
-from test_hashing import model, write_sharded
-
-runner = CliRunner()
-
-
-def run(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
-
-
-def strict_json(text: str) -> dict:
-    def refuse(token: str) -> None:
-        raise ValueError(f"non-standard JSON constant {token}")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def one_line_error(r, code: int = 2) -> str:
-    assert r.exit_code == code, (r.stdout, r.stderr)
-    assert r.stderr.startswith("paramtool: error: ") and r.stderr.count("\n") == 1, r.stderr
-    return r.stderr
+from helpers import cli, error_line, strict_json
+from layouts import make_checkpoint, tiny_model
 
 
 @pytest.fixture
 def ckpt(tmp_path: Path) -> Path:
-    arrays = model()
+    arrays = tiny_model()
     w = arrays["model.layers.0.mlp.down_proj.weight"].astype(np.float32)
     w[0, :3] = [np.nan, np.inf, -np.inf]
     arrays["model.layers.0.mlp.down_proj.weight"] = w.astype(ml_dtypes.bfloat16)
-    return write_sharded(tmp_path / "ckpt", arrays, shards=2)
+    return make_checkpoint(tmp_path / "ckpt", arrays, shards=2)
 
 
 # ---------------------------------------------------------------- stats
 
 
 def test_stats_json(ckpt):
-    r = run("stats", str(ckpt), "--json", "--top", "2")
+    r = cli("stats", str(ckpt), "--json", "--top", "2")
     assert r.exit_code == 0 and r.stderr == ""
     doc = strict_json(r.stdout)
     assert doc["schema_version"] == 1 and doc["source"] == str(ckpt) and doc["revision"] is None
-    assert doc["tensor_count"] == len(model()) == len(doc["tensors"])
+    assert doc["tensor_count"] == len(tiny_model()) == len(doc["tensors"])
     assert set(doc["by_category"]) == {
         "embedding",
         "attention",
@@ -65,7 +44,7 @@ def test_stats_json(ckpt):
         "other",
     }
     assert (doc["total"]["nan"], doc["total"]["posinf"], doc["total"]["neginf"]) == (1, 1, 1)
-    assert doc["total"]["count"] == sum(a.size for a in model().values())
+    assert doc["total"]["count"] == sum(a.size for a in tiny_model().values())
     assert doc["by_category"]["feed_forward"]["nan"] == 1
     assert [x["layer"] for x in doc["by_layer"]] == [0, 1] and doc["by_layer"][0]["nan"] == 1
     down = next(t for t in doc["tensors"] if t["name"] == "model.layers.0.mlp.down_proj.weight")
@@ -111,7 +90,7 @@ def test_stats_json(ckpt):
 
 
 def test_stats_tables_and_filter(ckpt):
-    r = run("stats", str(ckpt), "--tensors")
+    r = cli("stats", str(ckpt), "--tensors")
     assert r.exit_code == 0
     for title in (
         "Values",
@@ -123,15 +102,17 @@ def test_stats_tables_and_filter(ckpt):
     ):
         assert title in r.stdout
     assert "model.layers.0.mlp.down_proj.weight" in r.stdout
-    r = run("stats", str(ckpt), "--filter", r"norm\.weight$", "--json", "--top", "0")
+    r = cli("stats", str(ckpt), "--filter", r"norm\.weight$", "--json", "--top", "0")
     doc = strict_json(r.stdout)
     assert doc["filter"] == r"norm\.weight$" and doc["tensor_count"] == 5
     assert doc["top"] == {"n": 0, "max_abs": [], "nonfinite": []}
 
 
 def test_stats_hostile_names_are_plain_text(tmp_path):
-    p = write_sharded(tmp_path / "m", {"[bold red]x[/]\x1b[31m": np.ones(3, np.float32)})
-    r = run("stats", str(p), "--tensors")
+    p = make_checkpoint(
+        tmp_path / "m", {"[bold red]x[/]\x1b[31m": np.ones(3, np.float32)}, shards=1
+    )
+    r = cli("stats", str(p), "--tensors")
     assert r.exit_code == 0 and "[bold red]x[/]?[31m" in r.stdout and "\x1b[31m" not in r.stdout
 
 
@@ -143,18 +124,18 @@ def test_stats_hostile_names_are_plain_text(tmp_path):
     ],
 )
 def test_stats_bad_options(ckpt, args, fragment):
-    assert fragment in one_line_error(run("stats", str(ckpt), *args))
+    assert fragment in error_line(cli("stats", str(ckpt), *args), stdout=None)
 
 
 def test_stats_missing_path(tmp_path):
-    one_line_error(run("stats", str(tmp_path / "nothing.safetensors")))
+    error_line(cli("stats", str(tmp_path / "nothing.safetensors")), stdout=None)
 
 
 # ---------------------------------------------------------------- hash
 
 
 def test_hash_text_is_sha256sum_format(ckpt, tmp_path):
-    r = run("hash", str(ckpt))
+    r = cli("hash", str(ckpt))
     assert r.exit_code == 0
     lines = r.stdout.splitlines()
     shards = sorted(ckpt.glob("*.safetensors"))
@@ -166,20 +147,20 @@ def test_hash_text_is_sha256sum_format(ckpt, tmp_path):
             ["sha256sum", "-c", str(tmp_path / "sums")], capture_output=True, text=True
         )
         assert p.returncode == 0 and p.stdout.count(": OK") == 2
-    r = run("hash", str(ckpt), "--tensors")
-    assert len(r.stdout.splitlines()) == 3 + len(model())
+    r = cli("hash", str(ckpt), "--tensors")
+    assert len(r.stdout.splitlines()) == 3 + len(tiny_model())
 
 
 def test_hash_json_and_resharding(ckpt, tmp_path):
-    doc = strict_json(run("hash", str(ckpt), "--json").stdout)
+    doc = strict_json(cli("hash", str(ckpt), "--json").stdout)
     assert doc["digest_scheme"] == "sha256(dtype NUL json(shape) NUL bytes)"
     assert [f["sha256"] for f in doc["files"]] == [
         hashlib.sha256(Path(f["path"]).read_bytes()).hexdigest() for f in doc["files"]
     ]
-    assert doc["tensor_count"] == len(doc["tensors"]) == len(model())
+    assert doc["tensor_count"] == len(doc["tensors"]) == len(tiny_model())
     assert set(doc["tensors"][0]) == {"name", "dtype", "shape", "file", "digest"}
-    one = write_sharded(tmp_path / "one", dict(_load(ckpt)))
-    other = strict_json(run("hash", str(one), "--json").stdout)
+    one = make_checkpoint(tmp_path / "one", dict(_load(ckpt)), shards=1)
+    other = strict_json(cli("hash", str(one), "--json").stdout)
     assert other["weights_digest"] == doc["weights_digest"] and other["files"] != doc["files"]
 
 
@@ -197,40 +178,40 @@ def test_hub_source_is_refused_without_download_before_any_request(hub, ckpt):
     hub.add_repo("org/tiny", ckpt)
     hub.reset_counters()
     for cmd in ("stats", "hash"):
-        err = one_line_error(run(cmd, "org/tiny"))
+        err = error_line(cli(cmd, "org/tiny"), stdout=None)
         assert "--download" in err
-    assert "--download" in one_line_error(run("diff", str(ckpt), "org/tiny"))
+    assert "--download" in error_line(cli("diff", str(ckpt), "org/tiny"), stdout=None)
     assert hub.requests == []
 
 
 def test_hub_source_with_download_reads_the_cached_files(hub, ckpt):
     sha = hub.add_repo("org/tiny", ckpt)
-    local = strict_json(run("stats", str(ckpt), "--json").stdout)
-    remote = strict_json(run("stats", "org/tiny", "--download", "--json").stdout)
+    local = strict_json(cli("stats", str(ckpt), "--json").stdout)
+    remote = strict_json(cli("stats", "org/tiny", "--download", "--json").stdout)
     assert remote["revision"] == sha and remote["source"] == "org/tiny"
     assert [dict(t, file=None) for t in remote["tensors"]] == [
         dict(t, file=None) for t in local["tensors"]
     ]
     assert remote["total"] == local["total"]
-    h_local = strict_json(run("hash", str(ckpt), "--json").stdout)
-    h_remote = strict_json(run("hash", "org/tiny@main", "--download", "--json").stdout)
+    h_local = strict_json(cli("hash", str(ckpt), "--json").stdout)
+    h_remote = strict_json(cli("hash", "org/tiny@main", "--download", "--json").stdout)
     assert [f["sha256"] for f in h_remote["files"]] == [f["sha256"] for f in h_local["files"]]
     assert h_remote["weights_digest"] == h_local["weights_digest"]
-    r = run("diff", str(ckpt), "org/tiny", "--download", "--json")
+    r = cli("diff", str(ckpt), "org/tiny", "--download", "--json")
     assert r.exit_code == 0 and strict_json(r.stdout)["identical"] is True
 
 
 def test_hub_subfolder_download_then_offline_from_the_cache(hub, ckpt, tmp_path):
     import os
 
-    one = write_sharded(tmp_path / "one", dict(_load(ckpt)))
+    one = make_checkpoint(tmp_path / "one", dict(_load(ckpt)), shards=1)
     sha = hub.add_repo(
         "org/multi",
         {"variant/model.safetensors": one / "model.safetensors", "README.md": b"# multi\n"},
     )
     args = ["stats", "org/multi", "--subfolder", "variant", "--download", "--json"]
-    remote = strict_json(run(*args).stdout)
-    assert remote["revision"] == sha and remote["tensor_count"] == len(model())
+    remote = strict_json(cli(*args).stdout)
+    assert remote["revision"] == sha and remote["tensor_count"] == len(tiny_model())
     p = subprocess.run(
         [sys.executable, "-m", "paramtool", *args],
         capture_output=True,
@@ -243,7 +224,7 @@ def test_hub_subfolder_download_then_offline_from_the_cache(hub, ckpt, tmp_path)
 
 
 def test_hub_download_of_a_missing_repo_is_one_line(hub):
-    err = one_line_error(run("stats", "org/missing", "--download"))
+    err = error_line(cli("stats", "org/missing", "--download"), stdout=None)
     assert "org/missing" in err
 
 
@@ -252,7 +233,7 @@ def test_hub_download_of_a_missing_repo_is_one_line(hub):
 
 def test_verify_cli(hub, ckpt, tmp_path):
     sha = hub.add_repo("org/tiny", ckpt)
-    r = run("verify", str(ckpt), "--against", "org/tiny", "--json")
+    r = cli("verify", str(ckpt), "--against", "org/tiny", "--json")
     assert r.exit_code == 0, r.stderr
     doc = strict_json(r.stdout)
     assert doc["ok"] is True and doc["revision"] == sha and doc["repo_id"] == "org/tiny"
@@ -268,23 +249,25 @@ def test_verify_cli(hub, ckpt, tmp_path):
         "expected_bytes",
         "actual_bytes",
     }
-    r = run("verify", str(ckpt), "--against", "org/tiny")
+    r = cli("verify", str(ckpt), "--against", "org/tiny")
     assert r.exit_code == 0 and "all match" in r.stdout
     local = tmp_path / "copy"
     shutil.copytree(ckpt, local)
     (local / "model-00002-of-00002.safetensors").unlink()
-    r = run("verify", str(local), "--against", f"org/tiny@{sha}")
+    r = cli("verify", str(local), "--against", f"org/tiny@{sha}")
     assert r.exit_code == 1 and "missing" in r.stdout and "DIFFERS" in r.stdout
-    doc = strict_json(run("verify", str(local), "--against", "org/tiny", "--json").stdout)
+    doc = strict_json(cli("verify", str(local), "--against", "org/tiny", "--json").stdout)
     assert doc["ok"] is False and doc["counts"]["missing"] == 1
 
 
 def test_verify_bad_input_is_exit_2(hub, ckpt, tmp_path):
     hub.add_repo("org/tiny", ckpt)
-    assert "--against" in one_line_error(run("verify", str(ckpt)))
-    assert "not a Hub repo id" in one_line_error(run("verify", str(ckpt), "--against", "nope"))
-    one_line_error(run("verify", str(tmp_path / "absent"), "--against", "org/tiny"))
-    one_line_error(run("verify", str(ckpt), "--against", "org/absent"))
+    assert "--against" in error_line(cli("verify", str(ckpt)), stdout=None)
+    assert "not a Hub repo id" in error_line(
+        cli("verify", str(ckpt), "--against", "nope"), stdout=None
+    )
+    error_line(cli("verify", str(tmp_path / "absent"), "--against", "org/tiny"), stdout=None)
+    error_line(cli("verify", str(ckpt), "--against", "org/absent"), stdout=None)
 
 
 # ---------------------------------------------------------------- diff
@@ -292,16 +275,16 @@ def test_verify_bad_input_is_exit_2(hub, ckpt, tmp_path):
 
 def test_diff_cli_exit_codes_and_json(ckpt, tmp_path):
     arrays = dict(_load(ckpt))
-    same = write_sharded(tmp_path / "same", arrays)  # one file: another sharding
-    r = run("diff", str(ckpt), str(same))
+    same = make_checkpoint(tmp_path / "same", arrays, shards=1)  # one file: another sharding
+    r = cli("diff", str(ckpt), str(same))
     assert r.exit_code == 0 and "identical" in r.stdout
     changed = dict(arrays)
     w = arrays["model.layers.1.self_attn.q_proj.weight"].astype(np.float32)
     w[0, 0] += 1.0
     changed["model.layers.1.self_attn.q_proj.weight"] = w.astype(ml_dtypes.bfloat16)
     del changed["lm_head.weight"]
-    other = write_sharded(tmp_path / "other", changed)
-    r = run("diff", str(ckpt), str(other), "--json")
+    other = make_checkpoint(tmp_path / "other", changed, shards=1)
+    r = cli("diff", str(ckpt), str(other), "--json")
     assert r.exit_code == 1
     doc = strict_json(r.stdout)
     assert doc["identical"] is False
@@ -338,11 +321,11 @@ def test_diff_cli_exit_codes_and_json(ckpt, tmp_path):
         "tensors",
         "warnings",
     }
-    r = run("diff", str(ckpt), str(other))
+    r = cli("diff", str(ckpt), str(other))
     assert r.exit_code == 1
     assert "attention: 1 of 8 tensors changed in layer 1, relative L2 " in r.stdout
     assert "Most changed tensors" in r.stdout and "removed" in r.stdout
-    one_line_error(run("diff", str(ckpt), str(tmp_path / "absent")))
+    error_line(cli("diff", str(ckpt), str(tmp_path / "absent")), stdout=None)
 
 
 def test_subprocess_entry_point_exit_codes(ckpt, tmp_path):
