@@ -57,6 +57,7 @@ class Attention:
     v_head_dim: int | None = None  # of a value, when it differs from a key's
     kv_lora_rank: int | None = None  # MLA: the compressed latent cached per token
     qk_rope_head_dim: int | None = None  # MLA: the decoupled RoPE key cached beside it
+    index_head_dim: int | None = None  # DeepSeek sparse attention: the indexer's key per token
 
     @property
     def variant(self) -> str | None:
@@ -77,14 +78,16 @@ class Attention:
         them (full heads; MLA decompressed)."""
         if self.kv_heads is None or self.head_dim is None:
             return None
-        return self.kv_heads * (self.head_dim + (self.v_head_dim or self.head_dim))
+        return self.kv_heads * (self.head_dim + (self.v_head_dim or self.head_dim)) + (
+            self.index_head_dim or 0
+        )
 
     @property
     def latent_elements(self) -> int | None:
         """MLA only: the latent plus the RoPE key, as vLLM and SGLang cache it."""
         if self.kv_lora_rank is None or self.qk_rope_head_dim is None:
             return None
-        return self.kv_lora_rank + self.qk_rope_head_dim
+        return self.kv_lora_rank + self.qk_rope_head_dim + (self.index_head_dim or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +390,7 @@ def describe(
     model_type = cfg.get("model_type")
     model_type = model_type if isinstance(model_type, str) else None
     kind = _kind(cfg, model_type, arch)
-    hidden = cfg.num("hidden_size", "n_embd", "d_model", "dim", "model_dim", "n_embed")
+    hidden = cfg.num("hidden_size", "n_embd", "d_model", "dim", "model_dim", "n_embed", "embed_dim")
     vocab = cfg.num("vocab_size", "padded_vocab_size", "n_vocab")
     tie = cfg.flag("tie_word_embeddings")
     if tie is None and config.get("tie_word_embeddings") is None and model_type in ("t5", "mt5"):
@@ -400,8 +403,23 @@ def describe(
         inter = positive_int(cfg.get("ffn_config"), "ffn_hidden_size")
     experts = _experts(cfg, inter, model_type or "")
     stacks: list[Stack] = []
-    if kind == "encoder-decoder":
-        enc_n = cfg.num("encoder_layers", "num_layers", "num_encoder_layers")
+    enc_sub, dec_sub = _mapping(config.get("encoder")), _mapping(config.get("decoder"))
+    if kind == "encoder-decoder" and enc_sub is not None and dec_sub is not None:
+        # T5Gemma: a whole decoder-style config for each stack.
+        for role, sub in (("encoder", enc_sub), ("decoder", dec_sub)):
+            part = describe({**sub, "architectures": ["ForCausalLM"]}, source=source)
+            sub_layers = part.main.layers if part.main else ()
+            if role == "decoder":
+                sub_layers = tuple(replace(la, cross_attention=la.attention or part.attention)
+                                   for la in sub_layers)  # fmt: skip
+                stacks.append(Stack("decoder", sub_layers))
+            else:
+                stacks.append(Stack("encoder", sub_layers))
+            notes.extend(part.notes)
+        hidden = hidden or _Config(dec_sub).num("hidden_size")
+        vocab = vocab or _Config(dec_sub).num("vocab_size")
+    elif kind == "encoder-decoder":
+        enc_n = cfg.num("encoder_layers", "num_encoder_layers", "num_layers")
         dec_n = cfg.num("decoder_layers", "num_decoder_layers") or enc_n
         enc_att = _attention(cfg, hidden, notes, "encoder")
         dec_att = _attention(cfg, hidden, notes, "decoder")
@@ -417,14 +435,20 @@ def describe(
                 for i in range(dec_n)
             )))  # fmt: skip
     else:
-        n = cfg.num("num_hidden_layers", "n_layer", "num_layers", "n_layers", "n_layers_total")
+        n = cfg.num("num_hidden_layers", "n_layer", "num_layers", "n_layers", "n_layers_total",
+                    "decoder_layers", "num_decoder_layers", "layers")  # fmt: skip
         if n is None and isinstance(cfg.get("hybrid_override_pattern"), str):
             n = len(cfg.get("hybrid_override_pattern"))
+        if n is None:
+            types = cfg.strings("layer_types") or cfg.strings("layers_block_type")
+            n = len(types) if types else None
         attn = _attention(cfg, hidden, notes, "")
         layers = _decoder_layers(cfg, model_type, n or 0, attn, hidden, experts, notes)
         if kind == "encoder":
             layers = [replace(la, mixer="full_attention", window=None) for la in layers]
-        stacks.append(Stack("encoder" if kind == "encoder" else "decoder", tuple(layers)))
+            stacks.append(Stack("encoder", tuple(layers)))
+        else:
+            stacks.append(Stack("decoder", tuple(layers)))
     mtp = cfg.count("num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_modules") or 0
     desc = ModelDescription(
         kind=kind,
@@ -454,6 +478,8 @@ def _mapping(v: Any) -> Mapping[str, Any] | None:
 
 
 def _kind(cfg: _Config, model_type: str | None, arch: str | None) -> str:
+    if arch and arch.endswith("ForCausalLM"):
+        return "decoder"  # also the decoder half of an encoder-decoder family, alone
     if cfg.flag("is_encoder_decoder") or (
         cfg.get("encoder_layers") is not None and cfg.get("decoder_layers") is not None
     ):
@@ -462,10 +488,12 @@ def _kind(cfg: _Config, model_type: str | None, arch: str | None) -> str:
                       "fsmt", "pegasus", "marian", "blenderbot", "m2m_100", "nllb_moe",
                       "plbart", "prophetnet", "led", "bigbird_pegasus"):  # fmt: skip
         return "encoder-decoder"
+    if model_type in ENCODER_TYPES and not cfg.flag("is_decoder"):
+        return "encoder"  # XLMWithLMHeadModel is a masked LM despite its name
     if arch and _DECODER_ARCH.search(arch) and not cfg.flag("is_encoder_decoder"):
         return "decoder"
-    if model_type in ENCODER_TYPES and not cfg.flag("is_decoder"):
-        return "encoder"
+    if arch and arch.endswith(("ForMaskedLM", "TextModel")) and not cfg.flag("is_decoder"):
+        return "encoder"  # a masked-LM head or a text tower: bidirectional, nothing cached
     if arch and _ENCODER_ARCH.search(arch) and cfg.get("type_vocab_size") is not None:
         return "encoder"
     return "decoder"
@@ -473,8 +501,9 @@ def _kind(cfg: _Config, model_type: str | None, arch: str | None) -> str:
 
 def _attention(cfg: _Config, hidden: int | None, notes: list[str], stack: str) -> Attention:
     if stack:
-        heads = cfg.num(f"{stack}_attention_heads", "num_attention_heads", "num_heads",
-                        "n_head", "n_heads", "attention_heads")  # fmt: skip
+        heads = cfg.num(f"{stack}_attention_heads", f"num_{stack}_attention_heads",
+                        "num_attention_heads", "num_heads", "n_head", "n_heads",
+                        "attention_heads")  # fmt: skip
     else:
         heads = cfg.num("num_attention_heads", "n_head", "num_heads", "n_heads",
                         "attention_heads", "decoder_attention_heads")  # fmt: skip
@@ -483,9 +512,13 @@ def _attention(cfg: _Config, hidden: int | None, notes: list[str], stack: str) -
     if cfg.flag("multi_query") and not cfg.flag("new_decoder_architecture"):
         # Falcon and GPT-BigCode: one KV head, whatever num_kv_heads says (FalconAttention).
         kv = 1
+    if cfg.get("model_type") == "gpt_bigcode":
+        kv = 1 if cfg.flag("multi_query") else heads  # GPTBigCodeConfig has no GQA field
     if kv is None:
         kv = heads  # no GQA field: every head has its own K and V
-    head_dim = cfg.num("head_dim", "d_kv", "kv_channels", "attention_head_dim", "head_size")
+    head_dim = cfg.num(
+        "head_dim", "d_kv", "kv_channels", "attention_head_dim", "head_size", "dim_head"
+    )
     kv_lora = cfg.num("kv_lora_rank")
     rope = cfg.num("qk_rope_head_dim")
     v_dim = cfg.num("v_head_dim")
@@ -497,7 +530,10 @@ def _attention(cfg: _Config, hidden: int | None, notes: list[str], stack: str) -
             head_dim = hidden // heads
         elif f"hidden_size {hidden} is not a multiple of {heads} heads" not in notes:
             notes.append(f"hidden_size {hidden} is not a multiple of {heads} heads")
-    return Attention(heads, kv, head_dim, v_dim if v_dim != head_dim else None, kv_lora, rope)
+    index = cfg.num("index_head_dim") if cfg.num("index_topk") or cfg.num("index_n_heads") else None
+    return Attention(
+        heads, kv, head_dim, v_dim if v_dim != head_dim else None, kv_lora, rope, index
+    )
 
 
 def _experts(cfg: _Config, inter: int | None, mt: str = "") -> Experts | None:
@@ -541,6 +577,7 @@ _LAYER_TYPE = {
     "local": "sliding_attention",
     "window_attention": "sliding_attention",
     "chunked_attention": "chunked_attention",
+    "indexed_attention": "full_attention",  # DeepSeek sparse attention: full K/V + indexer keys
     "linear_attention": "linear_attention",
     "mamba": "state_space",
     "mamba2": "state_space",
@@ -741,6 +778,8 @@ def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]
     expand = cfg.num("mamba_expand", "expand")
     groups = cfg.num("mamba_n_groups", "n_groups") or 1
     d_ssm = cfg.num("mamba_d_ssm")
+    if m_heads and not m_head_dim and expand and h and (expand * h) % m_heads == 0:
+        m_head_dim = expand * h // m_heads  # mamba_d_head "auto"
     inner = d_ssm or (m_heads * m_head_dim if m_heads and m_head_dim else None)
     if inner is None and expand:
         inner = expand * h
@@ -763,6 +802,8 @@ def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]
         conv = (2 * kh * kd + vh * vd) * ck
         rec = vh * kd * vd
         out["linear_attention"] = State(conv + rec, (("conv", conv), ("recurrent", rec)))
+    if "linear_attention" not in out and "state_space" in out:
+        out["linear_attention"] = out["state_space"]  # transformers 5 calls Mamba layers so
     lc = cfg.num("conv_L_cache")
     if lc and h:  # LFM2 short convolutions
         out["conv"] = State(h * lc, (("conv", h * lc),))

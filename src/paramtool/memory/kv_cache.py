@@ -96,19 +96,19 @@ class KVCache:
 
 
 def _elements(att: Attention, convention: Convention) -> int | None:
-    if att.latent_elements is not None and convention == "engine":
+    """K/V elements one token adds to a layer: an MLA layer's latent (vLLM, SGLang and
+    transformers 5 all cache it compressed), else full keys and values."""
+    if att.latent_elements is not None:
         return att.latent_elements
     return att.kv_elements
 
 
 def _kept(layer: Layer, context: int, convention: Convention) -> int:
+    """Tokens a layer keeps: a window (or chunk) of W, or W - 1 past tokens as transformers'
+    ``DynamicSlidingWindowLayer`` keeps them (it serves chunked layers too)."""
     if layer.window is None or layer.mixer not in ("sliding_attention", "chunked_attention"):
         return context
-    window = (
-        layer.window - 1
-        if convention == "transformers" and layer.mixer == ("sliding_attention")
-        else layer.window
-    )
+    window = layer.window - 1 if convention == "transformers" else layer.window
     return min(context, window)
 
 
