@@ -1,1 +1,4 @@
-"""Renderers: JSON (stdlib only), Rich tables and Markdown, all from the core's dataclasses."""
+"""Renderers for people: Rich tables, Markdown and JUnit, drawn from the core's records.
+
+The only place below the CLI that imports rich. JSON documents are the records' own
+``to_dict()``, built in the core."""
