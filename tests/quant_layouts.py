@@ -32,6 +32,16 @@ Sources, per format (the quantizer's own packing code):
 - MXFP4 (gpt-oss): ``mlp.experts.gate_up_proj_blocks`` uint8 [experts, 2 x inter, hidden / 32,
   16], ``*_scales`` uint8 [experts, 2 x inter, hidden / 32], ``*_bias`` bf16; attention, router,
   embeddings bf16 (openai/gpt-oss-20b, openai/gpt-oss-120b).
+- MLX (``mlx.core.quantize`` through ``mlx.nn.quantize`` / ``mlx_lm.convert -q``): every
+  Linear and Embedding whose input width divides by the group size keeps ``weight`` uint32
+  [..., out, in x bits / 32] (``mlx/ops.cpp``: ``wq_shape.back() = w.shape(-1) * bits / 32``),
+  ``scales`` and, in affine mode, ``biases`` [..., out, in / group] in the model's dtype
+  (mxfp4/mxfp8/nvfp4: uint8 scales, no biases); norms stay as they are. MoE experts are stacked
+  into ``switch_mlp.{gate,up,down}_proj`` [experts, out, ...] (mlx-lm ``models/mixtral.py``
+  ``sanitize``). config.json gains ``quantization`` = ``quantization_config`` =
+  ``{"group_size", "bits", "mode"}`` plus a dict per module a predicate set apart
+  (mlx-lm ``utils.quantize_model``; ``convert.mixed_quant_predicate_builder`` for the
+  ``mixed_*`` recipes).
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from layouts import Layout, Tensor, llama, llama31_8b, mixtral_8x7b
+from layouts import Layout, Tensor, llama, llama31_8b, mixtral_8x7b, numel
 
 LLAMA31_8B = 8_030_261_248
 _LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -375,6 +385,214 @@ def gpt_oss(size: str = "20b", mxfp4: bool = True) -> Layout:
     )
 
 
+# --- MLX (mlx-lm) ------------------------------------------------------------------------
+
+LLAMA32_1B = 1_235_814_400  # meta-llama/Llama-3.2-1B(-Instruct), the Hub's safetensors count
+_LLAMA32_1B_CONFIG: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+    "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "head_dim": 64,
+    "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02,
+    "intermediate_size": 8192, "max_position_embeddings": 131072, "mlp_bias": False,
+    "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 16,
+    "num_key_value_heads": 8, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
+    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "rope_theta": 500000.0, "tie_word_embeddings": True, "torch_dtype": "bfloat16",
+    "transformers_version": "4.45.0.dev0", "use_cache": True, "vocab_size": 128256,
+}  # fmt: skip
+# (group size, bits, mode) for one module; None leaves it as it was.
+MLXSetting = tuple[int, int, str] | None
+
+
+def mlx_quantize(
+    base: Layout,
+    setting: Any,
+    quantization: Mapping[str, Any],
+    *,
+    name: str,
+    scale_dtype: str = "BF16",
+) -> Layout:
+    """Rewrite a layout as ``mlx_lm.convert -q`` saves it.
+
+    ``setting(module, shape)`` -> (group size, bits, mode) or None for each ``*.weight`` of
+    two or more dimensions; ``quantization`` is what config.json gets under both
+    ``quantization`` and ``quantization_config``. Expected: the base's logical count.
+    """
+    rows: list[Tensor] = []
+    extra: set[str] = set()
+    for n, dtype, shape in base.tensors:
+        module = n.removesuffix(".weight")
+        s = setting(module, shape) if n.endswith(".weight") and len(shape) >= 2 else None
+        if s is None or shape[-1] % s[0]:
+            rows.append((n, dtype, shape))
+            continue
+        group, bits, mode = s
+        *lead, inp = shape
+        assert inp * bits % 32 == 0
+        rows.append((n, "U32", (*lead, inp * bits // 32)))
+        rows.append((f"{module}.scales", scale_dtype if mode == "affine" else "U8",
+                     (*lead, inp // group)))  # fmt: skip
+        extra.add(f"{module}.scales")
+        if mode == "affine":
+            rows.append((f"{module}.biases", scale_dtype, (*lead, inp // group)))
+            extra.add(f"{module}.biases")
+    config = {
+        **base.config,
+        "quantization": dict(quantization),
+        "quantization_config": dict(quantization),
+    }
+    return Layout(
+        name, rows, config, base.expected_parameters, base.shards, non_parameters=frozenset(extra)
+    )
+
+
+def llama32_1b() -> Layout:
+    """meta-llama/Llama-3.2-1B-Instruct: 1,235,814,400 parameters, tied embeddings, bf16."""
+    return llama(
+        _LLAMA32_1B_CONFIG,
+        name="meta-llama/Llama-3.2-1B-Instruct",
+        expected_parameters=LLAMA32_1B,
+    )
+
+
+def mlx_llama32_1b(bits: int = 4, group_size: int = 64, mode: str = "affine") -> Layout:
+    """mlx-community/Llama-3.2-1B-Instruct-4bit and its kin: every linear and the (tied)
+    embedding quantized alike, ``quantization: {group_size, bits, mode}``."""
+    return mlx_quantize(
+        llama32_1b(),
+        lambda module, shape: (group_size, bits, mode),
+        {"group_size": group_size, "bits": bits, "mode": mode},
+        name=f"mlx-community/Llama-3.2-1B-Instruct-{bits}bit-g{group_size}-{mode}",
+    )
+
+
+def _more_bits(layer: int, layers: int) -> bool:
+    """mlx-lm's mixed recipes (after llama.cpp's Q4_K_M): the layers given the high bits."""
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
+
+
+def mlx_llama32_1b_mixed(low: int = 3, high: int = 6, group_size: int = 64) -> Layout:
+    """``mlx_lm.convert -q --quant-predicate mixed_3_6``: v_proj and down_proj of the layers
+    ``_more_bits`` picks (and lm_head) at ``high`` bits, the rest at ``low``. Every module
+    gets its own entry; the top level stays mlx's default 4-bit, which no module uses."""
+    layers = _LLAMA32_1B_CONFIG["num_hidden_layers"]
+    per_module: dict[str, dict[str, Any]] = {}
+
+    def setting(module: str, shape: tuple[int, ...]) -> MLXSetting:
+        parts = module.split(".")
+        layer = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+        high_bits = ("v_proj" in module or "down_proj" in module) and _more_bits(layer, layers)
+        bits = high if high_bits or "lm_head" in module else low
+        per_module[module] = {"group_size": group_size, "bits": bits, "mode": "affine"}
+        return group_size, bits, "affine"
+
+    layout = mlx_quantize(
+        llama32_1b(),
+        setting,
+        {},
+        name=f"mlx-community/Llama-3.2-1B-Instruct-mixed_{low}_{high}",
+    )
+    q = {"group_size": group_size, "bits": 4, "mode": "affine", **per_module}
+    config = {**layout.config, "quantization": q, "quantization_config": q}
+    return Layout(layout.name, layout.tensors, config, LLAMA32_1B,
+                  non_parameters=layout.non_parameters)  # fmt: skip
+
+
+def stack_experts(base: Layout, experts: int) -> Layout:
+    """Mixtral's numbered experts stacked as mlx-lm's ``sanitize`` does: ``experts.E.w1/w2/w3``
+    -> ``switch_mlp.gate_proj/down_proj/up_proj`` [experts, out, in]."""
+    rows: list[Tensor] = []
+    names = {"w1": "gate_proj", "w2": "down_proj", "w3": "up_proj"}
+    for n, dtype, shape in base.tensors:
+        if ".experts." not in n:
+            rows.append((n, dtype, shape))
+            continue
+        head, rest = n.split(".experts.", 1)
+        e, w, _ = rest.split(".")
+        if e == "0":
+            rows.append((f"{head}.switch_mlp.{names[w]}.weight", dtype, (experts, *shape)))
+    return Layout(base.name, rows, base.config, base.expected_parameters, base.shards)
+
+
+def mlx_mixtral_8x7b(router_bits: int | None = None) -> Layout:
+    """mlx-community/Mixtral-8x7B-Instruct-v0.1 style: 4-bit g64, experts in switch_mlp.
+
+    ``router_bits``: keep each ``block_sparse_moe.gate`` at other bits, as mlx-lm's per-model
+    ``quant_predicate`` does for MoE routers (``{"group_size": 64, "bits": 8}``), recorded
+    per module; ``lm_head`` is then also left unquantized (``false``).
+    """
+    overrides: dict[str, Any] = {}
+
+    def setting(module: str, shape: tuple[int, ...]) -> MLXSetting:
+        if router_bits is not None and module.endswith("block_sparse_moe.gate"):
+            overrides[module] = {"group_size": 64, "bits": router_bits}
+            return 64, router_bits, "affine"
+        if router_bits is not None and module == "lm_head":
+            overrides[module] = False
+            return None
+        return 64, 4, "affine"
+
+    layout = mlx_quantize(
+        stack_experts(mixtral_8x7b(), 8),
+        setting,
+        {},
+        name="mlx-community/Mixtral-8x7B-v0.1-4bit",
+    )
+    q = {"group_size": 64, "bits": 4, "mode": "affine", **overrides}
+    config = {**layout.config, "quantization": q, "quantization_config": q}
+    return Layout(layout.name, layout.tensors, config, layout.expected_parameters, 4,
+                  non_parameters=layout.non_parameters)  # fmt: skip
+
+
+GROK1 = 316_490_127_360  # xAI's architecture (run.py) with an untied lm_head: 316.5B
+
+
+def grok1() -> Layout:
+    """xai-org/grok-1 ("314B parameters") from its ``run.py``: vocab 128 x 1024, embedding
+    48 x 128, 64 layers, 48 query / 8 KV heads of 128, 8 experts (2 per token), expert width
+    ``ffn_size(6144, 8)`` = 32768 (``model.py``), four RMSNorms a layer. Counted with its
+    output head stored apart, as the Hugging Face conversions keep it (TevunahAi/Grok-1-BF16:
+    "316.5B total"). Names follow mlx-lm's (``models/mixtral.py``), which has no Grok module.
+    """
+    vocab, hidden, layers, inter, experts = 131072, 6144, 64, 32768, 8
+    q_out, kv_out = 48 * 128, 8 * 128
+    config = {
+        "architectures": ["Grok1ModelForCausalLM"], "model_type": "grok-1",
+        "hidden_size": hidden, "intermediate_size": inter, "num_hidden_layers": layers,
+        "num_attention_heads": 48, "num_key_value_heads": 8, "head_dim": 128,
+        "num_local_experts": experts, "num_experts_per_tok": 2, "vocab_size": vocab,
+        "max_position_embeddings": 8192, "rope_theta": 10000.0, "rms_norm_eps": 1e-05,
+        "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    }  # fmt: skip
+    rows: list[Tensor] = [("model.embed_tokens.weight", "BF16", (vocab, hidden))]
+    for i in range(layers):
+        p = f"model.layers.{i}"
+        for proj, out in (("q_proj", q_out), ("k_proj", kv_out), ("v_proj", kv_out)):
+            rows.append((f"{p}.self_attn.{proj}.weight", "BF16", (out, hidden)))
+        rows.append((f"{p}.self_attn.o_proj.weight", "BF16", (hidden, q_out)))
+        rows.append((f"{p}.block_sparse_moe.gate.weight", "BF16", (experts, hidden)))
+        m = f"{p}.block_sparse_moe.switch_mlp"
+        rows.append((f"{m}.gate_proj.weight", "BF16", (experts, inter, hidden)))
+        rows.append((f"{m}.up_proj.weight", "BF16", (experts, inter, hidden)))
+        rows.append((f"{m}.down_proj.weight", "BF16", (experts, hidden, inter)))
+        for norm in ("pre_attn_norm", "post_attn_norm", "pre_moe_norm", "post_moe_norm"):
+            rows.append((f"{p}.{norm}.weight", "BF16", (hidden,)))
+    rows.append(("model.norm.weight", "BF16", (hidden,)))
+    rows.append(("lm_head.weight", "BF16", (vocab, hidden)))
+    assert sum(numel(s) for _, _, s in rows) == GROK1
+    return Layout("xai-org/grok-1", rows, config, GROK1, shards=17)
+
+
+def mlx_grok1(bits: int = 8, group_size: int = 64) -> Layout:
+    """Grok-1 through ``mlx_lm.convert -q --q-bits 8``: ~89B stored elements for 316.5B."""
+    return mlx_quantize(
+        grok1(),
+        lambda module, shape: (group_size, bits, "affine"),
+        {"group_size": group_size, "bits": bits},
+        name=f"grok-1-{bits}bit-mlx",
+    )
+
+
 # --- MoE variants ------------------------------------------------------------------------
 
 
@@ -452,6 +670,36 @@ def lora_layout(
         weights_name="adapter_model.safetensors",
         config_name="adapter_config.json",
     )
+
+
+GPT2_CONV1D = {  # GPT-2's Conv1D modules (block-relative path -> (out, in)), n_embd 768
+    "attn.c_attn": (3 * 768, 768),
+    "attn.c_proj": (768, 768),
+    "mlp.c_fc": (4 * 768, 768),
+    "mlp.c_proj": (768, 4 * 768),
+}
+
+
+def lora_gpt2(
+    targets: Iterable[str] = ("attn.c_attn",), r: int = 8, fan_in_fan_out: bool | None = True
+) -> Layout:
+    """A PEFT LoRA on openai-community/gpt2 (GPT2LMHeadModel, 12 blocks ``transformer.h.N``).
+
+    transformers' Conv1D keeps its weight [in, out] (``c_attn`` [768, 2304]); PEFT's LoRA
+    layer still saves A [r, in] and B [out, r] and sets ``fan_in_fan_out`` for Conv1D targets
+    (peft ``tuners/lora/layer.py``). ``fan_in_fan_out=None`` leaves the key out.
+    """
+    targets = tuple(targets)
+    modules = {f"transformer.h.{i}.{t}": (r, *GPT2_CONV1D[t]) for i in range(12) for t in targets}
+    config: dict[str, Any] = {
+        "base_model_name_or_path": "openai-community/gpt2", "bias": "none",
+        "lora_alpha": 2 * r, "lora_dropout": 0.05, "peft_type": "LORA", "r": r,
+        "target_modules": sorted({t.rsplit(".", 1)[-1] for t in targets}),
+        "task_type": "CAUSAL_LM",
+    }  # fmt: skip
+    if fan_in_fan_out is not None:
+        config["fan_in_fan_out"] = fan_in_fan_out
+    return lora_layout(modules, config, name="gpt2-lora")
 
 
 # --- GGUF (llama.cpp) --------------------------------------------------------------------

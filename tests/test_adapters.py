@@ -6,27 +6,33 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from helpers import cli, cli_json
 from hub_emulator import HubEmulator
-from layouts import Layout, llama31_8b, lora_llama31_8b, make_checkpoint, write_sparse_checkpoint
-from paramtool.cli import app
-from quant_layouts import bnb_nf4_llama31_8b, lora_layout, write_gguf
+from layouts import (
+    Layout,
+    gpt2,
+    llama31_8b,
+    lora_llama31_8b,
+    make_checkpoint,
+    write_sparse_checkpoint,
+)
+from quant_layouts import (
+    GPT2_CONV1D,
+    bnb_nf4_llama31_8b,
+    lora_gpt2,
+    lora_layout,
+    write_gguf,
+)
 
-runner = CliRunner()
+GPT2_MODULES = tuple(GPT2_CONV1D)
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tiny-llama"
 LLAMA31_8B = 8_030_261_248
 LLAMA31_8B_BYTES = 2 * LLAMA31_8B  # bf16
 
 
-def run(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
-
-
 def adapter_of(*args: str) -> dict:
-    r = run("inspect", *args, "--json")
-    assert r.exit_code == 0, r.stderr
-    doc = json.loads(r.stdout)
+    doc = cli_json("inspect", *args)
     assert doc["adapter"] is not None
     assert doc["adapter"]["parameters"] == doc["total_parameters"]
     return doc["adapter"]
@@ -81,7 +87,7 @@ def test_lora_with_its_base(lora: Path, base: Path) -> None:
     }
     assert a["share_of_base"] == round(6_815_744 / LLAMA31_8B, 6)
     assert (a["merged_parameters"], a["merged_bytes"]) == (LLAMA31_8B, LLAMA31_8B_BYTES)
-    r = run("inspect", str(lora), "--base", str(base))
+    r = cli("inspect", str(lora), "--base", str(base))
     assert r.exit_code == 0
     for needle in (
         "Adapter",
@@ -128,7 +134,7 @@ def test_per_module_ranks(tmp_path: Path) -> None:
     assert a["rank"] is None and a["ranks"] == {"8": 32, "16": 32}
     assert a["targets"]["v_proj"]["ranks"] == [8]
     assert a["parameters"] == 32 * (16 * 8192 + 8 * 5120)
-    r = run("inspect", str(tmp_path))
+    r = cli("inspect", str(tmp_path))
     assert "8 (32 modules), 16 (32 modules)" in r.stdout and "v_proj x32 (r 8)" in r.stdout
 
 
@@ -188,18 +194,18 @@ def test_ia3_and_prompt_tuning(tmp_path: Path) -> None:
 
 
 def test_base_needs_an_adapter(base: Path) -> None:
-    r = run("inspect", str(EXAMPLE), "--base", str(base))
+    r = cli("inspect", str(EXAMPLE), "--base", str(base))
     assert r.exit_code == 2 and r.stdout == ""
     assert r.stderr.strip().splitlines() == [
         f"paramtool: error: --base {base}: the checkpoint is not a PEFT adapter"
     ]
-    r = run("inspect", str(EXAMPLE.parent / "nowhere"), "--base", str(base))
+    r = cli("inspect", str(EXAMPLE.parent / "nowhere"), "--base", str(base))
     assert r.exit_code == 2
 
 
 def test_hub_adapter_reads_its_base_from_the_hub(hub: HubEmulator, lora: Path, base: Path) -> None:
     hub.add_repo("org/lora", lora)
-    r = run("inspect", "org/lora", "--json")
+    r = cli("inspect", "org/lora", "--json")
     assert r.exit_code == 0 and "base model meta-llama/Llama-3.1-8B not read" in r.stderr
     assert json.loads(r.stdout)["adapter"]["base"] is None  # still described, no share
 
@@ -220,3 +226,77 @@ def test_gguf_lora_adapter(tmp_path: Path) -> None:
     assert a["targets"]["attn_q"] == {"modules": 2, "parameters": 2 * 8 * 512, "ranks": [8]}
     assert a["base"]["modules_found"] == 4 and a["base"]["modules_mismatched"] == 0
     assert a["base"]["quantized"] is True and a["merged_bytes"] == 2 * a["merged_parameters"]
+
+
+# ---------------------------------------------------------------- GPT-2 (Conv1D, [in, out])
+
+GPT2 = 124_439_808  # openai-community/gpt2
+
+
+@pytest.fixture(scope="module")
+def gpt2_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GPT-2 without its causal-mask buffers, which paramtool counts (the Hub's 137M)."""
+    folder = tmp_path_factory.mktemp("gpt2")
+    write_sparse_checkpoint(folder, gpt2(buffers=False))
+    return folder
+
+
+def test_gpt2_lora_matches_its_conv1d_base(tmp_path: Path, gpt2_base: Path) -> None:
+    """r=8 on c_attn: PEFT's print_trainable_parameters says "trainable params: 294,912 ||
+    all params: 124,734,720" (12 x 8 x (768 + 2304); GPT-2's 124,439,808 + the adapter).
+    The base's c_attn.weight is [768, 2304], A and B imply [2304, 768]: the same, transposed."""
+    write_sparse_checkpoint(tmp_path, lora_gpt2())
+    a = adapter_of(str(tmp_path), "--base", str(gpt2_base))
+    assert a["parameters"] == 294_912 == 12 * 8 * (768 + 2304)
+    assert (a["rank"], a["modules"], a["targets"]["c_attn"]["parameters"]) == (8, 12, 294_912)
+    b = a["base"]
+    assert (b["parameters"], b["modules_found"], b["modules_missing"]) == (GPT2, 12, 0)
+    assert b["modules_mismatched"] == 0 and a["notes"] == []
+    assert a["share_of_base"] == round(294_912 / GPT2, 6)
+    assert a["merged_parameters"] == GPT2 and GPT2 + a["parameters"] == 124_734_720
+
+
+def test_gpt2_lora_on_every_conv1d(tmp_path: Path, gpt2_base: Path) -> None:
+    """c_attn, attn.c_proj, mlp.c_fc and mlp.c_proj at r=8: 12 x 8 x ((768 + 2304) +
+    (768 + 768) + (768 + 3072) + (3072 + 768)) = 1,179,648. The base's model_type (gpt2)
+    is enough when adapter_config.json leaves fan_in_fan_out false."""
+    write_sparse_checkpoint(tmp_path, lora_gpt2(GPT2_MODULES, fan_in_fan_out=False))
+    a = adapter_of(str(tmp_path), "--base", str(gpt2_base))
+    assert a["parameters"] == 1_179_648 == 12 * 8 * (3072 + 1536 + 3840 + 3840)
+    assert a["targets"]["c_fc"]["parameters"] == 12 * 8 * (768 + 3072)
+    assert a["targets"]["c_proj"] == {"modules": 24, "parameters": 12 * 8 * (1536 + 3840),
+                                      "ranks": [8]}  # fmt: skip
+    b = a["base"]
+    assert (b["modules_found"], b["modules_missing"], b["modules_mismatched"]) == (48, 0, 0)
+    assert a["notes"] == []
+
+
+def test_transposed_base_without_a_word_for_it(tmp_path: Path) -> None:
+    """A base with no config.json (no model_type) and an adapter without fan_in_fan_out:
+    the non-square modules differ, and the note says they match transposed."""
+    base = tmp_path / "base"
+    write_sparse_checkpoint(base, gpt2(buffers=False))
+    (base / "config.json").unlink()
+    write_sparse_checkpoint(tmp_path / "plain", lora_gpt2(GPT2_MODULES, fan_in_fan_out=None))
+    a = adapter_of(str(tmp_path / "plain"), "--base", str(base))
+    assert a["base"]["modules_found"] == 48
+    assert a["base"]["modules_mismatched"] == 36  # attn.c_proj is square: it fits either way
+    assert any("36 match it transposed" in n and "fan_in_fan_out" in n for n in a["notes"])
+    write_sparse_checkpoint(tmp_path / "flagged", lora_gpt2(GPT2_MODULES))
+    a = adapter_of(str(tmp_path / "flagged"), "--base", str(base))
+    assert a["base"]["modules_mismatched"] == 0 and a["notes"] == []
+
+
+def test_llama_lora_is_not_checked_transposed(tmp_path: Path) -> None:
+    """A Linear base ([out, in]) holding a module transposed is still a mismatch."""
+    base = tmp_path / "base"
+    base.mkdir()
+    make_checkpoint(base, {"model.layers.0.self_attn.k_proj.weight": ("BF16", (64, 32))})
+    (base / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    lora = lora_layout(
+        {"model.layers.0.self_attn.k_proj": (4, 32, 64)},
+        {"peft_type": "LORA", "r": 4, "target_modules": ["k_proj"]},
+    )
+    write_sparse_checkpoint(tmp_path / "lora", lora)
+    a = adapter_of(str(tmp_path / "lora"), "--base", str(base))
+    assert a["base"]["modules_mismatched"] == 1

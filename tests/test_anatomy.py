@@ -21,10 +21,26 @@ from layouts import (
     numel,
     t5_small,
 )
-from paramtool.analysis.anatomy import CATEGORIES, MAX_NAME_LENGTH, RULES, Role, classify
+from paramtool.analysis.anatomy import (
+    CATEGORIES,
+    MAX_NAME_LENGTH,
+    RULES,
+    Role,
+    classify,
+    classify_all,
+)
+from paramtool.analysis.parts import PARTS
+from paramtool.records import TensorInfo
 
 E, A, F, N = "embedding", "attention", "feed_forward", "norm"
 AD, Q, OT = "adapter", "quantization", "other"
+LM, VIS, PROJ, AUD, MTP = (
+    "language_model",
+    "vision_encoder",
+    "multimodal_projector",
+    "audio_encoder",
+    "mtp",
+)
 
 # (name, category, layer, component, expert)
 CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
@@ -82,16 +98,6 @@ CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
         ("language_model.model.layers.4.self_attn.q_proj.weight", A, 4, "q", None),
         ("model.language_model.layers.4.mlp.down_proj.weight", F, 4, "down", None),
         ("language_model.model.embed_tokens.weight", E, None, "token_embedding", None),
-        (
-            "vision_tower.vision_model.encoder.layers.3.self_attn.q_proj.weight",
-            OT,
-            None,
-            "vision",
-            None,
-        ),
-        ("vision_tower.vision_model.embeddings.patch_embedding.weight", OT, None, "vision", None),
-        ("multi_modal_projector.mm_input_projection_weight", OT, None, "projector", None),
-        ("multi_modal_projector.mm_soft_emb_norm.weight", OT, None, "projector", None),
     ],
     "phi3": [
         ("model.layers.9.self_attn.qkv_proj.weight", A, 9, "qkv", None),
@@ -343,13 +349,8 @@ CASES: dict[str, list[tuple[str, str, int | None, str, int | None]]] = {
         ("blk.12.attn_kv_a_norm.weight", N, 12, "qk_norm", None),
     ],
     "honest_other": [
-        ("model.visual.blocks.0.attn.qkv.weight", OT, None, "vision", None),  # Qwen2-VL
-        ("model.vision_model.encoder.layers.0.mlp.fc1.weight", OT, None, "vision", None),
-        ("audio_tower.layers.0.self_attn.q_proj.weight", OT, None, "audio", None),
-        ("image_newline", OT, None, "projector", None),
         ("qa_outputs.weight", OT, None, "classifier", None),
         ("some.unknown.tensor", OT, None, "", None),
-        ("mamba.layers.3.mixer.A_log", OT, 3, "", None),
         ("weight", OT, None, "", None),
     ],
 }
@@ -368,6 +369,448 @@ def test_classify(
     name: str, category: str, layer: int | None, component: str, expert: int | None
 ) -> None:
     assert classify(name) == Role(category, layer, component, expert)
+
+
+# Names inside a part of their own: the category is the module's (a vision tower has its own
+# attention and norms), the part says whose; a named part's blocks report no layer.
+# (name, Role)
+PART_CASES: list[tuple[str, Role]] = [
+    (
+        "vision_tower.vision_model.encoder.layers.3.self_attn.q_proj.weight",
+        Role(A, None, "q", None, VIS),
+    ),
+    (
+        "vision_tower.vision_model.embeddings.patch_embedding.weight",
+        Role(OT, None, "patch_embedding", None, VIS),
+    ),
+    (
+        "vision_tower.embeddings.position_embedding.weight",
+        Role(E, None, "position_embedding", None, VIS),
+    ),
+    ("vision_tower.pre_layrnorm.weight", Role(N, None, "norm", None, VIS)),  # CLIP's spelling
+    ("model.visual.blocks.0.attn.qkv.weight", Role(A, None, "qkv", None, VIS)),  # Qwen2-VL
+    ("model.visual.merger.mlp.0.weight", Role(OT, None, "projector", None, VIS)),
+    ("visual.merger.ln_q.weight", Role(N, None, "norm", None, VIS)),
+    ("model.vision_model.encoder.layers.0.mlp.fc1.weight", Role(F, None, "up", None, VIS)),
+    ("video_tower.encoder.layers.0.mlp.fc1.weight", Role(F, None, "up", None, VIS)),
+    ("audio_tower.layers.0.self_attn.q_proj.weight", Role(A, None, "q", None, AUD)),
+    ("audio_tower.conv1.weight", Role(OT, None, "conv", None, AUD)),
+    ("multi_modal_projector.linear_1.weight", Role(OT, None, "projector", None, PROJ)),
+    ("multi_modal_projector.mm_input_projection_weight", Role(OT, None, "projector", None, PROJ)),
+    ("multi_modal_projector.mm_soft_emb_norm.weight", Role(N, None, "norm", None, PROJ)),
+    ("multi_modal_projector.cross_attn.q_proj.weight", Role(A, None, "q", None, PROJ)),  # Aria
+    ("model.mm_projector.0.weight", Role(OT, None, "projector", None, PROJ)),
+    ("image_newline", Role(OT, None, "projector", None, PROJ)),
+    ("image_to_text_projection.dense.weight", Role(OT, None, "", None, PROJ)),  # Kosmos-2
+    ("qformer.encoder.layer.0.attention.self.query.weight", Role(A, None, "q", None, PROJ)),
+    ("model.layers.0.mlp.up_proj.weight", Role(F, 0, "up", None, LM)),
+    ("language_model.model.layers.2.self_attn.q_proj.weight", Role(A, 2, "q", None, LM)),
+    # Qwen3-Next keeps its MTP block apart; GLM-4.5's GGUF puts it in a numbered block.
+    ("mtp.layers.0.self_attn.q_proj.weight", Role(A, None, "q", None, MTP)),
+    ("mtp.pre_fc_norm_embedding.weight", Role(N, None, "norm", None, MTP)),
+    ("blk.46.nextn.eh_proj.weight", Role(OT, 46, "mtp_projection", None, MTP)),
+    ("blk.46.nextn.shared_head_head.weight", Role(E, 46, "lm_head", None, MTP)),
+    # GGUF mmproj files: v. (vision), mm. (projector), a. (audio).
+    ("v.blk.0.attn_q.weight", Role(A, None, "q", None, VIS)),
+    ("v.blk.0.ffn_down.weight", Role(F, None, "down", None, VIS)),
+    ("v.patch_embd.weight", Role(OT, None, "patch_embedding", None, VIS)),
+    ("v.position_embd.weight", Role(E, None, "position_embedding", None, VIS)),
+    ("v.post_ln.weight", Role(N, None, "norm", None, VIS)),
+    ("mm.0.weight", Role(OT, None, "", None, PROJ)),
+    ("a.blk.3.attn_k.weight", Role(A, None, "k", None, AUD)),
+]
+
+
+@pytest.mark.parametrize(("name", "role"), PART_CASES, ids=[c[0] for c in PART_CASES])
+def test_parts(name: str, role: Role) -> None:
+    assert classify(name) == role
+
+
+# Families the first rules missed, as transformers writes them (tests/fixtures/corpus), with
+# the category of each tensor's module class. Checked whole, names and shapes, as
+# classify_all reads a checkpoint: (name, shape, category).
+FAMILIES: dict[str, list[tuple[str, tuple[int, ...], str]]] = {
+    # "norm" was matched inside "prelayernorm": 108,288 of 113,088 parameters were norm.
+    "roberta-prelayernorm": [
+        ("roberta_prelayernorm.embeddings.word_embeddings.weight", (512, 64), E),
+        ("roberta_prelayernorm.encoder.layer.0.attention.self.query.weight", (64, 64), A),
+        ("roberta_prelayernorm.encoder.layer.0.attention.output.dense.weight", (64, 64), A),
+        ("roberta_prelayernorm.encoder.layer.0.attention.LayerNorm.weight", (64,), N),
+        ("roberta_prelayernorm.encoder.layer.0.intermediate.LayerNorm.weight", (64,), N),
+        ("roberta_prelayernorm.encoder.layer.0.intermediate.dense.weight", (128, 64), F),
+        ("roberta_prelayernorm.encoder.layer.0.output.dense.weight", (64, 128), F),
+        ("roberta_prelayernorm.LayerNorm.weight", (64,), N),
+        ("lm_head.dense.weight", (64, 64), OT),
+        ("lm_head.bias", (512,), E),
+    ],
+    # "norm" was matched in the container norm_attn_norm: all attention was norm.
+    "dbrx": [
+        ("transformer.wte.weight", (512, 64), E),
+        ("transformer.blocks.0.norm_attn_norm.attn.Wqkv.weight", (128, 64), A),
+        ("transformer.blocks.0.norm_attn_norm.attn.out_proj.weight", (64, 64), A),
+        ("transformer.blocks.0.norm_attn_norm.norm_1.weight", (64,), N),
+        ("transformer.blocks.0.ffn.router.layer.weight", (4, 64), F),
+        ("transformer.blocks.0.ffn.experts.mlp.w1", (512, 64), F),
+        ("transformer.norm_f.weight", (64,), N),
+        ("lm_head.weight", (512, 64), E),
+    ],
+    "mamba": [
+        ("backbone.embeddings.weight", (512, 64), E),
+        ("backbone.layers.0.mixer.in_proj.weight", (256, 64), A),
+        ("backbone.layers.0.mixer.A_log", (128, 8), A),
+        ("backbone.layers.0.mixer.conv1d.weight", (128, 1, 4), OT),  # an SSM's conv kernel
+        ("backbone.layers.0.mixer.conv1d.bias", (128,), OT),
+        ("backbone.layers.0.norm.weight", (64,), N),
+        ("backbone.norm_f.weight", (64,), N),
+    ],
+    "rwkv": [
+        ("rwkv.embeddings.weight", (512, 64), E),
+        ("rwkv.blocks.0.pre_ln.weight", (64,), N),
+        ("rwkv.blocks.0.ln1.weight", (64,), N),
+        ("rwkv.blocks.0.attention.key.weight", (64, 64), A),
+        ("rwkv.blocks.0.attention.time_decay", (64,), A),
+        ("rwkv.blocks.0.feed_forward.key.weight", (128, 64), F),
+        ("rwkv.ln_out.weight", (64,), N),
+        ("head.weight", (512, 64), E),
+    ],
+    # transformer.w is an Embedding: only its shape says so.
+    "ctrl": [
+        ("transformer.w.weight", (512, 64), E),
+        ("transformer.h.0.multi_head_attention.Wq.weight", (64, 64), A),
+        ("transformer.h.0.multi_head_attention.dense.weight", (64, 64), A),
+        ("transformer.h.0.ffn.0.weight", (128, 64), F),
+        ("transformer.h.0.layernorm1.weight", (64,), N),
+        ("transformer.layernorm.weight", (64,), N),
+        ("lm_head.bias", (512,), E),
+    ],
+    "openai-gpt": [
+        ("transformer.tokens_embed.weight", (512, 64), E),
+        ("transformer.positions_embed.weight", (128, 64), E),
+        ("transformer.h.0.attn.c_attn.weight", (64, 192), A),
+        ("transformer.h.0.mlp.c_fc.weight", (64, 256), F),
+        ("transformer.h.0.ln_1.weight", (64,), N),
+    ],
+    "albert": [
+        ("albert.embeddings.word_embeddings.weight", (512, 32), E),
+        ("albert.encoder.embedding_hidden_mapping_in.weight", (64, 32), E),
+        (
+            "albert.encoder.albert_layer_groups.0.albert_layers.0.attention.dense.weight",
+            (64, 64),
+            A,
+        ),
+        ("albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight", (128, 64), F),
+        ("albert.encoder.albert_layer_groups.0.albert_layers.0.ffn_output.weight", (64, 128), F),
+        (
+            "albert.encoder.albert_layer_groups.0.albert_layers.0.full_layer_layer_norm.weight",
+            (64,),
+            N,
+        ),
+        ("predictions.dense.weight", (32, 64), OT),
+        ("predictions.bias", (512,), E),
+    ],
+    "longt5": [
+        ("shared.weight", (512, 64), E),
+        ("encoder.block.0.layer.0.LocalSelfAttention.q.weight", (64, 64), A),
+        ("encoder.block.0.layer.0.LocalSelfAttention.o.weight", (64, 64), A),
+        ("encoder.block.0.layer.0.LocalSelfAttention.relative_attention_bias.weight", (8, 4), A),
+        ("encoder.block.0.layer.0.TransientGlobalSelfAttention.k.weight", (64, 64), A),
+        ("encoder.block.0.layer.1.DenseReluDense.wo.weight", (64, 128), F),
+        ("decoder.block.0.layer.1.EncDecAttention.v.weight", (64, 64), A),
+    ],
+    "fsmt": [
+        ("model.encoder.embed_tokens.weight", (512, 64), E),
+        ("model.decoder.embed_positions.weight", (130, 64), E),
+        ("model.decoder.layers.0.encoder_attn.q_proj.weight", (64, 64), A),
+        ("model.decoder.layers.0.encoder_attn_layer_norm.weight", (64,), N),
+        ("model.decoder.layers.0.fc1.weight", (128, 64), F),
+        ("model.decoder.output_projection.weight", (512, 64), E),
+    ],
+    # Output heads whose weight is tied (not saved) leave a bias as long as the vocabulary.
+    "electra": [
+        ("electra.embeddings.word_embeddings.weight", (512, 32), E),
+        ("electra.embeddings_project.weight", (64, 32), E),
+        ("generator_predictions.dense.weight", (32, 64), OT),
+        ("generator_lm_head.bias", (512,), E),
+    ],
+    "distilbert": [
+        ("distilbert.embeddings.word_embeddings.weight", (512, 64), E),
+        ("distilbert.transformer.layer.0.attention.q_lin.weight", (64, 64), A),
+        ("distilbert.transformer.layer.0.ffn.lin1.weight", (128, 64), F),
+        ("distilbert.transformer.layer.0.sa_layer_norm.weight", (64,), N),
+        ("vocab_transform.weight", (64, 64), OT),
+        ("vocab_layer_norm.weight", (64,), N),
+        ("vocab_projector.bias", (512,), E),
+    ],
+    "modernbert": [
+        ("model.embeddings.tok_embeddings.weight", (512, 64), E),
+        ("model.embeddings.norm.weight", (64,), N),
+        ("model.layers.0.attn.Wqkv.weight", (192, 64), A),
+        ("model.layers.0.attn.Wo.weight", (64, 64), A),
+        ("model.layers.0.mlp.Wi.weight", (256, 64), F),
+        ("model.layers.0.mlp.Wo.weight", (64, 128), F),
+        ("model.layers.1.attn_norm.weight", (64,), N),
+        ("model.final_norm.weight", (64,), N),
+        ("head.dense.weight", (64, 64), OT),
+        ("decoder.bias", (512,), E),
+    ],
+    # The router's Linear is called "classifier".
+    "switch_transformers": [
+        ("shared.weight", (512, 64), E),
+        ("encoder.block.1.layer.1.mlp.router.classifier.weight", (4, 64), F),
+        ("encoder.block.1.layer.1.mlp.experts.expert_0.wi.weight", (128, 64), F),
+        ("encoder.block.1.layer.1.layer_norm.weight", (64,), N),
+    ],
+    # A gate inside attention gates attention (AFMoE, LFM3), not an MLP.
+    "gated_attention": [
+        ("model.embed_tokens.weight", (512, 64), E),
+        ("model.layers.0.self_attn.q_proj.weight", (64, 64), A),
+        ("model.layers.0.self_attn.gate_proj.weight", (64, 64), A),
+        ("model.layers.0.mlp.gate_proj.weight", (128, 64), F),
+    ],
+    # NemotronH calls every block's module "mixer", its MLPs too.
+    "nemotron_h": [
+        ("backbone.embeddings.weight", (512, 64), E),
+        ("backbone.layers.0.mixer.in_proj.weight", (276, 64), A),
+        ("backbone.layers.1.mixer.up_proj.weight", (128, 64), F),
+        ("backbone.layers.1.mixer.down_proj.weight", (64, 128), F),
+        ("backbone.layers.2.mixer.gate.weight", (4, 64), F),
+        ("backbone.layers.2.mixer.experts.0.up_proj.weight", (32, 64), F),
+    ],
+    "convbert": [  # a "conv" Linear inside attention is attention; its real kernels are other
+        ("convbert.encoder.layer.0.attention.self.conv_kernel_layer.weight", (18, 32), A),
+        ("convbert.encoder.layer.0.attention.self.conv_kernel_layer.bias", (18,), A),
+        (
+            "convbert.encoder.layer.0.attention.self.key_conv_attn_layer.depthwise.weight",
+            (64, 1, 9),
+            OT,
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_families(family: str) -> None:
+    rows = FAMILIES[family]
+    tensors = [TensorInfo(n, "F32", shape, 0, 0) for n, shape, _ in rows]
+    got = {t.name: r.category for t, r in zip(tensors, classify_all(tensors), strict=True)}
+    assert got == {n: c for n, _, c in rows}
+
+
+def test_no_substring_matches() -> None:
+    """Whole words only: "norm" is no word of "prelayernorm", "attn" none of "c_attn"."""
+    assert classify("roberta_prelayernorm.embeddings.word_embeddings.weight").category == E
+    assert classify("abnormal.layers.0.self_attn.q_proj.weight").category == A
+    assert classify("h.3.attn.c_attn.bias").component == "qkv"  # not the attention mask
+    assert classify("model.layers.0.normalizer.weight").category == OT
+    assert classify("model.layers.0.post_norm2.weight").category == N
+    assert classify("model.layers.0.mlp_ln.weight").category == N
+
+
+def _tensors(rows: list[tuple[str, tuple[int, ...]]]) -> list[TensorInfo]:
+    return [TensorInfo(n, "F32", shape, 0, 0) for n, shape in rows]
+
+
+def test_unknown_families_are_read_from_shapes() -> None:
+    """A family no rule names: the embedding by its vocab x hidden shape, the head's bias by
+    its length, a block's matrices by their likeness to the block's named ones, vectors as
+    wide as the model alone in their module as norms."""
+    rows = [
+        ("net.tok.weight", (1000, 64)),
+        ("net.stack.layers.0.mix.wa.weight", (64, 64)),
+        ("net.stack.layers.0.self_attn.q_proj.weight", (64, 64)),
+        ("net.stack.layers.0.self_attn.k_proj.weight", (32, 64)),
+        ("net.stack.layers.0.zz.weight", (256, 64)),
+        ("net.stack.layers.0.zz.bias", (256,)),
+        ("net.stack.layers.0.mlp.up_proj.weight", (256, 64)),
+        ("net.stack.layers.0.mlp.down_proj.weight", (64, 256)),
+        ("net.stack.layers.0.n1.weight", (64,)),
+        ("net.stack.layers.0.n1.bias", (64,)),
+        ("net.stack.layers.0.scalar", (1,)),
+        ("net.unembed.weight", (1000, 64)),
+        ("net.unembed.bias", (1000,)),
+    ]
+    roles = classify_all(_tensors(rows), hidden=64, vocab=1000)
+    got = {n: (r.category, r.component) for (n, _), r in zip(rows, roles, strict=True)}
+    assert got == {
+        "net.tok.weight": (E, "token_embedding"),
+        "net.stack.layers.0.mix.wa.weight": (A, ""),  # square, like q_proj; no MLP matrix is
+        "net.stack.layers.0.self_attn.q_proj.weight": (A, "q"),
+        "net.stack.layers.0.self_attn.k_proj.weight": (A, "k"),
+        "net.stack.layers.0.zz.weight": (F, ""),  # shaped like up_proj
+        "net.stack.layers.0.zz.bias": (F, ""),  # its weight's
+        "net.stack.layers.0.mlp.up_proj.weight": (F, "up"),
+        "net.stack.layers.0.mlp.down_proj.weight": (F, "down"),
+        "net.stack.layers.0.n1.weight": (N, "norm"),
+        "net.stack.layers.0.n1.bias": (N, "norm"),
+        "net.stack.layers.0.scalar": (OT, ""),  # truly neither
+        "net.unembed.weight": (E, "lm_head"),  # a token embedding is there already
+        "net.unembed.bias": (E, "lm_head_bias"),
+    }
+    # Without the description, the width and vocabulary come from what the names point at.
+    named = [
+        ("lm_head.bias", (1000,)),
+        ("model.norm.weight", (64,)),
+        ("model.w.weight", (1000, 64)),
+    ]
+    assert [r.category for r in classify_all(_tensors(named))] == [E, N, E]
+
+
+def test_shapes_refine_only_what_names_leave_open() -> None:
+    rows = [
+        ("model.embed_tokens.weight", (512, 64)),
+        ("model.layers.0.mlp.up_proj.weight", (512, 64)),
+    ]
+    assert [r.component for r in classify_all(_tensors(rows))] == ["token_embedding", "up"]
+    # A "norm" matrix is a module a norm's name was given to (an adaptive norm's projection).
+    rows = [("model.layers.0.input_layernorm.W_down.weight", (16, 64))]
+    assert classify_all(_tensors(rows))[0].category == OT
+    # A vocabulary-long vector beside a convolution is the convolution's bias, not a head's.
+    rows = [("decoder.layers.0.weight", (512, 64, 1)), ("decoder.layers.0.bias", (512,))]
+    assert classify_all(_tensors(rows), hidden=64, vocab=512)[1].category == OT
+
+
+def test_encoder_stacks_take_their_stems_part() -> None:
+    """An encoder fed by patches is a vision encoder, by a 1-D convolution an audio one."""
+    vision = _tensors(
+        [
+            ("encoder.embeddings.patch_projection.weight", (64, 768)),
+            ("encoder.encoder.layer.0.attention.query.weight", (64, 64)),
+            ("decoder.layer.0.self_attention.query.weight", (64, 64)),
+        ]
+    )
+    assert [r.part for r in classify_all(vision)] == [VIS, VIS, LM]
+    audio = _tensors(
+        [
+            ("model.encoder.conv1.weight", (64, 80, 3)),
+            ("model.encoder.layers.0.self_attn.q_proj.weight", (64, 64)),
+            ("model.decoder.layers.0.self_attn.q_proj.weight", (64, 64)),
+        ]
+    )
+    roles = classify_all(audio)
+    assert [r.part for r in roles] == [AUD, AUD, LM]
+    assert roles[1].layer is None  # a tower's blocks are not the language model's layers
+    # A decoder-side stem stays where its names put it.
+    assert (
+        classify_all(_tensors([("decoder.embed_patches.proj.weight", (64, 3, 16, 16))]))[0].part
+        == VIS
+    )
+
+
+def test_deepseek_v3_mtp_is_a_part() -> None:
+    """model.layers.61 (eh_proj, enorm, hnorm, shared_head and a whole MoE block) is the MTP
+    part, every tensor of it; the language model keeps its 671B."""
+    layout = deepseek_v3()
+    tensors = [TensorInfo(n, d, tuple(s), 0, 0) for n, d, s in layout.tensors]
+    for kwargs in ({}, {"num_hidden_layers": 61}):
+        roles = classify_all(tensors, **kwargs)
+        by_part: Counter[str] = Counter()
+        for (name, _, shape), role in zip(layout.tensors, roles, strict=True):
+            if name not in layout.non_parameters:
+                by_part[role.part] += numel(shape)
+            assert (role.part == MTP) == (role.layer == 61), name
+        assert by_part == {LM: 671_026_419_200, MTP: 13_463_426_304}
+    # A shard holding only the MTP block's experts: the layer count tells.
+    expert = [
+        TensorInfo("model.layers.61.mlp.experts.0.up_proj.weight", "BF16", (2048, 7168), 0, 0)
+    ]
+    assert classify_all(expert)[0].part == LM
+    assert classify_all(expert, num_hidden_layers=61)[0].part == MTP
+
+
+def test_stacked_layers_are_never_mtp() -> None:
+    """A T5 decoder deeper than config.json's num_layers is still the decoder."""
+    rows = [("decoder.block.7.layer.0.SelfAttention.q.weight", (64, 64))]
+    assert classify_all(_tensors(rows), num_hidden_layers=6)[0].part == LM
+
+
+def test_classify_all_agrees_with_classify_on_known_names() -> None:
+    for preset in ("deepseek_v3", "llama31_8b", "t5_small", "bert_base", "gpt2", "mixtral_8x7b"):
+        layout = PRESETS[preset]()
+        tensors = [TensorInfo(n, d, tuple(s), 0, 0) for n, d, s in layout.tensors]
+        for t, role in zip(tensors, classify_all(tensors), strict=True):
+            if role.part != MTP:
+                assert role == classify(t.name), t.name
+
+
+def test_classify_all_is_fast() -> None:
+    """The second pass costs nothing where every name is known: DeepSeek-V3's 92k tensors."""
+    layout = deepseek_v3()
+    tensors = [TensorInfo(n, d, tuple(s), 0, 0) for n, d, s in layout.tensors]
+    from paramtool.analysis import anatomy
+
+    def best(f: object) -> float:
+        times = []
+        for _ in range(3):
+            anatomy._resolve.cache_clear()
+            start = time.perf_counter()
+            f()  # type: ignore[operator]
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    alone = best(lambda: [classify(t.name) for t in tensors])
+    whole = best(lambda: classify_all(tensors))
+    assert whole < 1.3 * alone + 0.02, (whole, alone)
+
+
+_NAME_PARTS = st.sampled_from(
+    [
+        "model",
+        "layers",
+        "blk",
+        "3",
+        "61",
+        "experts",
+        "self_attn",
+        "mlp",
+        "norm",
+        "v",
+        "mm",
+        "encoder",
+        "patch_embed",
+        "conv1",
+        "weight",
+        "bias",
+        "eh_proj",
+        "#",
+        "",
+        "ü",
+        "lm_head",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=40) | st.lists(_NAME_PARTS, max_size=8).map(".".join),
+            st.lists(st.integers(0, 2000), max_size=4).map(tuple),
+        ),
+        max_size=30,
+    ),
+    st.none() | st.integers(0, 2000),
+    st.none() | st.integers(0, 2000),
+    st.none() | st.integers(0, 80),
+)
+def test_classify_all_never_raises(
+    rows: list[tuple[str, tuple[int, ...]]],
+    hidden: int | None,
+    vocab: int | None,
+    layers: int | None,
+) -> None:
+    roles = classify_all(_tensors(rows), hidden=hidden, vocab=vocab, num_hidden_layers=layers)
+    assert len(roles) == len(rows)
+    assert all(r.category in CATEGORIES and r.part in PARTS for r in roles)
+
+
+def test_classify_all_stays_linear_on_unknown_names() -> None:
+    """Hostile headers: 40k names no rule knows, all in one module, then 40k in blocks."""
+    flat = [TensorInfo(f"x.{i}", "F32", (64,), 0, 0) for i in range(40_000)]
+    blocks = [TensorInfo(f"h.{i}.zz.weight", "F32", (64, 64), 0, 0) for i in range(40_000)]
+    start = time.perf_counter()
+    assert {r.category for r in classify_all(flat)} == {OT}
+    assert {r.category for r in classify_all(blocks, hidden=64, vocab=100)} == {OT}
+    assert time.perf_counter() - start < 5.0
 
 
 def test_role_is_a_frozen_slotted_value() -> None:

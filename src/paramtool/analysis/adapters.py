@@ -9,6 +9,11 @@ shape[0] ([r, in]; ``lora_B`` is [out, r]), so per-module ranks show even where
 r x (d_in + d_out) parameters (Hu et al. 2021, LoRA): r=16 on Llama-3.1-8B's q_proj
 and v_proj is 32 x 16 x ((4096 + 4096) + (4096 + 1024)) = 6,815,744.
 
+transformers' ``Conv1D`` (GPT-2 and its kin) stores its weight transposed, [in, out]; PEFT
+still saves A [r, in] and B [out, r] and marks the adapter ``fan_in_fan_out`` (it sets the
+flag itself for a ``Conv1D`` target), so against such a base the shape A and B imply is
+checked transposed.
+
 Merging adds the deltas into the base's weights in place (PEFT ``merge_and_unload``),
 so a merged model has the base's parameters and, at the base's dtype, its bytes.
 Prompt-learning adapters (prompt, prefix, P-tuning) add virtual tokens at run
@@ -27,6 +32,8 @@ from paramtool.fields import is_int
 from paramtool.records import TensorInfo
 
 PEFT_PREFIX = "base_model.model."
+# model_type of the transformers models built on pytorch_utils.Conv1D ([in, out] weights).
+CONV1D_MODEL_TYPES = frozenset({"gpt2", "openai-gpt", "imagegpt", "decision_transformer", "clvp"})
 PROMPT_LEARNING = frozenset(
     {"PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING", "MULTITASK_PROMPT_TUNING", "CPT"}
 )
@@ -68,6 +75,7 @@ class BaseInfo:
     dtype: str | None  # the floating dtype holding most of its parameters
     quantized: bool
     weight_shapes: Mapping[str, tuple[int, ...]]  # unquantized 2-D ``*.weight`` shapes
+    model_type: str | None = None  # config.json's: Conv1D families store weights [in, out]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +243,8 @@ def analyze(
     total = sum(parameters)
     by_dtype = {d: n for d, n in dtype_params.items() if n}
     dtype = max(by_dtype, key=lambda d: by_dtype[d]) if by_dtype else None
-    check = _check_base(base, modules, notes) if base is not None else None
+    transposed = cfg.get("fan_in_fan_out") is True
+    check = _check_base(base, modules, notes, transposed) if base is not None else None
     if base is not None and method in PROMPT_LEARNING:
         notes.append(f"{method} adds virtual tokens at run time: there is nothing to merge")
     return Adapter(
@@ -277,10 +286,19 @@ def lora_dims(kinds: Mapping[str, TensorInfo]) -> tuple[int, tuple[int, int]] | 
 
 
 def _check_base(
-    base: BaseInfo, modules: Mapping[str, Mapping[str, TensorInfo]], notes: list[str]
+    base: BaseInfo,
+    modules: Mapping[str, Mapping[str, TensorInfo]],
+    notes: list[str],
+    fan_in_fan_out: bool = False,
 ) -> BaseCheck:
-    """Does the base hold each adapted module, at the shape LoRA's A and B imply?"""
+    """Does the base hold each adapted module, at the shape LoRA's A and B imply?
+
+    A and B imply [out, in]; a base stored [in, out] (``fan_in_fan_out``, or a Conv1D
+    family by its model_type) matches that shape transposed.
+    """
     shapes = base.weight_shapes
+    transposed_ok = fan_in_fan_out or base.model_type in CONV1D_MODEL_TYPES
+    transposed_seen = 0
     found = missing = mismatched = 0
     first_missing = first_mismatch = ""
     for module, kinds in modules.items():
@@ -298,6 +316,10 @@ def _check_base(
         found += 1
         dims = lora_dims(kinds)
         if dims is not None and len(shape) == 2 and dims[1] != tuple(shape):
+            if dims[1][::-1] == tuple(shape):
+                if transposed_ok:
+                    continue
+                transposed_seen += 1
             mismatched += 1
             implied = "x".join(map(str, dims[1]))
             first_mismatch = first_mismatch or (
@@ -311,6 +333,12 @@ def _check_base(
     if mismatched:
         notes.append(
             f"{mismatched:,} adapted modules differ in shape from the base (e.g. {first_mismatch})"
+            + (
+                f"; {transposed_seen:,} match it transposed, as Conv1D weights are stored, "
+                "but adapter_config.json does not set fan_in_fan_out"
+                if transposed_seen
+                else ""
+            )
         )
     return BaseCheck(
         source=base.source,

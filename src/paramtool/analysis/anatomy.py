@@ -1,58 +1,95 @@
-"""What a tensor is for, read from its name alone.
+"""What a tensor is for: its category, its block, and which part of the model holds it.
 
-:func:`classify` maps a tensor name (Hugging Face, PEFT, Meta/Mistral
-``consolidated``, or GGUF spelling) to a :class:`Role`: a category from
-:data:`CATEGORIES`, the transformer block it belongs to, and a short component
-label. The rules are one ordered table of regexes; the first that matches wins.
+:func:`classify` maps a tensor name (Hugging Face, PEFT, Meta/Mistral ``consolidated``,
+or GGUF spelling) to a :class:`Role`: a category from :data:`CATEGORIES`, the block it
+belongs to, a short component label, and the model part (:mod:`paramtool.analysis.parts`).
+:func:`classify_all` does the same for a whole checkpoint and then settles, from shapes
+and the checkpoint's other tensors, what names alone leave unknown.
+
+Names are read as words: a name is cut into module names at dots, and each module name
+into words at underscores and CamelCase (``LocalSelfAttention`` is local, self,
+attention). A rule matches whole module names or whole words, never part of a word:
+``norm`` is a word of ``norm_1`` and ``input_layernorm`` is ``layernorm``, but
+``roberta_prelayernorm`` holds no norm. The rules are one ordered table. Most describe the
+module that owns a tensor (a norm, a projection, an embedding): of these the innermost
+match wins, so that DBRX's ``norm_attn_norm.attn.Wqkv`` is attention, and a tie on one
+module name goes to the earlier rule. A few *own* everything beneath them wherever they
+sit (PEFT deltas, quantization metadata, routers and experts, poolers, classifiers, head
+transforms, rotary buffers): the first of those that matches wins outright.
 
 Speed: numbers are cut out of the name first (``model.layers.7.mlp.up_proj`` ->
-``model.layers.#.mlp.up_proj``), so the regexes run once per *template*, a few
-hundred per checkpoint, while the per-name work is one split and a cached lookup.
-Names are not cached themselves: a bounded cache costs more on 100k distinct
-names than it saves. Names over :data:`MAX_NAME_LENGTH` characters are ``other``
-unread, so that hostile headers cannot make matching slow.
+``model.layers.#.mlp.up_proj``), so the rules run once per *template*, a few hundred per
+checkpoint, while the per-name work is one split and a cached lookup. Names are not cached
+themselves: a bounded cache costs more on 100k distinct names than it saves. Names over
+:data:`MAX_NAME_LENGTH` characters are ``other`` unread, so that hostile headers cannot
+make matching slow.
 
-Layer index: the first number after a block container (``layers``, ``layer``,
-``h``, ``blocks``, ``block``, ``blk``). In encoder-decoder models (T5, BART,
-Whisper) encoder block 3 and decoder block 3 both report layer 3; the name still
-tells them apart. DeepSeek's multi-token-prediction module is stored as one more
-block (``model.layers.61``) and reports that index. Vision and audio towers are
-``other`` with no layer, so that per-layer tallies describe the language model.
+Layer index: the first number after a block container (``layers``, ``layer``, ``h``,
+``blocks``, ``block``, ``blk``). In encoder-decoder models (T5, BART, Whisper) encoder
+block 3 and decoder block 3 both report layer 3; the name still tells them apart.
+DeepSeek's multi-token-prediction module is stored as one more block (``model.layers.61``)
+and reports that index; :func:`classify_all` puts it in the ``mtp`` part. Tensors of a
+part named by a module (a vision tower, a projector, ``mtp.*``) report no layer, so that
+per-layer tallies describe the language model.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal, Protocol
+
+from paramtool.analysis.parts import LANGUAGE_MODEL, PARTS, Part, part_of_tokens
 
 CATEGORIES = ("embedding", "attention", "feed_forward", "norm", "adapter", "quantization", "other")
+__all__ = ["CATEGORIES", "PARTS", "Part", "Role", "Shaped", "classify", "classify_all"]
 
 
 @dataclass(frozen=True, slots=True)
 class Role:
-    """What one tensor is: category, transformer block, and a short component label."""
+    """What one tensor is: category, block, a short component label, expert, and part."""
 
     category: str  # one of CATEGORIES
-    layer: int | None  # transformer block index; None outside the blocks
+    layer: int | None  # block index; None outside the blocks
     component: str  # "q", "up", "lm_head", "lora_A", "scale", ...; "" when nothing finer
     expert: int | None = None  # routed expert index when the name carries one
+    part: Part = LANGUAGE_MODEL  # one of parts.PARTS
+
+
+class Shaped(Protocol):
+    """What :func:`classify_all` reads of a tensor (``records.TensorInfo`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+Kind = Literal["owner", "container", "module"]
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One row of the table: a regex over the numberless name, and what a match means.
 
-    ``needs``: when the regex can only match a name holding one of these whole tokens, the
-    tokens themselves; a name without any skips the rule unmatched, and uncompiled. (A CLI
-    run compiles only the rules its names could meet: compiling all of them costs more
-    than reading a 191-shard header.)
+    ``kind``: ``owner``, the rule wins wherever it matches (the first such rule in the
+    table); ``container``, the rule names a module that holds others (an attention block,
+    an MLP, a projector); ``module``, the rule names the module that holds the tensor (a
+    norm, a projection, an embedding table). See :func:`_match`.
+    ``needs``: words one of which a name must hold for the rule to match at all; a name
+    without any skips the rule unmatched, and uncompiled. (A CLI run compiles only the
+    rules its names could meet: compiling all of them costs more than reading a 191-shard
+    header.) None: no such words (the rule is always tried).
     """
 
     regex: str
     category: str
     component: str
-    layered: bool = True  # False: never report a layer (vision towers and the like)
+    kind: Kind = "module"
     needs: frozenset[str] | None = None
 
     @property
@@ -60,52 +97,47 @@ class Rule:
         return re.compile(self.regex)  # compiled on first use; the re module keeps it
 
 
-# Rules see the template lowercased, with a leading dot: ``.model.layers.#.mlp.up_proj.weight``.
-# A token therefore starts with a literal "\." (which lets the regex engine skip ahead fast)
-# and every pattern is written in lowercase, without re.IGNORECASE.
-_S = r"\."  # token start
-_E = r"(?=\.|\Z)"  # token end (\Z, not $, so a trailing newline is not an end)
-_ATTN = (
-    "self_attn|self_attention|attn|attention|selfattention|encdecattention|cross_attn|"
-    "crossattention|encoder_attn"
-)
-_FF = "mlp|feed_forward|ffn|densereludense|block_sparse_moe|moe"
+# Rules see the template lowercased, CamelCase split into words, with a leading dot:
+# ``.model.layers.#.mlp.up_proj.weight``, ``.encoder.block.#.layer.#.self_attention.q.weight``.
+# A module name starts after a literal "\."; a word after "\." or "_". Every pattern is
+# written in lowercase, without re.IGNORECASE.
+_END = r"(?=\.|\Z)"  # end of a module name (\Z, not $, so a trailing newline is not an end)
+_WEND = r"(?=[._]|\Z)"  # end of a word
+_PLAIN = re.compile(r"[a-z0-9_]+")
 
 
-def _tok(alternatives: str) -> str:
-    """Any one of ``alternatives`` as a whole token."""
-    return f"{_S}(?:{alternatives}){_E}"
-
-
-def _under(context: str, alternatives: str) -> str:
-    """A token of ``alternatives`` at most two tokens inside a module named by ``context``.
-
-    Bounded, so that a rule stays linear in the name's length (``attention.self.query``,
-    ``attention.output.dense`` need one step; nothing real needs more).
-    """
-    return f"{_S}(?:{context})\\.(?:[^.]+\\.){{0,2}}?(?:{alternatives}){_E}"
-
-
-_WORDS = re.compile(r"[a-z0-9_]+(?:\|[a-z0-9_]+)*")
-
-
-def _needs(pattern: str) -> frozenset[str] | None:
-    """The words a rule needs as a whole token, for patterns built by _tok or _under from
-    plain words (the last group of both must equal a token); None for any other pattern."""
-    head, sep, last = pattern.rpartition("(?:")
-    words = last.removesuffix(f"){_E}")
-    if not sep or words == last or not _WORDS.fullmatch(words):
+def _needs(alternatives: str) -> frozenset[str] | None:
+    """The first words of ``alternatives`` when all are plain words, else None."""
+    alts = alternatives.split("|")
+    if not all(_PLAIN.fullmatch(a) for a in alts):
         return None
-    if pattern == _tok(words):
-        return frozenset(words.split("|"))
-    context = head.removeprefix(f"{_S}(?:").removesuffix(")\\.(?:[^.]+\\.){0,2}?")
-    if pattern == _under(context, words) and "(" not in context and ")" not in context:
-        return frozenset(words.split("|"))
-    return None
+    return frozenset(a.split("_")[0] for a in alts)
 
 
-def _rule(pattern: str, category: str, component: str = "", layered: bool = True) -> Rule:
-    return Rule(pattern, category, component, layered, _needs(pattern))
+def tok(alternatives: str, category: str, component: str = "", kind: Kind = "module") -> Rule:
+    """Any one of ``alternatives`` as a whole module name."""
+    return Rule(f"\\.(?:{alternatives}){_END}", category, component, kind, _needs(alternatives))
+
+
+def word(alternatives: str, category: str, component: str = "", kind: Kind = "module") -> Rule:
+    """Any one of ``alternatives`` as whole words of a module name (``attn`` in
+    ``self_attn``, ``lm_head`` in ``generator_lm_head``)."""
+    return Rule(f"[._](?:{alternatives}){_WEND}", category, component, kind, _needs(alternatives))
+
+
+def under(context: str, alternatives: str, category: str, component: str = "") -> Rule:
+    """A module named one of ``alternatives`` at most two modules inside a module holding a
+    word of ``context`` (``attention.self.query``, ``multi_head_attention.dense``).
+
+    Bounded, so that a rule stays linear in the name's length (nothing real needs more).
+    """
+    regex = f"[._](?:{context})(?:_[^.]*)?\\.(?:[^.]+\\.){{0,2}}?(?:{alternatives}){_END}"
+    return Rule(regex, category, component, "module", _needs(context))
+
+
+def raw(regex: str, category: str, component: str, kind: Kind = "module", needs: str = "") -> Rule:
+    """A rule written as a regex; ``needs``: its words, '|'-separated, or '' for none known."""
+    return Rule(regex, category, component, kind, frozenset(needs.split("|")) if needs else None)
 
 
 _AD, _Q, _O, _N, _EM, _AT, _FFN = (
@@ -117,215 +149,384 @@ _AD, _Q, _O, _N, _EM, _AT, _FFN = (
     "attention",
     "feed_forward",
 )
+# Words that make a module an attention module, or a token mixer in attention's place
+# (Mamba, linear attention, RWKV time mixing, short convolutions).
+_ATTN = "attention|attn|selfattention|encdecattention|crossattention|retention"
+# Token mixers in attention's place (Mamba, RWKV time mixing): modules, not containers, since
+# NemotronH calls every block's module "mixer", its MLPs too, and "mamba" prefixes whole models.
+_MIXER = "mixer|mamba|ssm|time_mix|time_mixer|token_mixer|mlstm|slstm"
+# Words that make a module a feed-forward network.
+_FF = (
+    "mlp|ffn|ffw|ff|feed_forward|feedforward|densereludense|dense_relu_dense|dense_act_dense|"
+    "dense_gated_act_dense|layer_ff|moe|block_sparse_moe|channel_mix|channel_mixer"
+)
 
 RULES: tuple[Rule, ...] = (
+    # --- Rules that own what is beneath them --------------------------------------------
     # PEFT deltas first: the adapter category wins over the module it wraps.
-    _rule(_tok("lora_a"), _AD, "lora_A"),
-    _rule(_tok("lora_b"), _AD, "lora_B"),
-    _rule(_tok("lora_embedding_a"), _AD, "lora_embedding_A"),
-    _rule(_tok("lora_embedding_b"), _AD, "lora_embedding_B"),
-    _rule(_tok("lora_magnitude_vector"), _AD, "lora_magnitude"),
-    _rule(_tok("lora_e"), _AD, "lora_E"),  # AdaLoRA singular values
-    _rule(_tok(r"ia3_l|ia3_\w+"), _AD, "ia3"),
-    _rule(_tok(r"hada_\w+"), _AD, "loha"),
-    _rule(_tok(r"lokr_\w+"), _AD, "lokr"),
-    _rule(_tok("oft_r|oft_s|boft_r|boft_s"), _AD, "oft"),
-    _rule(_tok(r"vera_\w+"), _AD, "vera"),
-    _rule(_tok("prompt_embeddings|prompt_encoder|prefix_encoder"), _AD, "prompt"),
-    _rule(_tok("modules_to_save"), _AD, "modules_to_save"),
-    # Quantization metadata. The packed weight itself (qweight, *_blocks,
-    # weight_packed) is not listed: it falls through to its module's rule.
-    _rule(_tok("qzeros|weight_zero_point|zero_point"), _Q, "zero_point"),
-    _rule(_tok("g_idx|weight_g_idx"), _Q, "g_idx"),
-    _rule(_tok(r"scales|\w+_scales|weight_scale|weight_scale_inv|weight_scale_2|scb"), _Q, "scale"),
-    _rule(_tok("input_scale|output_scale"), _Q, "input_scale"),
-    _rule(_tok("k_scale|v_scale|kv_scale|q_scale|prob_scale"), _Q, "kv_scale"),
-    _rule(_tok("weight_global_scale|input_global_scale"), _Q, "global_scale"),
-    _rule(_tok("nested_absmax"), _Q, "nested_absmax"),
-    _rule(_tok("absmax"), _Q, "absmax"),
-    _rule(_tok("nested_quant_map"), _Q, "nested_quant_map"),
-    _rule(_tok("quant_map"), _Q, "quant_map"),
-    _rule(_tok("quant_state"), _Q, "quant_state"),
-    _rule(_tok("weight_format"), _Q, "weight_format"),
-    _rule(_tok("weight_shape"), _Q, "shape"),
-    # Honest "other": parts that are not the language model's blocks or heads.
-    _rule(
-        _tok(
-            "vision_tower|vision_model|visual|vision_encoder|image_encoder|vision|vit|"
-            "embed_vision|patch_embed"
-        ),
-        _O,
-        "vision",
-        layered=False,
+    tok("lora_a", _AD, "lora_A", kind="owner"),
+    tok("lora_b", _AD, "lora_B", kind="owner"),
+    tok("lora_embedding_a", _AD, "lora_embedding_A", kind="owner"),
+    tok("lora_embedding_b", _AD, "lora_embedding_B", kind="owner"),
+    tok("lora_magnitude_vector", _AD, "lora_magnitude", kind="owner"),
+    tok("lora_e", _AD, "lora_E", kind="owner"),  # AdaLoRA singular values
+    tok(r"ia3_l|ia3_\w+", _AD, "ia3", kind="owner"),
+    tok(r"hada_\w+", _AD, "loha", kind="owner"),
+    tok(r"lokr_\w+", _AD, "lokr", kind="owner"),
+    tok("oft_r|oft_s|boft_r|boft_s", _AD, "oft", kind="owner"),
+    tok(r"vera_\w+", _AD, "vera", kind="owner"),
+    tok("prompt_embeddings|prompt_encoder|prefix_encoder", _AD, "prompt", kind="owner"),
+    tok("modules_to_save", _AD, "modules_to_save", kind="owner"),
+    # Quantization metadata. The packed weight itself (qweight, *_blocks, weight_packed) is
+    # not listed: it falls through to its module's rule.
+    raw(  # MLX affine quantization keeps its zero points as "biases" beside "scales"
+        r"\.(?:qzeros|weight_zero_point|zero_point)(?=\.|\Z)|\.biases\Z",
+        _Q,
+        "zero_point",
+        "owner",
+        "qzeros|weight|zero|biases",
     ),
-    _rule(
-        _tok("audio_tower|audio_encoder|audio_model|embed_audio|audio"), _O, "audio", layered=False
+    tok("g_idx|weight_g_idx", _Q, "g_idx", kind="owner"),
+    tok(
+        r"scales|\w+_scales|weight_scale|weight_scale_inv|weight_scale_2|scb", _Q, "scale", "owner"
     ),
-    _rule(
-        _tok("multi_modal_projector|mm_projector|vision_projection|image_newline|connector"),
-        _O,
-        "projector",
-        layered=False,
+    tok("input_scale|output_scale", _Q, "input_scale", kind="owner"),
+    tok("k_scale|v_scale|kv_scale|q_scale|prob_scale", _Q, "kv_scale", kind="owner"),
+    tok("weight_global_scale|input_global_scale", _Q, "global_scale", kind="owner"),
+    tok("nested_absmax", _Q, "nested_absmax", kind="owner"),
+    tok("absmax", _Q, "absmax", kind="owner"),
+    tok("nested_quant_map", _Q, "nested_quant_map", kind="owner"),
+    tok("quant_map", _Q, "quant_map", kind="owner"),
+    tok("quant_state", _Q, "quant_state", kind="owner"),
+    tok("weight_format", _Q, "weight_format", kind="owner"),
+    tok("weight_shape", _Q, "shape", kind="owner"),
+    # I-BERT: integer copies of a weight, their scaling factors, activation ranges.
+    tok("weight_integer|bias_integer", _Q, "integer", kind="owner"),
+    tok("act_scaling_factor|fc_scaling_factor|weight_scaling_factor", _Q, "scale", kind="owner"),
+    tok("x_min|x_max", _Q, "range", kind="owner"),
+    # Buffers that are not weights.
+    tok("inv_freq|rotary_emb|rope_freqs|freqs_cis", _O, "rotary", kind="owner"),
+    raw(r"\.(?:attn|attention)\.(?:masked_)?bias\Z", _O, "mask", "owner", "attn|attention"),
+    # MoE: shared experts, routers (a Switch router's "classifier" included), routed experts.
+    tok(
+        r"shared_experts|shared_expert|shared_expert_gate|shared_mlp|ffn_\w+_shexp",
+        _FFN,
+        "shared_expert",
+        kind="owner",
     ),
-    _rule(_tok("pooler"), _O, "pooler"),
-    _rule(
-        f"{_S}cls\\.predictions\\.transform{_E}|{_S}lm_head\\.(?:dense|layer_norm|ln){_E}",
+    tok("router|e_score_correction_bias|ffn_gate_inp|exp_probs_b", _FFN, "router", kind="owner"),
+    Rule(
+        r"\.(?:experts|switch_mlp|ffn_\w+_exps)(?=\.|\Z)"  # MLX stacks experts in switch_mlp
+        + r"|[._]block_sparse_moe\.(?:[^.]+\.){0,2}?(?:input_linear|output_linear)(?=\.|\Z)",
+        _FFN,
+        "expert",
+        kind="owner",
+    ),
+    # Heads and poolers: what is inside them is theirs (a head's dense and LayerNorm).
+    tok("pooler", _O, "pooler", kind="owner"),
+    raw(
+        r"\.cls\.predictions\.transform(?=\.|\Z)"
+        r"|[._]predictions\.(?:transform|dense|layer_norm|layernorm|dense_prediction)(?=\.|\Z)"
+        r"|[._]lm_head\.(?:dense|layer_norm|layernorm|ln)(?=\.|\Z)"
+        r"|\.head\.(?:dense|norm|layer_norm)(?=\.|\Z)"
+        r"|\.vocab_transform(?=\.|\Z)",
         _O,
         "head_transform",
+        "owner",
+        "predictions|lm|head|vocab|cls",
     ),
-    _rule(_tok("classifier|score|qa_outputs|seq_relationship|sop_classifier"), _O, "classifier"),
-    _rule(_tok("inv_freq|rotary_emb|rope_freqs|freqs_cis"), _O, "rotary"),
-    _rule(f"{_S}(?:attn|attention)\\.(?:masked_)?bias\\Z", _O, "mask"),  # GPT-2/NeoX buffers
-    _rule(_tok("eh_proj"), _O, "mtp_projection"),  # DeepSeek MTP: [embedding; hidden] -> hidden
+    tok("classifier|score|qa_outputs|seq_relationship|sop_classifier", _O, "classifier", "owner"),
+    tok(
+        "eh_proj", _O, "mtp_projection", kind="owner"
+    ),  # DeepSeek MTP: [embedding; hidden] -> hidden
+    # --- Rules for the module that owns a tensor: the innermost match wins --------------
     # Norms, including the ones that live inside attention.
-    _rule(
-        _tok(
-            "q_norm|k_norm|q_layernorm|k_layernorm|query_layernorm|key_layernorm|"
-            "attn_q_norm|attn_k_norm|q_a_layernorm|kv_a_layernorm|attn_q_a_norm|"
-            "attn_kv_a_norm"
-        ),
+    tok(
+        "q_norm|k_norm|q_layernorm|k_layernorm|query_layernorm|key_layernorm|"
+        "attn_q_norm|attn_k_norm|q_a_layernorm|kv_a_layernorm|attn_q_a_norm|"
+        "attn_kv_a_norm",
         _N,
         "qk_norm",
     ),
-    _rule(_tok(r"\w*norm\w*|ln|ln_\w+|ln\d+"), _N, "norm"),
+    word(
+        r"norm|norm\d+|layernorm\d*|layrnorm|rmsnorm|groupnorm|batchnorm|enorm|hnorm|ln|ln\d+|lnf",
+        _N,
+        "norm",
+    ),
+    # Convolution kernels (patch embeddings, SSM and audio convolutions) are "other".
+    word(r"conv|conv\d+|conv\d*d", _O, "conv"),
     # Embeddings and output heads.
-    _rule(
-        _tok(
-            "wpe|position_embeddings|position_embedding|embed_positions|pos_emb|pos_embed|"
-            "position_embd"
-        ),
+    word(
+        "wpe|position_embeddings|position_embedding|positions_embed|embed_positions|pos_emb|"
+        "pos_embed|pos_embedding|position_embd|pos_embd",
         _EM,
         "position_embedding",
     ),
-    _rule(_tok("token_type_embeddings|token_types"), _EM, "token_type_embedding"),
-    _rule(
-        _tok(
-            r"embed_tokens\w*|wte|word_embeddings|embed_in|tok_embeddings|token_embd|"
-            "shared|embedding|emb"
-        ),
+    word(
+        "token_type_embeddings|token_types|segment_embedding|segment_emb",
+        _EM,
+        "token_type_embedding",
+    ),
+    tok(
+        r"embed_tokens\w*|wte|word_embeddings|embed_in|tok_embeddings|token_embd|"
+        "shared|embedding|emb",
         _EM,
         "token_embedding",
     ),
-    _rule(f"{_S}(?:lm_head|cls\\.predictions)\\.(?:decoder\\.)?bias\\Z", _EM, "lm_head_bias"),
-    _rule(
-        _tok("lm_head|embed_out|output_layer|shared_head")
-        + r"|^\.output\.weight\Z|"
-        + f"{_S}cls\\.predictions{_E}",
+    raw(
+        r"\.(?:lm_head|cls\.predictions|predictions)\.(?:decoder\.)?bias\Z|[._]lm_head\.bias\Z",
+        _EM,
+        "lm_head_bias",
+        needs="lm|predictions",
+    ),
+    raw(
+        r"[._](?:lm_head|lm_heads|embed_out|output_layer|output_projection|shared_head|"
+        r"shared_head_head)(?=[._]|\Z)"
+        r"|^\.(?:output|head)\.(?:weight|bias)\Z|\.cls\.predictions(?=\.|\Z)",
         _EM,
         "lm_head",
+        needs="lm|embed|output|shared|head|cls",
+    ),
+    word(
+        "tokens_embed|word_embeddings|token_embedding|embed_tokens|input_embedding|"
+        "embeddings|embedding|embeds|embed|emb|embd",
+        _EM,
+        "token_embedding",
     ),
     # Attention projections.
-    _rule(
-        _tok(
-            "qkv_proj|query_key_value|c_attn|wqkv|qkv|attn_qkv|w_pack|linear_qkv|"
-            "in_proj_weight|in_proj_bias"
-        ),
+    tok(
+        "qkv_proj|query_key_value|c_attn|wqkv|qkv|attn_qkv|w_pack|linear_qkv|to_qkv|"
+        "in_proj_weight|in_proj_bias",
         _AT,
         "qkv",
     ),
-    _rule(_tok("q_a_proj|attn_q_a"), _AT, "q_a"),
-    _rule(_tok("q_b_proj|attn_q_b"), _AT, "q_b"),
-    _rule(_tok("kv_a_proj_with_mqa|attn_kv_a_mqa"), _AT, "kv_a"),
-    _rule(_tok("kv_b_proj|attn_kv_b|attn_k_b|attn_v_b"), _AT, "kv_b"),
-    _rule(_tok("q_proj|wq|attn_q|q_lin|to_q|query_proj|q_attn"), _AT, "q"),
-    _rule(_tok("k_proj|wk|attn_k|k_lin|to_k|key_proj"), _AT, "k"),
-    _rule(_tok("v_proj|wv|attn_v|v_lin|to_v|value_proj"), _AT, "v"),
-    _rule(_tok("o_proj|out_proj|attn_output|out_lin|to_out"), _AT, "o"),
-    _rule(_under(_ATTN, "q|query"), _AT, "q"),
-    _rule(_under(_ATTN, "k|key"), _AT, "k"),
-    _rule(_under(_ATTN, "v|value"), _AT, "v"),
-    _rule(_under(_ATTN, "o|wo|dense|c_proj|linear_proj"), _AT, "o"),
-    _rule(_tok("relative_attention_bias"), _AT, "relative_bias"),
-    _rule(_tok("sinks|attn_sinks"), _AT, "sinks"),
-    _rule(_tok(_ATTN), _AT),
-    # Feed-forward: shared experts, router, routed experts, then dense MLPs.
-    _rule(
-        _tok(r"shared_experts|shared_expert|shared_expert_gate|shared_mlp|ffn_\w+_shexp"),
-        _FFN,
-        "shared_expert",
+    tok("kv_proj|to_kv|wkv", _AT, "kv"),
+    tok("q_a_proj|attn_q_a", _AT, "q_a"),
+    tok("q_b_proj|attn_q_b", _AT, "q_b"),
+    tok("kv_a_proj_with_mqa|attn_kv_a_mqa", _AT, "kv_a"),
+    tok("kv_b_proj|attn_kv_b|attn_k_b|attn_v_b", _AT, "kv_b"),
+    tok("q_proj|wq|attn_q|q_lin|to_q|query_proj|q_attn", _AT, "q"),
+    tok("k_proj|wk|attn_k|k_lin|to_k|key_proj", _AT, "k"),
+    tok("v_proj|wv|attn_v|v_lin|to_v|value_proj", _AT, "v"),
+    tok("o_proj|out_proj|attn_output|out_lin|to_out", _AT, "o"),
+    under(_ATTN, "q|query", _AT, "q"),
+    under(_ATTN, "k|key", _AT, "k"),
+    under(_ATTN, "v|value", _AT, "v"),
+    under(_ATTN, "o|wo|dense|c_proj|linear_proj|proj", _AT, "o"),
+    tok("relative_attention_bias", _AT, "relative_bias"),
+    tok("sinks|attn_sinks", _AT, "sinks"),
+    word(_ATTN, _AT, kind="container"),
+    word(_MIXER, _AT),
+    # Feed-forward: routers by position, then dense MLPs.
+    under(_FF + "|mixer", "gate", _FFN, "router"),  # mlp.gate / block_sparse_moe.gate
+    raw(r"\.(?:layers|layer|h|blocks|block|blk)\.#\.gate(?=\.|\Z)", _FFN, "router"),
+    tok("gate_up_proj|ffn_gate_up", _FFN, "gate_up"),
+    tok("gate_proj|ffn_gate|wi_0|w1", _FFN, "gate"),  # w1 is the gate in Llama naming
+    tok("up_proj|ffn_up|wi_1|wi|w3|c_fc|fc1|dense_h_to_4h|lin1|linear_fc1", _FFN, "up"),
+    tok("down_proj|ffn_down|w2|fc2|dense_4h_to_h|lin2|linear_fc2", _FFN, "down"),
+    under(_FF, "c_proj|wo|dense", _FFN, "down"),  # GPT-2 mlp.c_proj, T5 wo
+    under("intermediate", "dense", _FFN, "up"),  # BERT
+    under("output", "dense", _FFN, "down"),  # BERT (attention.output.dense is above)
+    tok("wo", _AT, "o"),  # a bare "wo" in a block (Kimi-VL); T5's DenseReluDense.wo is above
+    word(_FF + "|intermediate", _FFN, kind="container"),
+    # Projectors and mergers between a tower and the language model: their MLPs project.
+    tok(
+        "multi_modal_projector|multimodal_projector|mm_projector|projector|connector|aligner|"
+        "vision_projection|visual_projection|language_projection|perceive|image_newline",
+        _O,
+        "projector",
+        kind="container",
     ),
-    _rule(_tok("router|e_score_correction_bias|ffn_gate_inp|exp_probs_b"), _FFN, "router"),
-    _rule(
-        _tok(r"experts|ffn_\w+_exps")
-        + "|"
-        + _under("block_sparse_moe", "input_linear|output_linear"),
-        _FFN,
-        "expert",
+    word("merger", _O, "projector", kind="container"),
+    # Patch embeddings (vision stems): convolutions, or projections standing in for one.
+    word(
+        "patch_embed|patch_embeds|patch_embedding|patch_embeddings|patch_embd|patch_embedder|"
+        "embed_patches|patch_projection|patchifier",
+        _O,
+        "patch_embedding",
+        kind="container",
     ),
-    _rule(_under(_FF, "gate"), _FFN, "router"),  # mlp.gate / block_sparse_moe.gate
-    _rule(_tok("gate_up_proj|ffn_gate_up"), _FFN, "gate_up"),
-    _rule(_tok("gate_proj|ffn_gate|wi_0|w1"), _FFN, "gate"),  # w1 is the gate in Llama naming
-    _rule(_tok("up_proj|ffn_up|wi_1|wi|w3|c_fc|fc1|dense_h_to_4h|lin1|linear_fc1"), _FFN, "up"),
-    _rule(_tok("down_proj|ffn_down|w2|fc2|dense_4h_to_h|lin2|linear_fc2"), _FFN, "down"),
-    _rule(_under(_FF, "c_proj|wo|dense"), _FFN, "down"),  # GPT-2 mlp.c_proj, T5 wo
-    _rule(_under("intermediate", "dense"), _FFN, "up"),  # BERT
-    _rule(f"{_S}output\\.dense{_E}", _FFN, "down"),  # BERT (attention.output.dense is above)
-    _rule(_tok(_FF), _FFN),
 )
 
-_UNKNOWN = Rule("", "other", "")  # no rule matched: other, but keep the layer
 # Real names stay under ~150 characters; longer ones are not read. Matching costs time linear
 # in the length per distinct template, so a header of long crafted names would cost minutes.
 MAX_NAME_LENGTH = 256
 _UNREAD = Role("other", None, "")
 _LAYER_CONTAINERS = frozenset({"layers", "layer", "h", "blocks", "block", "blk"})
+# Module names only a multi-token-prediction layer holds (DeepSeek-V3, GLM-4.5).
+_MTP_MARKERS = frozenset({"eh_proj", "enorm", "hnorm", "shared_head", "nextn"})
+_STACK_NAMES = frozenset({"encoder", "decoder"})
 # ".<digits>" ending a token: the numbers cut out of a name. (A bounded {1,18} would
 # halve the speed of the split; over-long numbers are refused at int() instead.)
 _NUMBER = re.compile(r"\.([0-9]+)(?=\.|\Z)")
 _MAX_DIGITS = 18
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SPLIT_WORDS = re.compile(r"[._]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """What a template says, cached: the rule's answer and where the numbers sit."""
+
+    category: str
+    component: str
+    container: str  # category of the innermost container around the tensor; '' for none
+    part: Part
+    layer_at: int | None  # which cut-out number (by position) is the layer
+    block_at: int | None  # ... and the block, in any part (a vision tower's layers too)
+    expert_at: int | None  # ... and which the routed expert
+    mtp_marker: bool  # a module only an MTP layer holds
+    stacked: bool  # the layer container sits inside an encoder or decoder stack
+
+
+def _match(lowered: str) -> tuple[str, str, str]:
+    """Category, component, and the category of the innermost container ('' for none).
+
+    The first owner rule that matches decides. Otherwise the innermost module rule and the
+    innermost container (an attention block, an MLP, a projector) are found, each by the
+    module name its match ends in (the earlier rule on a tie). The module rule decides when
+    it is not inside the container, when the two agree, and for norms and convolutions,
+    which are what they are wherever they sit; a module rule inside a container of another
+    kind is that container's (an output gate ``gate_proj`` inside ``self_attn`` is
+    attention, an MLP inside a projector projects). An MLP directly inside a projector,
+    with no stack of layers between them, is the projector's.
+    """
+    words = set(_SPLIT_WORDS.split(lowered))
+    leaf: Rule | None = None
+    leaf_at = -1
+    containers: list[tuple[int, Rule]] = []
+    for rule in RULES:
+        if rule.needs is not None and rule.needs.isdisjoint(words):
+            continue
+        if rule.kind == "owner":
+            if rule.pattern.search(lowered):
+                return rule.category, rule.component, ""
+            continue
+        if rule.kind == "container":
+            containers.extend(
+                (lowered.count(".", 0, m.end()), rule) for m in rule.pattern.finditer(lowered)
+            )
+            continue
+        at = -1
+        for m in rule.pattern.finditer(lowered):
+            at = m.end()
+        if at >= 0 and (module := lowered.count(".", 0, at)) > leaf_at:
+            leaf, leaf_at = rule, module
+    box: Rule | None = None
+    box_at = -1
+    for at, rule in containers:
+        if at > box_at:
+            box, box_at = rule, at
+    if box is not None and box.category == _FFN:
+        tokens = lowered.split(".")
+        for at, rule in containers:
+            if rule.category == _O and at < box_at and not _stacked_between(tokens, at, box_at):
+                box = rule
+                break
+    if box is None:
+        return (leaf.category, leaf.component, "") if leaf else ("other", "", "")
+    if leaf is None or leaf_at < box_at:
+        return box.category, box.component, box.category
+    if (
+        leaf.category == box.category
+        or leaf.category == _N
+        or leaf.component == "conv"
+        or (
+            box.category == _O
+            and leaf_at > box_at
+            and (
+                leaf.category in (_AT, _EM) or _stacked_between(lowered.split("."), box_at, leaf_at)
+            )
+        )
+    ):
+        return leaf.category, leaf.component, box.category
+    return box.category, box.component, box.category
+
+
+def _stacked_between(tokens: list[str], start: int, end: int) -> bool:
+    """Whether a numbered block container (``layers.#``) sits between two module names."""
+    return any(
+        tokens[i] == "#" and tokens[i - 1] in _LAYER_CONTAINERS for i in range(start + 1, end)
+    )
+
+
+# Flags a template carries for classify_all's second pass.
+_SETTLE = 1  # unknown by name, a convolution, or a norm (a matrix "norm" is no norm)
+_MARKER = 2  # a module only an MTP layer holds
+_FLAT = 4  # numbered by a layer container outside any encoder/decoder stack, in a text part
+
+_STEM = 8  # a patch embedding or a convolution outside any block: an encoder's input stem
+_Cached = tuple[str, str, Part, int | None, int | None, int, _Resolved]
 
 
 @lru_cache(maxsize=1 << 14)
-def _resolve(dotted: str) -> tuple[str, str, int | None, int | None]:
-    """Category, component, and which cut-out number (by position) is the layer and the expert.
-
-    ``dotted`` is the template with a leading dot: ``.model.layers.#.mlp.up_proj.weight``.
-    """
-    lowered = dotted.lower()
-    tokens = set(lowered.split("."))
-    rule = next(
-        (
-            r
-            for r in RULES
-            if (r.needs is None or not r.needs.isdisjoint(tokens)) and r.pattern.search(lowered)
-        ),
-        _UNKNOWN,
-    )
+def _resolve(dotted: str) -> _Cached:
+    """What the template ``dotted`` (with a leading dot: ``.model.layers.#.mlp.up_proj.weight``)
+    says: category, component, part, which cut-out numbers are the layer and the expert,
+    the flags, and the details the second pass reads."""
+    lowered = _CAMEL.sub("_", dotted).lower()
+    tokens = lowered.split(".")[1:]
+    part, part_at = part_of_tokens(tokens)
+    category, component, container = _match(lowered)
     layer_at: int | None = None
     expert_at: int | None = None
-    if rule.layered:
-        k = 0
-        prev = ""
-        for token in lowered.split("."):
-            if token == "#":
-                if layer_at is None and prev in _LAYER_CONTAINERS:
-                    layer_at = k
-                elif expert_at is None and prev == "experts":
-                    expert_at = k
-                k += 1
-            prev = token
-    return rule.category, rule.component, layer_at, expert_at
+    stacked = False
+    layer_tok: int | None = None  # the token index of the layer number
+    k = 0
+    prev = ""
+    for i, token in enumerate(tokens):
+        if token == "#":
+            if layer_at is None and prev in _LAYER_CONTAINERS:
+                layer_at, layer_tok = k, i
+                stacked = any(t in _STACK_NAMES for t in tokens[:i])
+            elif expert_at is None and prev == "experts":
+                expert_at = k
+            k += 1
+        prev = token
+    block_at = layer_at
+    if part_at >= 0 and not (part == "mtp" and layer_tok is not None and layer_tok < part_at):
+        layer_at = None  # a part named by a module has no layers of the language model
+    marker = not _MTP_MARKERS.isdisjoint(tokens)
+    details = _Resolved(
+        category, component, container, part, layer_at, block_at, expert_at, marker, stacked
+    )
+    flags = 0
+    if (category == "other" and not component) or component == "conv" or category == _N:
+        flags |= _SETTLE
+    if marker:
+        flags |= _MARKER
+    if layer_at is not None and not stacked and part in _TEXT:
+        flags |= _FLAT
+    if component in ("patch_embedding", "conv") and block_at is None:
+        flags |= _STEM
+    return category, component, part, layer_at, expert_at, flags, details
 
 
 # Role(...) on a frozen dataclass sets each field through object.__setattr__; filling the
 # slots directly builds the same object in about half the time, which shows at 100k+ names.
 _new = object.__new__
-_set_category, _set_layer, _set_component, _set_expert = (
-    Role.__dict__[field].__set__ for field in ("category", "layer", "component", "expert")
+_set_category, _set_layer, _set_component, _set_expert, _set_part = (
+    Role.__dict__[field].__set__ for field in ("category", "layer", "component", "expert", "part")
 )
 
 
 def classify(name: str) -> Role:
-    """The role of the tensor called ``name``; unknown names are ``other``. Never raises."""
+    """The role of the tensor called ``name``, from the name alone; unknown names are
+    ``other``. Never raises.
+
+    >>> classify("model.layers.3.self_attn.q_proj.weight")
+    Role(category='attention', layer=3, component='q', expert=None, part='language_model')
+    """
     if len(name) > MAX_NAME_LENGTH:
         return _UNREAD
     if "#" in name:  # '#' marks numbers in templates; keep a literal one from posing as one
         name = name.replace("#", "?")
     parts = _NUMBER.split("." + name)
-    category, component, layer_at, expert_at = _resolve(".#".join(parts[0::2]))
+    category, component, part, layer_at, expert_at, _, _ = _resolve(".#".join(parts[0::2]))
     role = _new(Role)
     _set_category(role, category)
     _set_component(role, component)
+    _set_part(role, part)
     layer = expert = None
     if layer_at is not None and len(digits := parts[2 * layer_at + 1]) <= _MAX_DIGITS:
         layer = int(digits)
@@ -334,3 +535,333 @@ def classify(name: str) -> Role:
     _set_layer(role, layer)
     _set_expert(role, expert)
     return role
+
+
+def classify_all(
+    tensors: Sequence[Shaped],
+    *,
+    hidden: int | None = None,
+    vocab: int | None = None,
+    num_hidden_layers: int | None = None,
+) -> list[Role]:
+    """The role of every tensor of one checkpoint: :func:`classify`, then what shapes and
+    the other tensors settle. Never raises.
+
+    - A name the rules do not know (``other`` with no component) is read from its shape: a
+      ``vocab x hidden`` matrix (either way round) is the token embedding, or the output head
+      when the checkpoint has a token embedding already; a vector of ``vocab`` (or
+      ``1 x vocab``) with no other weight beside it is the output head's bias; inside a
+      block, a matrix shaped like the block's named tensors of one category only is of that
+      category; a vector ``hidden`` wide, alone with its kind in its module (weight, bias),
+      is a norm; what is still unknown takes the category of its module's ``weight``.
+    - A "norm" of two or more dimensions was named by a module around it (an adaptive
+      norm's projections), not by a norm, which holds vectors: it is ``other``.
+    - A "convolution" whose module's weight is a matrix is a linear layer (ConvBERT's
+      ``conv_kernel_layer``): it takes the category of the module around it.
+    - A layer that holds a module only an MTP block has (``eh_proj``, ``enorm``, ``hnorm``,
+      ``shared_head``), or whose index is ``num_hidden_layers`` or more (the decoder's depth
+      as config.json states it), is in the ``mtp`` part, every tensor of it. Layers inside an
+      ``encoder``/``decoder`` stack never are (a T5 decoder may be deeper than the depth
+      config.json names).
+
+    ``hidden`` and ``vocab`` default to the shape of the token embedding (else the output
+    head) that the names point at.
+
+    >>> from paramtool.records import TensorInfo
+    >>> [r.category for r in classify_all([
+    ...     TensorInfo("wtab.weight", "F32", (512, 64), 0, 0),
+    ...     TensorInfo("blocks.0.ln_a.weight", "F32", (64,), 0, 0),
+    ... ], hidden=64, vocab=512)]
+    ['embedding', 'norm']
+    """
+    roles: list[Role] = []
+    pending: list[int] = []
+    flat: list[int] = []  # tensors that may sit in an MTP layer
+    markers: set[int] = set()
+    stems: list[int] = []
+    deep = num_hidden_layers if num_hidden_layers is not None else 1 << 62
+    new, resolve, split, limit = _new, _resolve, _NUMBER.split, MAX_NAME_LENGTH
+    for i, t in enumerate(tensors):
+        name = t.name
+        if len(name) > limit:
+            roles.append(_UNREAD)
+            continue
+        if "#" in name:
+            name = name.replace("#", "?")
+        parts = split("." + name)
+        category, component, part, layer_at, expert_at, flags, _ = resolve(".#".join(parts[0::2]))
+        role = new(Role)
+        _set_category(role, category)
+        _set_component(role, component)
+        _set_part(role, part)
+        layer = expert = None
+        if layer_at is not None and len(digits := parts[2 * layer_at + 1]) <= _MAX_DIGITS:
+            layer = int(digits)
+        if expert_at is not None and len(digits := parts[2 * expert_at + 1]) <= _MAX_DIGITS:
+            expert = int(digits)
+        _set_layer(role, layer)
+        _set_expert(role, expert)
+        roles.append(role)
+        if flags:
+            if flags & _SETTLE and (category != _N or len(t.shape) >= 2):
+                pending.append(i)
+            if flags & _FLAT and layer is not None:
+                flat.append(i)
+                if flags & _MARKER or layer >= deep:
+                    markers.add(layer)
+            if flags & _STEM:
+                stems.append(i)
+    if pending or stems:
+        details = _Details(tensors)
+        _infer_and_settle(tensors, roles, details, pending, hidden, vocab)
+        if stems:
+            _encoder_parts(tensors, roles, details, stems)
+    # MTP layers: by marker, or by index past the decoder's depth; never inside a stack.
+    if markers:
+        for i in flat:
+            role = roles[i]
+            if role.layer in markers and role.part != "mtp":
+                roles[i] = _with(role, part="mtp")
+    return roles
+
+
+class _Details:
+    """What each tensor's template says beyond its role, looked up again on demand (cached
+    per template): the common case, every name known, never asks."""
+
+    def __init__(self, tensors: Sequence[Shaped]) -> None:
+        self.tensors = tensors
+        self._seen: dict[int, tuple[_Resolved | None, list[str]]] = {}
+
+    def parts(self, i: int) -> tuple[_Resolved | None, list[str]]:
+        """The details of tensor ``i`` and its name cut at its numbers."""
+        if (seen := self._seen.get(i)) is None:
+            name = self.tensors[i].name
+            if len(name) > MAX_NAME_LENGTH:
+                seen = (None, [])
+            else:
+                parts = _NUMBER.split("." + name.replace("#", "?"))
+                seen = (_resolve(".#".join(parts[0::2]))[6], parts)
+            self._seen[i] = seen
+        return seen
+
+    def __getitem__(self, i: int) -> _Resolved | None:
+        return self.parts(i)[0]
+
+    def all(self) -> list[_Resolved | None]:
+        return [self[i] for i in range(len(self.tensors))]
+
+
+def _infer_and_settle(
+    tensors: Sequence[Shaped],
+    roles: list[Role],
+    details: _Details,
+    pending: list[int],
+    hidden: int | None,
+    vocab: int | None,
+) -> None:
+    """The width and vocabulary the names point at, where not given; then the second pass."""
+    if not pending:
+        return
+    if vocab is None:  # an output head's bias is as long as the vocabulary
+        vocab = next(
+            (
+                tensors[i].shape[0]
+                for i, r in enumerate(roles)
+                if r.component == "lm_head_bias" and len(tensors[i].shape) == 1 and r.part in _TEXT
+            ),
+            None,
+        )
+    if hidden is None or vocab is None:
+        for want in ("token_embedding", "lm_head"):
+            named = next(
+                (
+                    tuple(tensors[i].shape)
+                    for i, r in enumerate(roles)
+                    if r.component == want and len(tensors[i].shape) == 2 and r.part in _TEXT
+                ),
+                None,
+            )
+            if named is not None:
+                vocab, hidden = vocab or max(named), hidden or min(named)
+                break
+    if hidden is None:  # the width most norms have
+        widths = Counter(
+            tensors[i].shape[0]
+            for i, r in enumerate(roles)
+            if r.category == _N and len(tensors[i].shape) == 1 and r.part in _TEXT
+        )
+        hidden = widths.most_common(1)[0][0] if widths else None
+    shapes = [tuple(t.shape) for t in tensors]
+    _Settle(tensors, roles, shapes, details, hidden, vocab).run(pending)
+
+
+def _encoder_parts(
+    tensors: Sequence[Shaped], roles: list[Role], details: _Details, stems: list[int]
+) -> None:
+    """An ``encoder`` stack whose input is a patch embedding, or a 2-D convolution, is a
+    vision encoder (Pix2Struct, vision encoder-decoders); one whose input is a 1-D
+    convolution is an audio encoder (Whisper, Speech2Text). Found by the stems' kernels,
+    outside the stack's blocks; the stack's every tensor moves to that part."""
+    stacks: dict[str, Part] = {}
+    for i in stems:
+        t, role, r = tensors[i], roles[i], details[i]
+        if role.component not in ("patch_embedding", "conv") or r is None:
+            continue  # the second pass read a linear "convolution" as its container's
+        if r.part != LANGUAGE_MODEL and not _named_by_patches(t.name):
+            continue  # a stem inside a named tower (a vision_tower in the encoder) is the tower's
+        head, sep, _ = t.name.partition("encoder.")
+        if not sep or head not in ("", "model.") or not t.name.endswith(".weight"):
+            continue
+        if role.component == "patch_embedding" or len(t.shape) >= 4:
+            stacks.setdefault(head + sep, "vision_encoder")
+        elif len(t.shape) == 3:
+            stacks.setdefault(head + sep, "audio_encoder")
+    if not stacks:
+        return
+    for i, t in enumerate(tensors):
+        if roles[i].part == LANGUAGE_MODEL:
+            head, sep, _ = t.name.partition("encoder.")
+            part = stacks.get(head + sep) if sep else None
+            if part is not None:
+                roles[i] = _with(roles[i], part=part, layer=None)
+
+
+def _named_by_patches(name: str) -> bool:
+    """Whether the part of ``name`` is named by its patch embedding itself."""
+    tokens = _CAMEL.sub("_", name).lower().split(".")
+    _, at = part_of_tokens(tokens)
+    return at >= 0 and not {"patch", "patches"}.isdisjoint(tokens[at].split("_"))
+
+
+_TEXT = (LANGUAGE_MODEL, "mtp")
+_HEAD_WORDS = frozenset({"head", "out", "output", "logits", "decoder", "proj", "projector"})
+_UNTELLING = frozenset({"other", "adapter", "quantization"})
+_NORM_PARAMS = frozenset({"weight", "bias", "gamma", "beta", "scale"})
+
+
+def _with(role: Role, **changes: object) -> Role:
+    fields: dict[str, object] = {
+        "category": role.category,
+        "layer": role.layer,
+        "component": role.component,
+        "expert": role.expert,
+        "part": role.part,
+    }
+    fields.update(changes)
+    return Role(**fields)  # type: ignore[arg-type]
+
+
+class _Settle:
+    """The second pass of :func:`classify_all`, over the tensors names left unsettled.
+
+    The indexes it needs (tensors by module, shapes by block) are built on first use: a
+    checkpoint whose names are all known pays nothing.
+    """
+
+    def __init__(
+        self,
+        tensors: Sequence[Shaped],
+        roles: list[Role],
+        shapes: list[tuple[int, ...]],
+        resolved: _Details,
+        hidden: int | None,
+        vocab: int | None,
+    ) -> None:
+        self.tensors, self.roles, self.shapes, self.resolved = tensors, roles, shapes, resolved
+        self.hidden, self.vocab = hidden, vocab
+        self._modules: dict[str, tuple[int | None, int | None]] | None = None
+        self._blocks: dict[str, dict[tuple[int, ...], set[str]]] | None = None
+
+    def run(self, pending: list[int]) -> None:
+        roles = self.roles
+        self.has_token_embedding = any(
+            r.component == "token_embedding" and r.part in _TEXT for r in roles
+        )
+        still = [i for i in pending if not self._settle(i)]
+        for i in still:  # what is left takes the category of its module's weight
+            weight = self._weight_of(i)
+            if weight is not None and roles[weight].category not in _UNTELLING:
+                roles[i] = _with(roles[i], category=roles[weight].category, component="")
+
+    def _settle(self, i: int) -> bool:
+        """Settle tensor ``i`` from its shape; False when nothing does."""
+        role, shape = self.roles[i], self.shapes[i]
+        r = self.resolved[i]
+        if role.component == "conv":
+            weight = self._weight_of(i)
+            matrix = self.shapes[weight] if weight is not None else shape
+            if len(matrix) == 2 and r is not None and r.container in (_AT, _FFN):
+                self.roles[i] = _with(role, category=r.container, component="")
+            return True
+        if role.category == _N:  # a matrix a module around it called a norm: not a norm
+            self.roles[i] = _with(role, category=_O, component="")
+            return True
+        vocab, hidden = self.vocab, self.hidden
+        if role.part in _TEXT and vocab and hidden and vocab != hidden:
+            if len(shape) == 2 and sorted(shape) == sorted((vocab, hidden)):
+                name = _CAMEL.sub("_", self.tensors[i].name).lower()
+                head = self.has_token_embedding or not _HEAD_WORDS.isdisjoint(
+                    _SPLIT_WORDS.split(name)
+                )
+                self.has_token_embedding = self.has_token_embedding or not head
+                component = "lm_head" if head else "token_embedding"
+                self.roles[i] = _with(role, category=_EM, component=component)
+                return True
+            if shape in ((vocab,), (1, vocab)):
+                weight = self._weight_of(i)
+                if weight is None or (
+                    len(self.shapes[weight]) == 2 and vocab in self.shapes[weight]
+                ):
+                    self.roles[i] = _with(role, category=_EM, component="lm_head_bias")
+                    return True
+        if len(shape) >= 2 and r is not None and r.block_at is not None:
+            cats = self._block_shapes().get(self._block_key(i), {}).get(shape, set())
+            if len(cats) == 1:
+                self.roles[i] = _with(role, category=next(iter(cats)), component="")
+                return True
+        if len(shape) == 1 and hidden and shape[0] == hidden and self._module(i)[1] == hidden:
+            self.roles[i] = _with(role, category=_N, component="norm")
+            return True
+        return False
+
+    def _module(self, i: int) -> tuple[int | None, int | None]:
+        """Of tensor ``i``'s module: which tensor is its ``weight``, and the width of its
+        vectors when it holds only vectors of one width named as a norm's are (weight, bias,
+        gamma, beta, scale); built for all modules at once, on first use."""
+        if self._modules is None:
+            weights: dict[str, int] = {}
+            widths: dict[str, int | None] = {}
+            for j, (t, shape) in enumerate(zip(self.tensors, self.shapes, strict=True)):
+                module, _, leaf = t.name.rpartition(".")
+                if leaf == "weight":
+                    weights.setdefault(module, j)
+                width = shape[0] if len(shape) == 1 and leaf in _NORM_PARAMS else None
+                widths[module] = width if widths.get(module, width) == width else None
+            self._modules = {m: (weights.get(m), w) for m, w in widths.items()}
+        return self._modules.get(self.tensors[i].name.rpartition(".")[0], (None, None))
+
+    def _weight_of(self, i: int) -> int | None:
+        """The ``weight`` beside tensor ``i`` in its module (itself when it is one)."""
+        return self._module(i)[0]
+
+    def _block_key(self, i: int) -> str:
+        r, parts = self.resolved.parts(i)
+        assert r is not None and r.block_at is not None
+        return ".#".join(parts[0 : 2 * r.block_at + 1 : 2]) + "." + parts[2 * r.block_at + 1]
+
+    def _block_shapes(self) -> dict[str, dict[tuple[int, ...], set[str]]]:
+        """Per block, the categories named tensors of each shape (either way round) have."""
+        if self._blocks is None:
+            self._blocks = {}
+            for j, (role, shape, r) in enumerate(
+                zip(self.roles, self.shapes, self.resolved.all(), strict=True)
+            ):
+                if r is None or r.block_at is None or len(shape) < 2:
+                    continue
+                if role.category in _UNTELLING or (role.category == _N):
+                    continue
+                by_shape = self._blocks.setdefault(self._block_key(j), {})
+                by_shape.setdefault(shape, set()).add(role.category)
+                by_shape.setdefault(shape[::-1], set()).add(role.category)
+        return self._blocks

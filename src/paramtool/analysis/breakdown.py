@@ -176,6 +176,7 @@ def base_info(b: Breakdown) -> BaseInfo:
         dtype=dtype,
         quantized=b.quantization is not None,
         weight_shapes=shapes,
+        model_type=b.config.model_type if b.config is not None else None,
     )
 
 

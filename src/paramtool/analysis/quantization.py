@@ -10,7 +10,8 @@ how many parameters of the unquantized model it holds:
   ``weight_shape``, KV-cache scales; anatomy category ``quantization``) holds none;
 * a packed weight holds ``stored bytes x 8 / bits``: GPTQ/AWQ ``qweight`` (int32),
   compressed-tensors ``weight_packed``, bitsandbytes 4-bit ``weight`` (uint8),
-  MXFP4 ``*_blocks`` (uint8), NVFP4 ``weight`` (uint8 beside an FP8 ``weight_scale``);
+  MXFP4 ``*_blocks`` (uint8), NVFP4 ``weight`` (uint8 beside an FP8 ``weight_scale``),
+  MLX ``weight`` (uint32 beside ``scales``: ``mlx.nn.quantize``, ``mlx_lm.convert -q``);
 * every other tensor, FP8/INT8/F4 weights included, one parameter per element.
 
 docs/formulas.md ("Quantized tensors") lists every rule with its
@@ -35,6 +36,13 @@ MAX_NOTES = 12
 # quant_method (config.json quantization_config) -> our scheme name, where they differ.
 _METHODS = {"fbgemm_fp8": "fp8", "fp8": "fp8", "gptq": "gptq", "awq": "awq", "mxfp4": "mxfp4"}
 
+# MLX (mlx.core.quantize): mode -> (default group size, default bits); affine is the default
+# mode and the only one with biases. Affine takes group sizes 32, 64, 128 and bits 2-6, 8.
+MLX_MODES = {"affine": (64, 4), "mxfp4": (32, 4), "nvfp4": (16, 4), "mxfp8": (32, 8)}
+MLX_AFFINE_GROUPS = (64, 32, 128)  # the default first: the order shapes alone are tried in
+MLX_AFFINE_BITS = frozenset({2, 3, 4, 5, 6, 8})
+_MLX_KEYS = frozenset({"group_size", "bits", "mode"})
+
 
 @dataclass(frozen=True, slots=True)
 class Declared:
@@ -46,6 +54,17 @@ class Declared:
     group_size: int | None = None
     format: str | None = None  # GPTQ checkpoint_format, AWQ version, compressed-tensors format
     block_size: tuple[int, ...] | None = None  # FP8 weight_block_size
+    # MLX per-module settings (module path -> (group size, bits, mode)); None: left unquantized
+    layers: Mapping[str, MLXParams | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MLXParams:
+    """One MLX quantization setting, as config.json's ``quantization`` states it."""
+
+    group_size: int | None
+    bits: int | None
+    mode: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +77,7 @@ class Unpacked:
     group_size: int | None = None  # elements sharing one scale, where the shapes tell
     shape: tuple[int, ...] | None = None  # logical [out, in] where the shapes tell
     note: str = ""
+    mode: str | None = None  # MLX: affine, mxfp4, nvfp4, mxfp8
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +137,13 @@ def _str(obj: Mapping[str, Any], *keys: str) -> str | None:
 
 
 def declared(config: Mapping[str, Any] | None) -> Declared | None:
-    """The scheme config.json declares in ``quantization_config`` (or a nested text_config)."""
+    """The scheme config.json declares in ``quantization_config`` (or a nested text_config),
+    or MLX's ``quantization``."""
     if not config:
         return None
+    mlx = _mlx_declared(config)
+    if mlx is not None:
+        return mlx
     qc = config.get("quantization_config")
     if not isinstance(qc, Mapping):
         inner = config.get("text_config")
@@ -178,6 +202,96 @@ def declared(config: Mapping[str, Any] | None) -> Declared | None:
     if method == "awq":
         return Declared("awq", raw, bits, group, _str(qc, "version"))
     return Declared(_METHODS.get(method or "", method or "unknown"), raw, bits, group)
+
+
+def _mlx_params(v: Mapping[str, Any]) -> MLXParams:
+    mode = v.get("mode")
+    return MLXParams(
+        positive_int(v, "group_size"),
+        positive_int(v, "bits"),
+        mode if isinstance(mode, str) and mode else None,
+    )
+
+
+def _mlx_declared(config: Mapping[str, Any]) -> Declared | None:
+    """MLX's ``quantization`` (mlx-lm writes it again as ``quantization_config``, no
+    ``quant_method``): ``group_size``, ``bits``, ``mode``, and per-module overrides keyed by
+    module path, a dict of the same keys or ``false`` for a module left unquantized.
+
+    A ``quantization_config`` alone counts as MLX's only when each other key holds a dict:
+    ``{"bits": 4, "group_size": 128, "desc_act": false}`` is another tool's."""
+    qc = config.get("quantization")
+    if not isinstance(qc, Mapping) or "quant_method" in qc or not _MLX_KEYS & qc.keys():
+        qc = config.get("quantization_config")
+        if not isinstance(qc, Mapping) or "quant_method" in qc or not _MLX_KEYS & qc.keys():
+            return None
+        if any(k not in _MLX_KEYS and not isinstance(v, Mapping) for k, v in qc.items()):
+            return None
+    top = _mlx_params(qc)
+    layers: dict[str, MLXParams | None] = {}
+    for k, v in qc.items():
+        if k in _MLX_KEYS:
+            continue
+        if isinstance(v, Mapping):
+            layers[k] = _mlx_params(v)
+        elif v is False:
+            layers[k] = None
+    return Declared("mlx", None, top.bits, top.group_size, top.mode or "affine", None, layers)
+
+
+def _mlx(
+    t: TensorInfo, m: str, scales: TensorInfo, has_biases: bool, decl: Declared | None
+) -> Unpacked | None:
+    """An MLX quantized weight: uint32 [..., out, in x bits / 32] beside scales (and, in
+    affine mode, biases) [..., out, in / group_size]; None when the shapes do not fit.
+
+    3-, 5- and 6-bit values are packed in 3- or 5-byte runs that straddle the uint32 words
+    (``mlx/backend/common/quantized.h``), so only the row's total is in x bits / 32 words.
+    """
+    if len(t.shape) < 2 or scales.shape[:-1] != t.shape[:-1] or not scales.shape[-1]:
+        return None
+    words, groups = t.shape[-1], scales.shape[-1]
+    stated = None
+    if decl is not None and decl.scheme == "mlx":
+        stated = decl.layers.get(m, MLXParams(decl.group_size, decl.bits, decl.format))
+    group, bits = (stated.group_size, stated.bits) if stated else (None, None)
+    if stated is not None and stated.mode in MLX_MODES:
+        mode = stated.mode
+    elif has_biases:
+        mode = "affine"
+    else:  # the floating-point modes keep one 8-bit scale a group and no bias
+        by_ratio = {2: "nvfp4", 4: "mxfp4", 8: "mxfp8"}  # words / groups = group x bits / 32
+        mode = by_ratio.get(_ratio(words, groups) or 0, "affine")
+    note = ""
+    if mode != "affine":
+        group, bits = group or MLX_MODES[mode][0], bits or MLX_MODES[mode][1]
+    elif group and _fits(32 * words, group * groups, MLX_AFFINE_BITS):
+        implied = 32 * words // (group * groups)
+        if bits and bits != implied:
+            note = f"{t.name}: config.json says {bits}-bit, the scales' shape says {implied}-bit"
+        bits = implied
+    elif bits and _fits(32 * words, bits * groups, MLX_AFFINE_GROUPS):
+        group = 32 * words // (bits * groups)
+    else:
+        fits = [g for g in MLX_AFFINE_GROUPS if _fits(32 * words, g * groups, MLX_AFFINE_BITS)]
+        if not fits:
+            return None
+        group = fits[0]
+        bits = 32 * words // (group * groups)
+        if len(fits) > 1:
+            note = (
+                f"MLX weights without their group size in config.json: group size {group} "
+                "assumed (mlx's default) where the shapes allow several"
+            )
+    if groups * group * bits != 32 * words:
+        note = f"{t.name}: {mode} {bits}-bit, group size {group} does not fit the shapes"
+    return Unpacked(
+        t.nbytes * 8 // bits, "mlx", bits, group, t.shape[:-1] + (groups * group,), note, mode
+    )
+
+
+def _fits(whole: int, part: int, allowed: frozenset[int] | tuple[int, ...]) -> bool:
+    return bool(part) and whole % part == 0 and whole // part in allowed
 
 
 def _bits_from_zeros(scales: TensorInfo | None, qzeros: TensorInfo | None) -> int | None:
@@ -297,6 +411,10 @@ def unpack(
         group = _ratio(logical, absmax.parameters) if absmax is not None else None
         return Unpacked(logical, f"bitsandbytes-{kind_name}", 4, group)
     m = name[: -len(".weight")]
+    if dtype == "U32" and (mlx_scales := by_name.get(m + ".scales")) is not None:
+        mlx = _mlx(t, m, mlx_scales, (m + ".biases") in by_name, decl)
+        if mlx is not None:
+            return mlx
     scale = by_name.get(m + ".weight_scale")
     if (
         dtype == "U8"
@@ -355,6 +473,8 @@ def analyze(
     schemes: dict[str, list[int]] = {}
     bit_set: set[int] = set()
     group_set: set[int] = set()
+    mlx_bits: dict[int, int] = {}  # bits -> MLX weights stored at them (mixed recipes)
+    mlx_modes: set[str] = set()
     notes: list[str] = []
     for i, (t, r) in enumerate(zip(tensors, roles, strict=True)):
         dtype = t.dtype
@@ -389,6 +509,10 @@ def analyze(
             bit_set.add(u.bits)
         if u.group_size:
             group_set.add(u.group_size)
+        if u.scheme == "mlx" and u.bits:
+            mlx_bits[u.bits] = mlx_bits.get(u.bits, 0) + 1
+            if u.mode:
+                mlx_modes.add(u.mode)
     if fp8[0]:
         acc = schemes.setdefault("fp8", [0, 0, 0])
         for k in range(3):
@@ -407,9 +531,17 @@ def analyze(
     else:
         source = "tensor names"
     bits = decl.bits if decl is not None and decl.bits else None
+    group = decl.group_size if decl is not None and decl.group_size else None
+    fmt = decl.format if decl is not None else file_type
+    if mlx_bits:  # per-module settings override the top level: the tensors tell
+        bits = group = None
+        if len(mlx_bits) > 1:
+            mix = ", ".join(f"{b}-bit x{n:,}" for b, n in sorted(mlx_bits.items()))
+            notes.append(f"MLX weights at mixed bit widths: {mix}")
+        if len(mlx_modes) == 1:
+            fmt = next(iter(mlx_modes))
     if bits is None and len(bit_set) == 1:
         bits = next(iter(bit_set))
-    group = decl.group_size if decl is not None and decl.group_size else None
     if group is None and len(group_set) == 1:
         group = next(iter(group_set))
     q = [sum(v[i] for v in schemes.values()) for i in range(3)]
@@ -419,7 +551,7 @@ def analyze(
         detected_from=source,
         bits=bits,
         group_size=group,
-        format=decl.format if decl is not None else file_type,
+        format=fmt,
         block_size=decl.block_size if decl is not None else None,
         by_scheme={
             k: SchemeTally(*v) for k, v in sorted(schemes.items(), key=lambda kv: -kv[1][1])
