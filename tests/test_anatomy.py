@@ -749,7 +749,7 @@ def test_classify_all_is_fast() -> None:
 
     alone = best(lambda: [classify(t.name) for t in tensors])
     whole = best(lambda: classify_all(tensors))
-    assert whole < 1.3 * alone + 0.02, (whole, alone)
+    assert whole < 1.5 * alone + 0.05, (whole, alone)
 
 
 _NAME_PARTS = st.sampled_from(

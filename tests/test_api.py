@@ -205,3 +205,19 @@ def test_python_api_page_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
             exec(compile(block, f"docs/python-api.md block {i + 1}", "exec"), namespace)
         except Exception as e:  # pragma: no cover - the message is the point
             raise AssertionError(f"block {i + 1} of docs/python-api.md failed: {e!r}") from e
+
+
+def test_parts_have_their_own_category_split(tmp_path: Path) -> None:
+    """DeepSeek-V3: the report's 671B main model, and its MTP module as a part of its own."""
+    from layouts import deepseek_v3
+
+    write_sparse_checkpoint(tmp_path, deepseek_v3())
+    r = paramtool.inspect(tmp_path)
+    doc = cli_json("inspect", str(tmp_path))
+    assert same(r.to_dict()) == doc
+    assert doc["by_part"]["language_model"]["parameters"] == 671_026_419_200
+    assert doc["by_part"]["mtp"]["parameters"] == 684_489_845_504 - 671_026_419_200
+    assert sum(v["parameters"] for v in doc["by_part"]["mtp"]["by_category"].values()) == (
+        doc["by_part"]["mtp"]["parameters"]
+    )
+    assert list(r.by_part) == ["language_model", "mtp"]

@@ -11,8 +11,8 @@ A tensor passes when paramtool answers what the truth says, or one of the answer
 the rest, each entry with its reason:
 
 - :data:`DISPUTES`: the truth script read a class name wrongly, or its answer contradicts the
-  README's own conventions (a model's name prefix matched a category word, ``Quantiz`` in
-  ``NonDynamicallyQuantizableLinear``, the base model's class naming the whole model's part).
+  README's own conventions (a model's name prefix matched a category word: ``Moe`` in
+  ``Qwen3VLMoe*``, ``Rwkv`` in ``RwkvFeedForward``; ``Gate`` in ``*ForgetGate``).
 - :data:`MISSES`: what names and shapes cannot tell (a vision tower saved without a prefix).
 
 Templates listed in ``truth.unclassified`` (no module on the path says anything) accept any
@@ -68,43 +68,7 @@ class Dispute:
         )
 
 
-# Fixtures whose base model's class names a modality (``AudioFlamingo3Model``, ``MellumModel``
-# holds "Mel", ``WhisperDecoder``, ``SeamlessM4T...``): the truth script's part rule tests
-# each module's class from the outside in, so the whole language model, projector included,
-# took that modality's part.
-_WRAPPER_PARTS = (
-    "audioflamingo3",
-    "aya_vision",
-    "granite_speech",
-    "granite_speech_plus",
-    "hyperclovax_vision_v2",
-    "mellum",
-    "musicgen_melody",
-    "qwen2_audio",
-    "seamless_m4t",
-    "seamless_m4t_v2",
-    "whisper",
-)
-
 DISPUTES: tuple[Dispute, ...] = (
-    Dispute(
-        "nn.MultiheadAttention's out_proj: 'Quantiz' in NonDynamicallyQuantizableLinear is no "
-        "quantization",
-        ("attention",),
-        owner=r"^NonDynamicallyQuantizableLinear\.",
-    ),
-    Dispute(
-        "I-BERT's QuantLinear float weight and bias are the model's parameters; the README keeps "
-        "'quantization' for I-BERT's range buffers",
-        ("attention", "feed_forward"),
-        owner=r"^QuantLinear\.(?:weight|bias)$",
-    ),
-    Dispute(
-        "I-BERT's integer copies and scaling factors are quantization buffers, as the truth "
-        "says for QuantLinear's in the same fixture",
-        ("quantization",),
-        owner=r"^QuantEmbedding\.(?:weight_integer|weight_scaling_factor)$",
-    ),
     Dispute(
         "an Embedding owned by attention (relative position bias) is attention, embedding "
         "accepted, by the README; the script checks the leaf's own class first",
@@ -197,11 +161,12 @@ DISPUTES: tuple[Dispute, ...] = (
         template=r"^entity_predictions\.bias$",
     ),
     Dispute(
-        "the script's part rule tests the base model's class first: "
-        + "its modality word claimed the whole model (see _WRAPPER_PARTS)",
-        ("language_model", "multimodal_projector", "vision_encoder"),
+        "multi_modal_projector is a projector by its attribute; its class "
+        "(AyaVisionMultiModalProjector) says Vision, which the script tests first",
+        ("multimodal_projector",),
         axis="part",
-        fixtures=_WRAPPER_PARTS,
+        fixtures=("aya_vision",),
+        template=r"^multi_modal_projector\.",
     ),
     Dispute(
         "a parameter on the model itself (query_tokens, image_newline): the README lists these "
@@ -229,6 +194,14 @@ DISPUTES: tuple[Dispute, ...] = (
 )
 
 MISSES: tuple[Dispute, ...] = (
+    Dispute(
+        "Granite Speech's audio encoder is called 'encoder' and fed by a Linear; its 1-D "
+        "convolutions sit inside its blocks, where ConvBERT's text encoder has them too",
+        ("language_model",),
+        axis="part",
+        fixtures=("granite_speech", "granite_speech_plus"),
+        template=r"^encoder\.",
+    ),
     Dispute(
         "a vision tower saved at the root, beside the language model, with no prefix "
         "(blocks.#, merger, deepstack_merger_list, pos_embed)",
@@ -332,6 +305,25 @@ class Verdict:
 _RANK = {"truth": 0, "ambiguous": 1, "unclassified": 2, "dispute": 3, "miss": 4, "wrong": 5}
 
 
+def _judge(
+    got: str, want: str, accepted: list[str], axis: str, where: tuple[str, str, str, bool]
+) -> str:
+    """How an answer passes on one axis; ``where``: fixture, template, owner, unclassified."""
+    fixture, tmpl, owner, unclassified = where
+    if got == want:
+        return "truth"
+    if got in accepted:
+        return "ambiguous"
+    if axis == "category" and unclassified:
+        return "unclassified"
+    for table, how in ((DISPUTES, "dispute"), (MISSES, "miss")):
+        if any(
+            d.axis == axis and got in d.accept and d.covers(fixture, tmpl, owner) for d in table
+        ):
+            return how
+    return "wrong"
+
+
 def verdicts(path: Path, with_context: bool) -> Iterator[Verdict]:
     """Each tensor of one fixture against its truth."""
     fixture = load(path)
@@ -351,23 +343,9 @@ def verdicts(path: Path, with_context: bool) -> Iterator[Verdict]:
         category = categories[t.name]
         part = parts.get(t.name, truth.get("part_default", "language_model"))
 
-        def judge(got: str, want: str, accepted: list[str], axis: str) -> str:
-            if got == want:
-                return "truth"
-            if got in accepted:
-                return "ambiguous"
-            if axis == "category" and tmpl in unclassified:
-                return "unclassified"
-            for table, how in ((DISPUTES, "dispute"), (MISSES, "miss")):
-                if any(
-                    d.axis == axis and got in d.accept and d.covers(name, tmpl, owner)
-                    for d in table
-                ):
-                    return how
-            return "wrong"
-
-        how_c = judge(role.category, category, ambiguous.get(t.name, []), "category")
-        how_p = judge(role.part, part, part_ambiguous.get(t.name, []), "part")
+        where = (name, tmpl, owner, tmpl in unclassified)
+        how_c = _judge(role.category, category, ambiguous.get(t.name, []), "category", where)
+        how_p = _judge(role.part, part, part_ambiguous.get(t.name, []), "part", where)
         yield Verdict(
             t.name,
             tmpl,
@@ -440,7 +418,9 @@ def table() -> str:
     for group, acc in sorted(rows.items()):
         total.update(acc)
         cells = [str(acc[h]) for h in hows]
-        out.append(f"| {group} | {acc['fixtures']} | {acc['tensors']} | " + " | ".join(cells) + " |")
+        out.append(
+            f"| {group} | {acc['fixtures']} | {acc['tensors']} | " + " | ".join(cells) + " |"
+        )
     cells = [str(total[h]) for h in hows]
     out.append(f"| all | {total['fixtures']} | {total['tensors']} | " + " | ".join(cells) + " |")
     return "\n".join(out)

@@ -13,9 +13,12 @@ attention). A rule matches whole module names or whole words, never part of a wo
 ``roberta_prelayernorm`` holds no norm. The rules are one ordered table. Most describe the
 module that owns a tensor (a norm, a projection, an embedding): of these the innermost
 match wins, so that DBRX's ``norm_attn_norm.attn.Wqkv`` is attention, and a tie on one
-module name goes to the earlier rule. A few *own* everything beneath them wherever they
-sit (PEFT deltas, quantization metadata, routers and experts, poolers, classifiers, head
-transforms, rotary buffers): the first of those that matches wins outright.
+module name goes to the earlier rule. Some name a *container* (an attention block, an MLP,
+a projector, a patch embedding), whose kind wins over a module of another kind inside it
+(a ``gate_proj`` in ``self_attn`` gates attention) but not over norms and convolutions. A
+few *own* everything beneath them wherever they sit (PEFT deltas, quantization metadata,
+routers and experts, poolers, classifiers, head transforms, rotary buffers): the first of
+those that matches wins outright. See :func:`_match`.
 
 Speed: numbers are cut out of the name first (``model.layers.7.mlp.up_proj`` ->
 ``model.layers.#.mlp.up_proj``), so the rules run once per *template*, a few hundred per
@@ -149,8 +152,7 @@ _AD, _Q, _O, _N, _EM, _AT, _FFN = (
     "attention",
     "feed_forward",
 )
-# Words that make a module an attention module, or a token mixer in attention's place
-# (Mamba, linear attention, RWKV time mixing, short convolutions).
+# Words that make a module an attention block (linear attention too: ``linear_attn``).
 _ATTN = "attention|attn|selfattention|encdecattention|crossattention|retention"
 # Token mixers in attention's place (Mamba, RWKV time mixing): modules, not containers, since
 # NemotronH calls every block's module "mixer", its MLPs too, and "mamba" prefixes whole models.
@@ -236,9 +238,8 @@ RULES: tuple[Rule, ...] = (
         "predictions|lm|head|vocab|cls",
     ),
     tok("classifier|score|qa_outputs|seq_relationship|sop_classifier", _O, "classifier", "owner"),
-    tok(
-        "eh_proj", _O, "mtp_projection", kind="owner"
-    ),  # DeepSeek MTP: [embedding; hidden] -> hidden
+    # DeepSeek's MTP block projects [embedding; hidden] -> hidden.
+    tok("eh_proj", _O, "mtp_projection", kind="owner"),
     # --- Rules for the module that owns a tensor: the innermost match wins --------------
     # Norms, including the ones that live inside attention.
     tok(
@@ -253,7 +254,7 @@ RULES: tuple[Rule, ...] = (
         _N,
         "norm",
     ),
-    # Convolution kernels (patch embeddings, SSM and audio convolutions) are "other".
+    # Convolution kernels (SSM mixers', audio stems') are "other" wherever they sit.
     word(r"conv|conv\d+|conv\d*d", _O, "conv"),
     # Embeddings and output heads.
     word(
@@ -316,7 +317,7 @@ RULES: tuple[Rule, ...] = (
     tok("relative_attention_bias", _AT, "relative_bias"),
     tok("sinks|attn_sinks", _AT, "sinks"),
     word(_ATTN, _AT, kind="container"),
-    word(_MIXER, _AT),
+    word(_MIXER, _AT),  # a mixer's own tensors (A_log, D, dt_bias, in_proj, x_proj)
     # Feed-forward: routers by position, then dense MLPs.
     under(_FF + "|mixer", "gate", _FFN, "router"),  # mlp.gate / block_sparse_moe.gate
     raw(r"\.(?:layers|layer|h|blocks|block|blk)\.#\.gate(?=\.|\Z)", _FFN, "router"),
@@ -454,7 +455,6 @@ def _stacked_between(tokens: list[str], start: int, end: int) -> bool:
 _SETTLE = 1  # unknown by name, a convolution, or a norm (a matrix "norm" is no norm)
 _MARKER = 2  # a module only an MTP layer holds
 _FLAT = 4  # numbered by a layer container outside any encoder/decoder stack, in a text part
-
 _STEM = 8  # a patch embedding or a convolution outside any block: an encoder's input stem
 _Cached = tuple[str, str, Part, int | None, int | None, int, _Resolved]
 
@@ -576,8 +576,7 @@ def classify_all(
     """
     roles: list[Role] = []
     pending: list[int] = []
-    flat: list[int] = []  # tensors that may sit in an MTP layer
-    markers: set[int] = set()
+    markers: set[int] = set()  # MTP layers
     stems: list[int] = []
     deep = num_hidden_layers if num_hidden_layers is not None else 1 << 62
     new, resolve, split, limit = _new, _resolve, _NUMBER.split, MAX_NAME_LENGTH
@@ -605,24 +604,29 @@ def classify_all(
         if flags:
             if flags & _SETTLE and (category != _N or len(t.shape) >= 2):
                 pending.append(i)
-            if flags & _FLAT and layer is not None:
-                flat.append(i)
-                if flags & _MARKER or layer >= deep:
-                    markers.add(layer)
+            if flags & _FLAT and layer is not None and (flags & _MARKER or layer >= deep):
+                markers.add(layer)
             if flags & _STEM:
                 stems.append(i)
+    details = _Details(tensors)
     if pending or stems:
-        details = _Details(tensors)
         _infer_and_settle(tensors, roles, details, pending, hidden, vocab)
         if stems:
             _encoder_parts(tensors, roles, details, stems)
     # MTP layers: by marker, or by index past the decoder's depth; never inside a stack.
     if markers:
-        for i in flat:
-            role = roles[i]
+        for i, role in enumerate(roles):
             if role.layer in markers and role.part != "mtp":
-                roles[i] = _with(role, part="mtp")
+                entry = _resolve_of(details, i)
+                if entry is not None and entry[5] & _FLAT:
+                    roles[i] = _with(role, part="mtp")
     return roles
+
+
+def _resolve_of(details: _Details, i: int) -> _Cached | None:
+    """The cached entry of tensor ``i``'s template."""
+    r, parts = details.parts(i)
+    return _resolve(".#".join(parts[0::2])) if r is not None else None
 
 
 class _Details:

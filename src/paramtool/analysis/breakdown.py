@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
-from paramtool.analysis.anatomy import CATEGORIES, Role, classify
+from paramtool.analysis.anatomy import CATEGORIES, PARTS, Role, classify_all
 from paramtool.analysis.model import ModelDescription, describe
 from paramtool.records import Checkpoint
 
@@ -98,6 +98,8 @@ class Breakdown:
     parameters: tuple[int, ...] = ()  # logical parameters of each tensor
     unpacked: Mapping[int, Unpacked] = field(default_factory=dict)  # tensor index -> quantized
     quantization: Quantization | None = None
+    # part -> category -> tally (parts present only): language model, vision encoder, MTP head...
+    by_part: Mapping[str, Mapping[str, Tally]] = field(default_factory=dict)
     adapter: Adapter | None = None
     moe: MoE | None = None
 
@@ -186,7 +188,18 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
     ``base``: the model a PEFT adapter applies to, for its share and the merged size.
     """
     tensors = checkpoint.tensors
-    roles = tuple(classify(t.name) for t in tensors)
+    description = describe(
+        checkpoint.config, tensors, source="gguf" if checkpoint.format == "gguf" else "config.json"
+    )
+    # Names first; the shapes (against the description's widths) settle what names leave open.
+    roles = tuple(
+        classify_all(
+            tensors,
+            hidden=description.hidden_size,
+            vocab=description.vocab_size,
+            num_hidden_layers=description.layers if description.kind == "decoder" else None,
+        )
+    )
     elements = [t.parameters for t in tensors]
     gguf = checkpoint.gguf  # GGUF: general.file_type names the mix (Q4_K_M)
     file_type = gguf.get("file_type") if gguf is not None else None
@@ -216,10 +229,17 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
     total = [0, 0, 0, 0]
     by_dtype: dict[str, list[int]] = {}
     by_category: dict[str, list[int]] = {c: [0, 0, 0, 0] for c in CATEGORIES}
+    parts: dict[str, dict[str, list[int]]] = {}
     layers: dict[int, dict[str, list[int]]] = {}
     for t, role, n, stored in zip(tensors, roles, logical, elements, strict=True):
         nbytes = t.end - t.start
-        buckets = [total, by_category[role.category], by_dtype.setdefault(t.dtype, [0, 0, 0, 0])]
+        part = parts.setdefault(role.part, {c: [0, 0, 0, 0] for c in CATEGORIES})
+        buckets = [
+            total,
+            by_category[role.category],
+            by_dtype.setdefault(t.dtype, [0, 0, 0, 0]),
+            part[role.category],
+        ]
         if role.layer is not None:
             cats = layers.setdefault(role.layer, {})
             buckets.append(cats.setdefault(role.category, [0, 0, 0, 0]))
@@ -236,9 +256,6 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
         )
         for i, cats in sorted(layers.items())
     )
-    description = describe(
-        checkpoint.config, tensors, source="gguf" if checkpoint.format == "gguf" else "config.json"
-    )
     config = ModelConfig.from_description(description) if checkpoint.config else None
     tied, source = _tied(config, roles, checkpoint.format)
     base_summary = base_info(build(base)) if base is not None else None
@@ -249,6 +266,10 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
         total=Tally(*total),
         by_dtype={k: Tally(*v) for k, v in sorted(by_dtype.items(), key=lambda kv: -kv[1][0])},
         by_category={c: Tally(*v) for c, v in by_category.items()},
+        by_part={
+            p: {c: Tally(*v) for c, v in cats.items()}
+            for p, cats in sorted(parts.items(), key=lambda kv: PARTS.index(kv[0]))
+        },
         by_layer=by_layer,
         config=config,
         description=description,

@@ -43,6 +43,13 @@ def memory_rows(parameters: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _sum(tallies: Any) -> Tally:
+    out = Tally()
+    for t in tallies:
+        out = out + t
+    return out
+
+
 def _tally(t: Tally, total: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"parameters": t.parameters, "bytes": t.bytes, "tensors": t.tensors}
     if total is not None:
@@ -105,6 +112,13 @@ def to_json(
         "by_dtype": {k: _tally(v, total) for k, v in b.by_dtype.items()},
         "by_category": {c: _tally(b.by_category[c], total) for c in CATEGORIES},
         "other_share": round(b.share("other"), 6),
+        "by_part": {
+            part: {
+                **_tally(_sum(cats.values()), total),
+                "by_category": {c: _tally(cats[c]) for c in CATEGORIES},
+            }
+            for part, cats in b.by_part.items()
+        },
         "layers": {
             "count": b.layer_count,
             "per_layer": [
@@ -332,6 +346,12 @@ class Inspection:
     @property
     def by_dtype(self) -> Mapping[str, Tally]:
         return self.breakdown.by_dtype
+
+    @property
+    def by_part(self) -> Mapping[str, Mapping[str, Tally]]:
+        """Per part of the model (language model, vision encoder, projector, MTP head...), its
+        category split; only the parts present."""
+        return self.breakdown.by_part
 
     @property
     def warnings(self) -> tuple[str, ...]:

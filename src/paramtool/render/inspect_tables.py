@@ -146,6 +146,37 @@ def anatomy_table(b: Breakdown, binary: bool = False) -> FitTable:
     return t
 
 
+def parts_table(b: Breakdown, binary: bool = False) -> FitTable | None:
+    """Parameters by part (language model, vision encoder, projector, MTP head...) and
+    category; shown only when the checkpoint holds more than one part."""
+    if len(b.by_part) < 2:
+        return None
+    t = FitTable(title="Parts", title_justify="left")
+    t.add_column("part", min_width=14)
+    t.add_column("category", min_width=12)
+    t.add_column("parameters", justify="right")
+    t.add_column("share", justify="right", drop=2)
+    t.add_column("bytes", justify="right", drop=3)
+    t.add_column("tensors", justify="right", drop=1)
+    total = b.total.parameters or 1
+    for part, cats in b.by_part.items():
+        first = True
+        for c in CATEGORIES:
+            v = cats[c]
+            if v.tensors == 0:
+                continue
+            t.add_row(
+                part if first else "",
+                c,
+                f"{v.parameters:,}",
+                f"{v.parameters / total:.1%}",
+                human_bytes(v.bytes, binary),
+                f"{v.tensors:,}",
+            )
+            first = False
+    return t
+
+
 def _kv(title: str) -> Table:
     t = Table(title=title, show_header=False, title_justify="left", box=None, padding=(0, 2))
     t.add_column(style="bold", no_wrap=True)
@@ -394,7 +425,7 @@ def report(
     binary: bool = False,
 ) -> Group:
     parts: list[Any] = [summary_table(b, binary), anatomy_table(b, binary)]
-    for section in (quantization_table, adapter_table, moe_table):
+    for section in (parts_table, quantization_table, adapter_table, moe_table):
         table = section(b, binary)
         if table is not None:
             parts.append(table)
