@@ -217,7 +217,8 @@ def test_parts_have_their_own_category_split(tmp_path: Path) -> None:
     assert same(r.to_dict()) == doc
     assert doc["by_part"]["language_model"]["parameters"] == 671_026_419_200
     assert doc["by_part"]["mtp"]["parameters"] == 684_489_845_504 - 671_026_419_200
-    assert sum(v["parameters"] for v in doc["by_part"]["mtp"]["by_category"].values()) == (
-        doc["by_part"]["mtp"]["parameters"]
+    assert (
+        sum(v["parameters"] for v in doc["by_part"]["mtp"]["by_category"].values())
+        == (doc["by_part"]["mtp"]["parameters"])
     )
     assert list(r.by_part) == ["language_model", "mtp"]
