@@ -45,7 +45,6 @@ KNOWN = {
     "molmo2_text": "Molmo 2 names its sizes in keys paramtool does not read",
     "musicflamingo": "an audio model whose text decoder's sizes are nested twice",
     "xlnet": "XLNet caches hidden states ('mems'), not keys and values",
-    "zamba2": "Zamba2's shared attention blocks keep their own K/V per use",
     "reformer": "Reformer's cache mixes int64 bucket indices with its states",
 }
 # Decoders whose transformers class returned no cache at all (it keeps none, or keeps it

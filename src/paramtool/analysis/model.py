@@ -517,7 +517,7 @@ def _attention(cfg: _Config, hidden: int | None, notes: list[str], stack: str) -
     if kv is None:
         kv = heads  # no GQA field: every head has its own K and V
     head_dim = cfg.num(
-        "head_dim", "d_kv", "kv_channels", "attention_head_dim", "head_size", "dim_head"
+        "head_dim", "d_kv", "attention_head_dim", "kv_channels", "head_size", "dim_head"
     )
     kv_lora = cfg.num("kv_lora_rank")
     rope = cfg.num("qk_rope_head_dim")
@@ -767,8 +767,12 @@ def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]
     h = hidden or 0
     mt = mt or ""
     # Mamba-2 style (Mamba2, Bamba, Falcon-H1, NemotronH, Zamba2): heads x head_dim x state.
-    m_heads = cfg.num("mamba_n_heads", "mamba_num_heads") or (
-        cfg.num("num_heads") if mt == "mamba2" else None
+    m_heads = (
+        cfg.num("mamba_n_heads", "mamba_num_heads")
+        or (
+            cfg.num("n_mamba_heads") if mt == "zamba2" else None  # Zamba (v1) is Mamba-1 style
+        )
+        or (cfg.num("num_heads") if mt == "mamba2" else None)
     )
     m_head_dim = cfg.num("mamba_d_head", "mamba_head_dim", "mamba_headdim") or (
         cfg.num("head_dim") if mt == "mamba2" else None
@@ -776,7 +780,7 @@ def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]
     d_state = cfg.num("mamba_d_state", "ssm_state_size", "state_size")
     d_conv = cfg.num("mamba_d_conv", "conv_kernel", "d_conv")
     expand = cfg.num("mamba_expand", "expand")
-    groups = cfg.num("mamba_n_groups", "n_groups") or 1
+    groups = cfg.num("mamba_n_groups", "n_groups", "mamba_ngroups") or 1
     d_ssm = cfg.num("mamba_d_ssm")
     if m_heads and not m_head_dim and expand and h and (expand * h) % m_heads == 0:
         m_head_dim = expand * h // m_heads  # mamba_d_head "auto"
