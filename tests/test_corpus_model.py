@@ -42,7 +42,6 @@ KNOWN = {
     "mimo_v2_flash": "MiMo-V2 gives sliding layers their own head counts",
     "minimax": "MiniMax's lightning-attention state lives in MiniMaxCache",
     "mistral_large4": "an indexer key size its config does not name",
-    "molmo2_text": "Molmo 2 names its sizes in keys paramtool does not read",
     "musicflamingo": "an audio model whose text decoder's sizes are nested twice",
     "xlnet": "XLNet caches hidden states ('mems'), not keys and values",
     "reformer": "Reformer's cache mixes int64 bucket indices with its states",

@@ -492,8 +492,10 @@ def _kind(cfg: _Config, model_type: str | None, arch: str | None) -> str:
         return "encoder"  # XLMWithLMHeadModel is a masked LM despite its name
     if arch and _DECODER_ARCH.search(arch) and not cfg.flag("is_encoder_decoder"):
         return "decoder"
-    if arch and arch.endswith(("ForMaskedLM", "TextModel")) and not cfg.flag("is_decoder"):
-        return "encoder"  # a masked-LM head or a text tower: bidirectional, nothing cached
+    if arch and arch.endswith("ForMaskedLM") and not cfg.flag("is_decoder"):
+        return "encoder"  # a masked-LM head: bidirectional, nothing cached
+    if (model_type or "").endswith("_text_model") and not cfg.flag("is_decoder"):
+        return "encoder"  # a contrastive model's text tower (CLIP, SigLIP): nothing cached
     if arch and _ENCODER_ARCH.search(arch) and cfg.get("type_vocab_size") is not None:
         return "encoder"
     return "decoder"
