@@ -54,9 +54,9 @@ NO_CACHE_RETURNED = {
 }  # fmt: skip
 
 
-def _fixtures() -> list[dict[str, Any]]:
+def _fixtures(folder: Path = CORPUS) -> list[dict[str, Any]]:
     out = []
-    for path in sorted(CORPUS.glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         if "config" in doc and "truth" in doc and "tensors" in doc:
             doc["_name"] = path.stem
@@ -164,3 +164,36 @@ def test_the_corpus_is_broad() -> None:
     assert len(WITH_CACHE) >= 150
     exact = len(WITH_CACHE) - sum(1 for d in WITH_CACHE if d["_name"] in KNOWN)
     assert exact / len(WITH_CACHE) > 0.9
+
+
+# The same families written by transformers 4.57 (tests/fixtures/corpus/transformers-4/),
+# where the caches of a few families differ from 5.x: those are named here.
+V4 = _fixtures(CORPUS / "transformers-4")
+V4_WITH_CACHE = [d for d in V4 if d["truth"].get("kv_cache")]
+KNOWN_V4 = {
+    "deepseek_v2": "transformers 4.x caches MLA's decompressed per-head K and V; "
+    "paramtool prices the latent (as vLLM, SGLang and transformers 5 keep it)",
+    "deepseek_v3": "transformers 4.x caches MLA's decompressed per-head K and V; "
+    "paramtool prices the latent (as vLLM, SGLang and transformers 5 keep it)",
+    "falcon-new-decoder-architecture": KNOWN["falcon-new-decoder-architecture"],
+    "lfm2": "transformers 4.x's Lfm2HybridConvCache keeps a conv state on every layer, "
+    "attention layers too",
+}
+
+
+@pytest.mark.parametrize("doc", V4_WITH_CACHE, ids=_ids(V4_WITH_CACHE))
+def test_kv_cache_matches_transformers_4_too(doc: dict[str, Any]) -> None:
+    if doc["_name"] in KNOWN_V4:
+        pytest.skip(KNOWN_V4[doc["_name"]])
+    truth = doc["truth"]["kv_cache"]
+    (torch_dtype,) = set(truth["dtype"])
+    dtype = dtypes.lookup(TORCH_DTYPES[torch_dtype])
+    dims = ModelDims.from_description(describe(doc["config"], _tensors(doc)))
+    got = [
+        kv_cache(
+            dims, length, truth["batch"], dtype,
+            encoder_length=truth.get("encoder_length"), convention="transformers",
+        ).bytes
+        for length in truth["lengths"]
+    ]  # fmt: skip
+    assert got == truth["total_bytes"]
