@@ -93,6 +93,22 @@ def _ids(docs: list[dict[str, Any]]) -> list[str]:
     return [d["_name"] for d in docs]
 
 
+def _priced(doc: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """(paramtool's KV bytes, the writer's) at each recorded length, at the cache's dtype."""
+    truth = doc["truth"]["kv_cache"]
+    (torch_dtype,) = set(truth["dtype"])
+    dtype = dtypes.lookup(TORCH_DTYPES[torch_dtype])
+    dims = ModelDims.from_description(describe(doc["config"], _tensors(doc)))
+    got = [
+        kv_cache(
+            dims, length, truth["batch"], dtype,
+            encoder_length=truth.get("encoder_length"), convention="transformers",
+        ).bytes
+        for length in truth["lengths"]
+    ]  # fmt: skip
+    return got, truth["total_bytes"]
+
+
 WITH_CACHE = [d for d in FIXTURES if d["truth"].get("kv_cache")]
 WITHOUT = [d for d in FIXTURES if "kv_cache" in d["truth"] and d["truth"]["kv_cache"] is None]
 
@@ -113,21 +129,10 @@ def test_total_parameters_are_exact(doc: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("doc", WITH_CACHE, ids=_ids(WITH_CACHE))
 def test_kv_cache_is_the_cache_the_writer_returned(doc: dict[str, Any]) -> None:
-    truth = doc["truth"]["kv_cache"]
     if doc["_name"] in KNOWN:
         pytest.skip(KNOWN[doc["_name"]])
-    (torch_dtype,) = set(truth["dtype"])
-    dtype = dtypes.lookup(TORCH_DTYPES[torch_dtype])
-    desc = describe(doc["config"], _tensors(doc))
-    dims = ModelDims.from_description(desc)
-    got = [
-        kv_cache(
-            dims, length, truth["batch"], dtype,
-            encoder_length=truth.get("encoder_length"), convention="transformers",
-        ).bytes
-        for length in truth["lengths"]
-    ]  # fmt: skip
-    assert got == truth["total_bytes"], desc.to_dict()["stacks"]
+    got, truth = _priced(doc)
+    assert got == truth, describe(doc["config"]).to_dict()["stacks"]
 
 
 @pytest.mark.parametrize("doc", WITHOUT, ids=_ids(WITHOUT))
@@ -185,15 +190,5 @@ KNOWN_V4 = {
 def test_kv_cache_matches_transformers_4_too(doc: dict[str, Any]) -> None:
     if doc["_name"] in KNOWN_V4:
         pytest.skip(KNOWN_V4[doc["_name"]])
-    truth = doc["truth"]["kv_cache"]
-    (torch_dtype,) = set(truth["dtype"])
-    dtype = dtypes.lookup(TORCH_DTYPES[torch_dtype])
-    dims = ModelDims.from_description(describe(doc["config"], _tensors(doc)))
-    got = [
-        kv_cache(
-            dims, length, truth["batch"], dtype,
-            encoder_length=truth.get("encoder_length"), convention="transformers",
-        ).bytes
-        for length in truth["lengths"]
-    ]  # fmt: skip
-    assert got == truth["total_bytes"]
+    got, truth = _priced(doc)
+    assert got == truth

@@ -523,6 +523,19 @@ def classify(name: str) -> Role:
         name = name.replace("#", "?")
     parts = _NUMBER.split("." + name)
     category, component, part, layer_at, expert_at, _, _ = _resolve(".#".join(parts[0::2]))
+    return _role(parts, category, component, part, layer_at, expert_at)
+
+
+def _role(
+    parts: list[str],
+    category: str,
+    component: str,
+    part: str,
+    layer_at: int | None,
+    expert_at: int | None,
+) -> Role:
+    """The Role of a split name: ``parts`` alternates words and numbers; ``layer_at`` and
+    ``expert_at`` say which number is the layer and the expert."""
     role = _new(Role)
     _set_category(role, category)
     _set_component(role, component)
@@ -579,7 +592,7 @@ def classify_all(
     markers: set[int] = set()  # MTP layers
     stems: list[int] = []
     deep = num_hidden_layers if num_hidden_layers is not None else 1 << 62
-    new, resolve, split, limit = _new, _resolve, _NUMBER.split, MAX_NAME_LENGTH
+    make, resolve, split, limit = _role, _resolve, _NUMBER.split, MAX_NAME_LENGTH
     for i, t in enumerate(tensors):
         name = t.name
         if len(name) > limit:
@@ -589,18 +602,9 @@ def classify_all(
             name = name.replace("#", "?")
         parts = split("." + name)
         category, component, part, layer_at, expert_at, flags, _ = resolve(".#".join(parts[0::2]))
-        role = new(Role)
-        _set_category(role, category)
-        _set_component(role, component)
-        _set_part(role, part)
-        layer = expert = None
-        if layer_at is not None and len(digits := parts[2 * layer_at + 1]) <= _MAX_DIGITS:
-            layer = int(digits)
-        if expert_at is not None and len(digits := parts[2 * expert_at + 1]) <= _MAX_DIGITS:
-            expert = int(digits)
-        _set_layer(role, layer)
-        _set_expert(role, expert)
+        role = make(parts, category, component, part, layer_at, expert_at)
         roles.append(role)
+        layer = role.layer
         if flags:
             if flags & _SETTLE and (category != _N or len(t.shape) >= 2):
                 pending.append(i)

@@ -42,7 +42,6 @@ Mixer = Literal[
 ]
 Ffn = Literal["dense", "moe", "none"]
 Kind = Literal["decoder", "encoder", "encoder-decoder"]
-MIXERS: tuple[str, ...] = Mixer.__args__  # type: ignore[attr-defined]
 ATTENTION_MIXERS = ("full_attention", "sliding_attention", "chunked_attention", "hybrid")
 STATE_MIXERS = ("linear_attention", "state_space", "recurrent", "conv", "hybrid")
 
@@ -109,7 +108,6 @@ class Layer:
     attention: Attention | None = None
     state: State | None = None
     cross_attention: Attention | None = None  # a decoder layer of an encoder-decoder
-    rope: bool | None = None
 
     @property
     def caches_tokens(self) -> bool:
@@ -120,9 +118,6 @@ class Layer:
 class Stack:
     role: Literal["decoder", "encoder"]
     layers: tuple[Layer, ...]
-
-    def count(self, mixer: str) -> int:
-        return sum(1 for layer in self.layers if layer.mixer == mixer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,10 +198,6 @@ class ModelDescription:
     def moe_layers(self) -> tuple[int, ...]:
         main = self.main
         return tuple(la.index for la in main.layers if la.ffn == "moe") if main else ()
-
-    @property
-    def routed_experts(self) -> int | None:
-        return self.experts.routed if self.experts else None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``model`` object of ``inspect --json``: sizes, and each stack's layers in groups."""

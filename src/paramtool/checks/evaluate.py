@@ -64,19 +64,25 @@ def evaluate(
     return Report(checkpoint.source, revision, findings, config, checkpoint.warnings)
 
 
+def _bound(rule: Rule, measured: int, limit: int) -> tuple[bool, int, str]:
+    """A ``max_*`` or ``min_*`` rule: passed, the gap, and which side of the limit it is."""
+    gap = abs(measured - limit)
+    if rule.kind.startswith("max_"):
+        ok = measured <= limit
+        side = "under the limit" if ok else f"({_ratio_text(gap, limit)}) over the limit"
+    else:
+        ok = measured >= limit
+        side = "over the minimum" if ok else f"({_ratio_text(gap, limit)}) under the minimum"
+    return ok, gap, side
+
+
 @_evaluates("max_size", "min_size")
 def _size(rule: Rule, ctx: Context) -> Finding:
     ck = ctx.checkpoint
     measured, limit = ck.file_bytes, rule.value
     binary = "ib" in rule.text.lower()
     files = _plural(len(ck.files), "file")
-    gap = abs(measured - limit)
-    if rule.kind == "max_size":
-        ok = measured <= limit
-        side = "under the limit" if ok else f"({_ratio_text(gap, limit)}) over the limit"
-    else:
-        ok = measured >= limit
-        side = "over the minimum" if ok else f"({_ratio_text(gap, limit)}) under the minimum"
+    ok, gap, side = _bound(rule, measured, limit)
     message = f"{human_bytes(measured, binary)} in {files} (headers included), " + (
         "exactly at the limit" if not gap else f"{human_bytes(gap, binary)} {side}"
     )
@@ -94,13 +100,7 @@ def _size(rule: Rule, ctx: Context) -> Finding:
 @_evaluates("max_params", "min_params")
 def _params(rule: Rule, ctx: Context) -> Finding:
     measured, limit = ctx.breakdown.total.parameters, rule.value
-    gap = abs(measured - limit)
-    if rule.kind == "max_params":
-        ok = measured <= limit
-        side = "under the limit" if ok else f"({_ratio_text(gap, limit)}) over the limit"
-    else:
-        ok = measured >= limit
-        side = "over the minimum" if ok else f"({_ratio_text(gap, limit)}) under the minimum"
+    ok, gap, side = _bound(rule, measured, limit)
     message = f"{_plural(measured, 'parameter')}, " + (
         "exactly at the limit" if not gap else f"{gap:,} {side}"
     )

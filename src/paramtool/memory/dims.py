@@ -57,10 +57,6 @@ class ModelDims:
             return "mha"
         return "gqa"
 
-    @property
-    def windowed_layers(self) -> int:
-        return sum(n for _, n in self.windows)
-
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None, **flags: int | None) -> ModelDims:
         """Read a HF ``config.json`` through the model description; flags win over it."""
@@ -128,10 +124,6 @@ class ModelDims:
     @property
     def kind(self) -> str:
         return self.description.kind if self.description else "decoder"
-
-    @property
-    def encoder_length_default(self) -> int | None:
-        return None
 
     def plan(self) -> tuple[Layer, ...]:
         """The layers the KV cache is priced over: the description's main stack, or (with a

@@ -76,11 +76,6 @@ class KVCache:
         per = sum(g.elements_per_token * g.layers for g in self.groups if g.stack == "decoder")
         return per * self.dtype.bits_exact / 8
 
-    @property
-    def kv_bytes(self) -> int:
-        """The per-token K/V alone (decoder self-attention)."""
-        return self.bytes - self.state_bytes - self.cross_bytes
-
     def shards(self, tensor_parallel: int) -> int:
         """How many ways tensor parallelism splits the cache: by KV head, at most.
 
@@ -151,7 +146,7 @@ def kv_cache(
             ),
             param="context",
         )
-    enc = encoder_length or dims.encoder_length_default or DEFAULT_ENCODER_LENGTH
+    enc = encoder_length or DEFAULT_ENCODER_LENGTH
     groups: dict[tuple[str, str, int | None, int], list[int]] = {}
     elements_total = full_total = state_total = cross_total = 0
     for la in plan:
