@@ -484,3 +484,41 @@ def test_estimate_with_train_finds_the_gpu_count_and_splits_there() -> None:
 # --------------------------------------------------------------------------- layering
 
 
+def test_kimi_linear_layers_from_linear_attn_config() -> None:
+    # moonshotai/Kimi-Linear-48B-A3B's config shape: KDA layers listed 1-indexed in
+    # linear_attn_config, MLA on the rest. Per KDA layer (KimiDeltaAttention): short convs
+    # over q, k and v (3 x 32 heads x 128 x kernel 4) and a 128 x 128 state per head.
+    kda = [i for i in range(1, 28) if i % 4]
+    cfg = {"model_type": "kimi_linear", "hidden_size": 2304, "num_hidden_layers": 27,
+           "num_attention_heads": 32, "num_key_value_heads": 32, "kv_lora_rank": 512,
+           "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128,
+           "linear_attn_config": {"kda_layers": kda, "full_attn_layers": [4, 8, 12, 16, 20, 24],
+                                  "num_heads": 32, "head_dim": 128,
+                                  "short_conv_kernel_size": 4}}  # fmt: skip
+    kv = kv_cache(ModelDims.from_config(cfg), 1000)
+    assert kv.layers == 6
+    assert kv.state_bytes == 21 * (3 * 32 * 128 * 4 + 32 * 128 * 128) * 2
+    assert kv.bytes - kv.state_bytes == 6 * (512 + 64) * 1000 * 2
+
+
+def test_gemma4_global_layers_use_global_head_dim() -> None:
+    # Gemma4TextConfig: full-attention layers get global_head_dim (default 512) and the
+    # last num_kv_shared_layers layers reuse the K/V of the last earlier layer of their kind.
+    types = ["sliding_attention"] * 5 + ["full_attention"]
+    cfg = {"model_type": "gemma4_text", "hidden_size": 64, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "head_dim": 16, "num_hidden_layers": 12,
+           "sliding_window": 8, "layer_types": types * 2, "num_kv_shared_layers": 6}  # fmt: skip
+    kv = kv_cache(ModelDims.from_config(cfg), 100)
+    assert kv.layers == 6  # layers 6-11 share
+    assert kv.bytes == 2 * 2 * 2 * (5 * 16 * 8 + 1 * 512 * 100)
+
+
+def test_minimax_lightning_layers_keep_a_state() -> None:
+    # MiniMaxConfig: lightning (linear) attention on odd layers, a head_dim x head_dim state
+    # per head (MiniMaxLightningAttention), softmax attention on even layers.
+    cfg = {"model_type": "minimax", "hidden_size": 6144, "num_attention_heads": 64,
+           "num_key_value_heads": 8, "head_dim": 128, "num_hidden_layers": 4}  # fmt: skip
+    kv = kv_cache(ModelDims.from_config(cfg), 10)
+    assert kv.layers == 2
+    assert kv.state_bytes == 2 * 64 * 128 * 128 * 2
+    assert kv.bytes - kv.state_bytes == 2 * 2 * 8 * 128 * 10 * 2

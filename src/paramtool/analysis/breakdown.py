@@ -205,10 +205,9 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
     file_type = gguf.get("file_type") if gguf is not None else None
     # The quantization, adapter and MoE modules are imported only for checkpoints that need
     # them: a plain checkpoint's inspect stays a header read.
-    declared = checkpoint.config or {}
+    declared = description.quantization
     if (
-        "quantization_config" in declared
-        or "compression_config" in declared
+        declared
         or gguf is not None
         or any(t.dtype not in dtypes.UNPACKED for t in tensors)
         or any(r.category == "quantization" for r in roles)
@@ -218,7 +217,7 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
         analysis = quantization.analyze(
             tensors,
             roles,
-            checkpoint.config,
+            declared,
             elements,
             file_type if isinstance(file_type, str) else None,
         )

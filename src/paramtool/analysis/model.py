@@ -108,10 +108,13 @@ class Layer:
     attention: Attention | None = None
     state: State | None = None
     cross_attention: Attention | None = None  # a decoder layer of an encoder-decoder
+    kv_source: int | None = None  # reads the K/V an earlier layer cached (KV sharing)
 
     @property
     def caches_tokens(self) -> bool:
-        return self.attention is not None and self.mixer in ATTENTION_MIXERS
+        return (
+            self.attention is not None and self.mixer in ATTENTION_MIXERS and self.kv_source is None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +152,8 @@ class ModelDescription:
     moe_intermediate_size: int | None = None  # as config.json states it
     q_lora_rank: int | None = None  # MLA's query compression (for LoRA and activations)
     qk_nope_head_dim: int | None = None
-    quantization_config: Mapping[str, Any] | None = None
+    quantization_config: Mapping[str, Any] | None = None  # its own, or the text config's
+    mlx_quantization: Mapping[str, Any] | None = None  # MLX's ``quantization``
     source: str = "config.json"  # config.json | gguf | tensors | none
     notes: tuple[str, ...] = field(default=())
 
@@ -199,6 +203,16 @@ class ModelDescription:
         main = self.main
         return tuple(la.index for la in main.layers if la.ffn == "moe") if main else ()
 
+    @property
+    def quantization(self) -> dict[str, Mapping[str, Any]]:
+        """The config's quantization keys, for :func:`paramtool.analysis.quantization.declared`."""
+        out = {}
+        if self.quantization_config is not None:
+            out["quantization_config"] = self.quantization_config
+        if self.mlx_quantization is not None:
+            out["quantization"] = self.mlx_quantization
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The ``model`` object of ``inspect --json``: sizes, and each stack's layers in groups."""
         att = self.attention
@@ -242,7 +256,7 @@ def layer_groups(layers: Sequence[Layer]) -> list[tuple[Layer, list[int]]]:
     groups: dict[tuple[Any, ...], tuple[Layer, list[int]]] = {}
     for layer in layers:
         key = (layer.mixer, layer.window, layer.ffn, layer.attention, layer.state,
-               layer.cross_attention)  # fmt: skip
+               layer.cross_attention, layer.kv_source is None)  # fmt: skip
         groups.setdefault(key, (layer, []))[1].append(layer.index)
     return list(groups.values())
 
@@ -266,7 +280,9 @@ def _group_dict(group: tuple[Layer, list[int]]) -> dict[str, Any]:
             "v_head_dim": att.v_head_dim or att.head_dim,
             "kv_lora_rank": att.kv_lora_rank,
             "qk_rope_head_dim": att.qk_rope_head_dim,
+            "index_head_dim": att.index_head_dim,
         },
+        "shares_kv": layer.kv_source is not None,
         "state_elements": layer.state.elements if layer.state else None,
         "cross_attention": layer.cross_attention is not None,
     }
@@ -323,6 +339,10 @@ class _Config:
             if v is not None:
                 return v
         return None
+
+    def own_num(self, *keys: str) -> int | None:
+        """Like :meth:`num`, from the text config alone when one is nested."""
+        return positive_int(self.chain[0], *keys)
 
     def count(self, *keys: str) -> int | None:
         """A count that may be 0 (``first_k_dense_replace: 0``)."""
@@ -457,7 +477,9 @@ def describe(
         q_lora_rank=cfg.num("q_lora_rank"),
         qk_nope_head_dim=cfg.num("qk_nope_head_dim"),
         quantization_config=_mapping(config.get("quantization_config"))
-        or _mapping(config.get("quantization")),
+        or _mapping(config.get("compression_config"))  # compressed-tensors' older name
+        or _mapping(cfg.inner.get("quantization_config") if cfg.inner else None),
+        mlx_quantization=_mapping(config.get("quantization")),
         source=source,
         notes=tuple(notes),
     )
@@ -509,7 +531,9 @@ def _attention(cfg: _Config, hidden: int | None, notes: list[str], stack: str) -
         kv = 1 if cfg.flag("multi_query") else heads  # GPTBigCodeConfig has no GQA field
     if kv is None:
         kv = heads  # no GQA field: every head has its own K and V
-    head_dim = cfg.num(
+    # A multimodal parent's head_dim is its own tower's (MusicFlamingo's audio): with a text
+    # config nested, only the text config's counts.
+    head_dim = cfg.own_num(
         "head_dim", "d_kv", "attention_head_dim", "kv_channels", "head_size", "dim_head"
     )
     kv_lora = cfg.num("kv_lora_rank")
@@ -597,6 +621,7 @@ def _decoder_layers(
     window = cfg.num("sliding_window", "window_size", "local_window_size")
     chunk = cfg.num("attention_chunk_size")
     state = _state(cfg, model_type, hidden)
+    sources = _kv_sources(cfg, model_type or "", mixers, notes)
     out = []
     for i in range(n):
         mixer = mixers[i]
@@ -614,10 +639,64 @@ def _decoder_layers(
                 mixer,
                 f,
                 window=w,
-                attention=attn if has_attention else None,
+                attention=_layer_attention(cfg, model_type or "", i, mixer, attn)
+                if has_attention
+                else None,
                 state=state.get(mixer) if mixer in STATE_MIXERS else None,
+                kv_source=sources[i] if has_attention else None,
             )
         )
+    return out
+
+
+def _layer_attention(cfg: _Config, mt: str, i: int, mixer: str, attn: Attention) -> Attention:
+    """A layer's own attention where the config (or its class) gives layers their own sizes."""
+    per_layer = cfg.get("per_layer_config")  # Gemma 4: {"5": {"head_dim": 512}, ...}
+    if isinstance(per_layer, Mapping):
+        over = per_layer.get(str(i), per_layer.get(i))
+        if isinstance(over, Mapping):
+            attn = replace(
+                attn,
+                head_dim=positive_int(over, "head_dim") or attn.head_dim,
+                kv_heads=positive_int(over, "num_key_value_heads") or attn.kv_heads,
+            )
+    elif mt.startswith("gemma4") and mixer == "full_attention":
+        # Gemma4TextConfig: global layers get global_head_dim (512) and, with
+        # attention_k_eq_v, num_global_key_value_heads.
+        kv = cfg.num("num_global_key_value_heads")
+        if cfg.flag("attention_k_eq_v") is False:
+            kv = None
+        head_dim = cfg.num("global_head_dim") or 512
+        attn = replace(attn, head_dim=head_dim, kv_heads=kv or attn.kv_heads)
+    if mt.startswith("mimo_v2") and mixer == "sliding_attention" and attn.kv_heads:
+        attn = replace(attn, kv_heads=2 * attn.kv_heads)  # MiMoV2Attention: SWA doubles KV heads
+    indexers = cfg.strings("indexer_types")
+    if indexers is None and mt == "hy_v4":  # HYV4Config's default: a full indexer every 4th
+        indexers = ["full" if j == 0 or (j - 1) % 4 == 0 else "shared" for j in range(i + 1)]
+    if attn.index_head_dim and indexers and i < len(indexers) and indexers[i] == "shared":
+        attn = replace(attn, index_head_dim=None)  # reuses an earlier layer's top-k
+    rope = cfg.ints("no_rope_layers")
+    if attn.kv_lora_rank is not None and rope and i < len(rope) and rope[i] == 0:
+        attn = replace(attn, qk_rope_head_dim=0)  # an MLA NoPE layer caches no RoPE key
+    return attn
+
+
+def _kv_sources(cfg: _Config, mt: str, mixers: Sequence[str], notes: list[str]) -> list[int | None]:
+    """For each layer, the earlier layer whose K/V it reads, or None when it caches its own."""
+    n = len(mixers)
+    out: list[int | None] = [None] * n
+    src = cfg.ints("kv_source_layers")  # Mistral Large 4
+    if src is not None and len(src) == n:
+        out = [s if s != i and 0 <= s < i else None for i, s in enumerate(src)]
+    shared = cfg.count("num_kv_shared_layers")  # Gemma 3n, Gemma 4: the last N layers reuse
+    if shared and 0 < shared <= n:
+        first = n - shared
+        for i in range(first, n):
+            same = [j for j in range(first) if mixers[j] == mixers[i]]
+            out[i] = same[-1] if same else None
+    if any(s is not None for s in out):
+        k = sum(s is not None for s in out)
+        notes.append(f"{k} layers reuse an earlier layer's K/V and cache nothing of their own")
     return out
 
 
@@ -658,6 +737,10 @@ def _mixers(
     idxs = cfg.ints("full_attn_idxs")
     if idxs is not None:  # LFM2
         return ["full_attention" if i in idxs else "conv" for i in range(n)], None
+    kda = _mapping(cfg.get("linear_attn_config"))
+    if kda is not None and isinstance(kda.get("kda_layers"), list):  # Kimi Linear, 1-indexed
+        linear = {x - 1 for x in kda["kda_layers"] if is_int(x)}
+        return ["linear_attention" if i in linear else "full_attention" for i in range(n)], None
     if mt == "minimax" and not types:  # MiniMaxConfig: lightning attention on odd layers
         return ["full_attention" if (i + 1) % 2 else "linear_attention" for i in range(n)], None
     interval = cfg.num("full_attention_interval")
@@ -799,6 +882,19 @@ def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]
         conv = (2 * kh * kd + vh * vd) * ck
         rec = vh * kd * vd
         out["linear_attention"] = State(conv + rec, (("conv", conv), ("recurrent", rec)))
+    # Kimi Delta Attention: short convs over q, k and v; a head_dim x head_dim state per head.
+    kda = _mapping(cfg.get("linear_attn_config")) or {}
+    lh = cfg.num("linear_num_heads") or positive_int(kda, "num_heads")
+    ld = cfg.num("linear_head_dim") or positive_int(kda, "head_dim")
+    lk = ck or positive_int(kda, "short_conv_kernel_size")
+    if "linear_attention" not in out and lh and ld and lk:
+        conv, rec = 3 * lh * ld * lk, lh * ld * ld
+        out["linear_attention"] = State(conv + rec, (("conv", conv), ("recurrent", rec)))
+    if mt == "minimax":  # lightning attention: a head_dim x head_dim state per head
+        heads = cfg.num("num_attention_heads")
+        hd = cfg.num("head_dim") or (h // heads if heads and h % heads == 0 else None)
+        if heads and hd:
+            out["linear_attention"] = State(heads * hd * hd, (("recurrent", heads * hd * hd),))
     if "linear_attention" not in out and "state_space" in out:
         out["linear_attention"] = out["state_space"]  # transformers 5 calls Mamba layers so
     lc = cfg.num("conv_L_cache")
