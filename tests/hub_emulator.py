@@ -33,6 +33,15 @@ sha256 unless ``add_repo(lfs_sha256=...)`` gives it. Beyond the limit both are f
 deterministic and stable: ``sha256(b"hub-emulator-fake\\0" + path + b"\\0" + size + b"\\0" +
 first 1 MiB)``, so a huge sparse file is never read in full. Hashes are computed on first use.
 
+Faults (:meth:`HubEmulator.add_fault`), for the requests whose path matches a pattern, on the Hub
+or the CDN, for a number of requests or all: ``stall`` (the request is read and never answered,
+until :meth:`stop`), ``drip`` (a 200 whose body comes one byte per ``interval`` seconds),
+``status`` (that status, headers and body, e.g. ``429`` with ``Retry-After``), ``body`` (a 200
+with that body and content type: HTML, wrong JSON) and ``large`` (a 200 of ``size`` bytes made
+lazily, with or without ``Content-Length``; ``bytes_sent`` then says how far the client read).
+:meth:`HubEmulator.move_branch` points a branch at another commit, at once or after a number of
+further requests (the branch moves between the requests of one run).
+
 Every request is recorded (:class:`RequestRecord`), thread-safely. ``latency`` seconds are slept
 at the start of every request, in the request's own thread (``ThreadingHTTPServer``), so
 concurrent requests overlap instead of queueing.
@@ -60,7 +69,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
-__all__ = ["HubEmulator", "RequestRecord"]
+__all__ = ["Fault", "HubEmulator", "RequestRecord"]
 
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -91,6 +100,34 @@ class RequestRecord:
     bytes_sent: int  # response body bytes actually written
     token: str | None  # the Bearer token sent, if any
     server: str  # "hub" or "cdn"
+
+
+@dataclass(slots=True)
+class Fault:
+    """A misbehaviour for the requests whose (decoded) path matches ``path`` (a regex, searched).
+
+    kind: ``stall``, ``drip``, ``status``, ``body`` or ``large`` (see the module docstring).
+    times: how many requests it spoils; ``None``: all. ``hits`` counts those it spoiled and
+    ``hit`` is set at the first, as the request arrives.
+    """
+
+    path: str
+    kind: str
+    server: str = "hub"
+    method: str | None = None  # only this method (GET, HEAD); None: any
+    ranged: bool | None = None  # only requests with (True) or without (False) a Range header
+    times: int | None = None
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
+    size: int = 0
+    chunked: bool = False
+    interval: float = 1.0
+    hits: int = 0
+    hit: threading.Event = field(default_factory=threading.Event)
+    sent: int = 0  # body bytes written, kept current while a ``large`` or ``drip`` body goes out
+    done: threading.Event = field(default_factory=threading.Event)  # the last request ended
 
 
 def _iso(moment: datetime) -> str:
@@ -263,6 +300,13 @@ class _Server(ThreadingHTTPServer):
         self.role = role
         super().__init__((address, 0), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up between requests is no error; anything else is printed."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class HubEmulator:
     """An in-process Hugging Face Hub for models: add repos, ``start()``, point HF_ENDPOINT at it.
@@ -298,6 +342,44 @@ class HubEmulator:
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._connections: set[socket.socket] = set()
+        self.faults: list[Fault] = []
+        self._moves: list[tuple[list[int], str, str, str]] = []  # [left], repo, branch, sha
+        self._stopping = threading.Event()
+
+    # ---- faults --------------------------------------------------------------------------
+
+    def add_fault(self, path: str, kind: str, **options: Any) -> Fault:
+        """Spoil the requests whose path matches ``path``; see :class:`Fault` for ``options``."""
+        if kind not in ("stall", "drip", "status", "body", "large"):
+            raise ValueError(f"unknown fault kind {kind!r}")
+        fault = Fault(path, kind, **options)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def move_branch(self, repo_id: str, branch: str, sha: str, *, after: int = 0) -> None:
+        """Point ``branch`` at commit ``sha``: now, or once ``after`` more requests came in."""
+        with self._lock:
+            if sha not in self._repos[repo_id].commits:
+                raise ValueError(f"no commit {sha} in {repo_id}")
+            if after <= 0:
+                self._repos[repo_id].branches[branch] = sha
+            else:
+                self._moves.append(([after], repo_id, branch, sha))
+
+    def _take_fault(self, server: str, method: str, path: str, ranged: bool) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.server != server or not re.search(fault.path, path):
+                    continue
+                if fault.method not in (None, method) or fault.ranged not in (None, ranged):
+                    continue
+                if fault.times is not None and fault.hits >= fault.times:
+                    continue
+                fault.hits += 1
+                fault.hit.set()
+                return fault
+        return None
 
     # ---- content -------------------------------------------------------------------------
 
@@ -452,7 +534,8 @@ class HubEmulator:
         return hub
 
     def stop(self) -> None:
-        """Stop both servers and close kept-alive connections."""
+        """Stop both servers and close kept-alive connections (stalled requests end too)."""
+        self._stopping.set()
         for server in self._servers:
             server.shutdown()
             server.server_close()
@@ -468,6 +551,7 @@ class HubEmulator:
         self._servers.clear()
         self._threads.clear()
         self.url = self.cdn_url = None
+        self._stopping.clear()
 
     def __enter__(self) -> HubEmulator:
         self.start()
@@ -500,6 +584,12 @@ class HubEmulator:
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
             self.requests.append(record)
+            for move in list(self._moves):
+                left, repo_id, branch, sha = move
+                left[0] -= 1
+                if left[0] <= 0:
+                    self._repos[repo_id].branches[branch] = sha
+                    self._moves.remove(move)
 
     def _amend(self, old: RequestRecord, new: RequestRecord) -> None:
         with self._lock:
@@ -591,7 +681,15 @@ class _Handler(BaseHTTPRequestHandler):
             if emu.latency > 0:
                 time.sleep(emu.latency)
             try:
-                if self.server.role == "cdn":
+                fault = emu._take_fault(
+                    self.server.role,
+                    self.command,
+                    "/" + "/".join(self._segments),
+                    self.headers.get("Range") is not None,
+                )
+                if fault is not None:
+                    self._fault(fault)
+                elif self.server.role == "cdn":
                     self._cdn()
                 else:
                     self._route(body)
@@ -667,6 +765,59 @@ class _Handler(BaseHTTPRequestHandler):
         if e.code:
             headers["X-Error-Code"] = e.code
         self._json({"error": e.message}, e.status, headers)
+
+    # ---- faults --------------------------------------------------------------------------
+
+    def _fault(self, fault: Fault) -> None:
+        try:
+            self._misbehave(fault)
+        finally:
+            fault.sent = self._sent
+            fault.done.set()
+
+    def _misbehave(self, fault: Fault) -> None:
+        stopping = self.emu._stopping
+        if fault.kind == "stall":
+            stopping.wait()
+            self.close_connection = True
+            return
+        if fault.kind in ("status", "body"):
+            headers = {"Content-Type": fault.content_type, **fault.headers}
+            self._send(fault.status, fault.body, headers)
+            return
+        if fault.kind == "drip":
+            body = fault.body or b" " * fault.size
+            self._start(200, {"Content-Type": fault.content_type, **fault.headers}, len(body))
+            self.close_connection = True
+            for i in range(len(body)):
+                if stopping.wait(fault.interval):
+                    return
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                self._sent += 1
+            return
+        # large: ``size`` bytes, made as they are sent; the client decides how many it takes
+        headers = {"Content-Type": fault.content_type, **fault.headers}
+        self.close_connection = True
+        if fault.chunked:
+            self.send_response(200)
+            for key, value in {**headers, "Transfer-Encoding": "chunked"}.items():
+                self.send_header(key, value)
+            self._rec = self._record_for(200, fault.size)
+            self.emu._record(self._rec)
+            self.end_headers()
+        else:
+            self._start(200, headers, fault.size)
+        block = b" " * _CHUNK
+        while self._sent < fault.size and not stopping.is_set():
+            n = min(_CHUNK, fault.size - self._sent)
+            if fault.chunked:
+                self.wfile.write(b"%x\r\n" % n + block[:n] + b"\r\n")
+            else:
+                self.wfile.write(block[:n])
+            self._sent += n
+        if fault.chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
     # ---- access --------------------------------------------------------------------------
 

@@ -31,6 +31,11 @@ caching into the test's ``HF_HUB_CACHE`` (``Path(os.environ["HF_HUB_CACHE"])``).
 
 ``hub.latency`` may be set within the test (seconds per request); ``hub.reset_counters()``
 clears ``hub.requests`` between the set-up and the part of the test that is measured.
+``hub.add_fault(path_pattern, kind, ...)`` makes matching requests stall, drip, fail with a
+status (``429`` with ``Retry-After``...), answer a wrong body or a huge lazy one, and
+``hub.move_branch(repo, "main", sha, after=1)`` moves a branch between two requests of one run
+(see ``hub_emulator.py``). Set ``PARAMTOOL_HUB_TIMEOUT`` (seconds) low in tests that wait on a
+deadline.
 
 ``pytest --hub-only`` runs only the tests that ask for ``hub`` (``.ci/min-versions`` runs
 them at the dependency floors).

@@ -247,6 +247,24 @@ def llama(
     return Layout(name, acc.rows, dict(c), expected_parameters, shards, note=note)
 
 
+def tiny_llama(layers: int = 4) -> Layout:
+    """A Llama-shaped layout small enough to write for real, with the names transformers uses."""
+    return llama(
+        {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "hidden_size": 64,
+            "intermediate_size": 172,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "num_hidden_layers": layers,
+            "vocab_size": 512,
+            "torch_dtype": "bfloat16",
+        },
+        name="org/tiny",
+    )
+
+
 def _is_moe_layer(c: Mapping[str, Any], i: int) -> bool:
     """Qwen MoE: every ``decoder_sparse_step``-th layer, except those in ``mlp_only_layers``."""
     step = c.get("decoder_sparse_step", 1) or 1

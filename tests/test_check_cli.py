@@ -112,10 +112,14 @@ def test_safetensors_only_fails_on_pickles_beside(tmp_path):
     assert rule["status"] == "fail" and rule["measured"] == [str(folder / "pytorch_model.bin")]
 
 
-def test_a_folder_of_pickles_only_is_an_error(tmp_path):
+def test_a_folder_of_pickles_only_fails_safetensors_only_and_is_an_error_without(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    doc = cli_json("check", str(tmp_path), "--safetensors-only", "--no-config", code=1)
+    (rule,) = doc["rules"]
+    assert rule["name"] == "safetensors_only" and rule["status"] == "fail"
+    assert rule["measured"] == [str(tmp_path / "pytorch_model.bin")]
     assert "pickle checkpoints can execute arbitrary code" in error_line(
-        cli("check", str(tmp_path), "--safetensors-only")
+        cli("check", str(tmp_path), "--max-size", "1GB", "--no-config")
     )
 
 
@@ -395,6 +399,7 @@ def test_pre_commit_hooks():
     for h in hooks:
         assert h["entry"] == "paramtool check" and h["language"] == "python" and h["name"]
         assert re.search(h["files"], "models/llama/model-00001-of-00004.safetensors")
-        assert not re.search(h["files"], "pytorch_model.bin")
+        assert re.search(h["files"], "pytorch_model.bin")  # --safetensors-only fails it
+        assert not re.search(h["files"], "config.json")
     assert by_id["paramtool-check"].get("pass_filenames", True) is True
     assert by_id["paramtool-check-folder"]["pass_filenames"] is False

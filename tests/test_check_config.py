@@ -250,3 +250,12 @@ def test_an_empty_config_and_no_flags_is_no_rules(tmp_path):
     line = error_line(cli("check", str(EXAMPLE)))
     why = f"no rules given (none on the command line, none in {p} [check])"
     assert line == f"paramtool: error: check: {why}"
+
+
+@pytest.mark.parametrize("nested", ["[" * 50_000 + "]" * 50_000, "{a = " * 50_000 + "}" * 50_000])
+def test_a_config_nested_too_deeply_is_a_config_error(tmp_path: Path, nested: str) -> None:
+    path = tmp_path / "paramtool.toml"
+    path.write_text(f"[check]\nmax_size = {nested}\n")
+    with pytest.raises(errors.ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}: not valid TOML: arrays or tables nested too deeply"

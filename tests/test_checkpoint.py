@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from helpers import cli
 from paramtool import errors
 from paramtool.sources.local import open_local
 
@@ -192,3 +193,40 @@ def test_huggingface_cache_snapshot_symlinks_are_inside(tmp_path):
     os.symlink(outside, snap / "s1.safetensors")
     with pytest.raises(errors.ShardIndexError, match="symlink"):
         open_local([str(snap)])
+
+
+def test_duplicate_tensors_across_files_are_one_summary_line(tmp_path):
+    # Two copies of one checkpoint read together (staged together for the pre-commit hook).
+    names = {f"model.layers.{i}.weight": (2,) for i in range(200)}
+    a = write(tmp_path / "a.safetensors", names)
+    b = write(tmp_path / "b.safetensors", names)
+    ck = open_local([a, b])
+    assert ck.warnings == (
+        f"200 tensor names appear in more than one file (the first, 'model.layers.0.weight', "
+        f"in both {a} and {b}); several checkpoints read as one?",
+    )
+    one = write(tmp_path / "c.safetensors", {"model.layers.0.weight": (2,), "x": (2,)})
+    assert open_local([a, one]).warnings == (
+        f"tensor 'model.layers.0.weight' appears in both {a} and {one}",
+    )
+
+
+def test_duplicate_tensors_warn_once_on_stderr(tmp_path):
+    names = {f"w{i}": (2,) for i in range(50)}
+    a = write(tmp_path / "a.safetensors", names)
+    b = write(tmp_path / "b.safetensors", names)
+    for args in (("inspect", str(a), str(b)), ("check", str(a), str(b), "--max-size", "1GB")):
+        r = cli(*args)
+        assert r.exit_code == 0, r.stderr
+        lines = [x for x in r.stderr.splitlines() if "more than one file" in x]
+        assert len(lines) == 1 and lines[0].startswith("paramtool: warning: 50 tensor names"), (
+            r.stderr
+        )
+
+
+def test_index_naming_a_shard_with_a_lone_surrogate_is_one_error(tmp_path):
+    # "\ud800" in JSON is a str no file name can hold: refused, not an internal error.
+    write(tmp_path / "model-00001-of-00001.safetensors", {"a": (2,)})
+    (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": {"a": "\\ud800.st"}}')
+    with pytest.raises(errors.ShardIndexError, match=r"shard name '\\ud800.st' is not valid"):
+        open_local([tmp_path])

@@ -205,3 +205,14 @@ def test_the_cli_line_names_the_flag(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no paramtool.toml above
     assert error_line(cli(*args), stdout=None) == ERROR_PREFIX + line
+
+
+def test_a_long_name_in_a_message_is_cut_but_kept_whole_on_the_error() -> None:
+    name = "w" * 1_000_000
+    e = UsageError(repr(name), "not a tensor of this checkpoint", param="tensor")
+    assert e.value == repr(name)  # the value stays whole for Python callers
+    assert len(str(e)) <= 400
+    assert str(e).startswith("tensor 'wwww") and "…(+999,8" in str(e)
+    assert str(e).endswith("wwww': not a tensor of this checkpoint")
+    short = UsageError("'x'", "fine", param="tensor")
+    assert str(short) == "tensor 'x': fine"

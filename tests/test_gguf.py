@@ -388,8 +388,20 @@ def test_gguf_magic_under_another_name(tmp_path, llama):
 
 def test_gguf_name_without_gguf_contents(tmp_path):
     p = tmp_path / "fake.gguf"
-    p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}" + b" " * 30)
+    p.write_bytes(b"GGUX" + b"\0" * 40)
     assert "not a GGUF file" in error_line(cli("inspect", str(p)))
+
+
+def test_gguf_name_with_safetensors_bytes_is_read_as_safetensors(tmp_path):
+    # The bytes decide the format; the name that lies is a warning.
+    p = tmp_path / "fake.gguf"
+    p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}" + b" " * 14)
+    ck = open_local([p])
+    assert ck.format == "safetensors" and ck.misnamed_files == (str(p),)
+    assert ck.warnings == (
+        f"{p}: named as GGUF but its bytes are safetensors; read as safetensors "
+        "(a file's format is decided by its bytes)",
+    )
 
 
 # --------------------------------------------------------------------------- footprint
@@ -540,6 +552,11 @@ MALFORMED = {
     "first offset not 0": pack(tensors=[("a", (4,), 0, 32)], data=f32(64)),
     "duplicate tensor name": pack(tensors=[("a", (8,), 0, 0), ("a", (8,), 0, 32)], data=f32(16)),
     "tensor name not utf-8": pack(tensors=[(b"\xc3", (8,), 0, 0)], data=f32(8)),
+    "string value not utf-8": pack([s("general.name") + struct.pack("<I", 8) + s(b"\xff")]),
+    "string value a UTF-8 surrogate": pack([s("k") + struct.pack("<I", 8) + s(b"\xed\xa0\x80")]),
+    "string in a short array not utf-8": pack(
+        [s("general.tags") + struct.pack("<IIQ", 9, 8, 2) + s("ok") + s(b"\xc3(")]
+    ),
     "tensor past end of file": pack(tensors=[("a", (64,), 0, 0)], data=f32(8)),
     "tensor offset 2^64-1": pack(tensors=[("a", (8,), 0, 2**64 - 32)], data=f32(8)),
     "no data at all": pack(tensors=[("a", (8,), 0, 0)]),
@@ -567,6 +584,23 @@ def test_malformed_gguf_is_one_line(tmp_path, case):
     line = error_line(cli("inspect", str(path)))
     assert time.perf_counter() - t0 < 2.0
     assert str(path) in line
+
+
+@pytest.mark.parametrize(
+    ("case", "key"),
+    [
+        ("string value not utf-8", "general.name"),
+        ("string value a UTF-8 surrogate", "k"),
+        ("string in a short array not utf-8", "general.tags"),
+    ],
+)
+def test_invalid_utf8_strings_are_refused_as_gguf_py_refuses_them(tmp_path, case, key):
+    path = tmp_path / "u.gguf"
+    path.write_bytes(MALFORMED[case])
+    with pytest.raises(UnicodeDecodeError):  # gguf-py decodes strictly when the value is read
+        gguf.GGUFReader(path).fields[key].contents()
+    with pytest.raises(errors.InvalidHeader, match=f"metadata '{key}': string is not valid UTF-8"):
+        read_gguf(path)
 
 
 def test_errors_name_the_failure_kind(tmp_path):

@@ -44,6 +44,43 @@ def test_progress_counts_every_byte(tmp_path):
     assert sum(seen) == p.stat().st_size
 
 
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_hash_progress_counts_each_file_byte_once(tmp_path, workers):
+    from paramtool import api
+
+    folder = make_checkpoint(tmp_path / "m", tiny_model(), shards=2)
+    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    seen: list[tuple[int, int]] = []
+    report = api.digest(str(folder), workers=workers, progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, size) and seen[-1] == (size, size)  # not 2x: one read per file
+    assert all(t == size and d <= size for d, t in seen)
+    assert [f.sha256 for f in report.files] == [
+        hashlib.sha256(Path(f.path).read_bytes()).hexdigest() for f in report.files
+    ]
+
+
+def test_tensor_digests_from_the_one_pass_equal_hashlib_over_each_tensor(tmp_path, monkeypatch):
+    p = make_checkpoint(tmp_path / "m", tiny_model(), shards=1) / "model.safetensors"
+    raw = p.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    header.pop("__metadata__", None)
+    want = {}
+    for name, info in header.items():
+        a, b = info["data_offsets"]
+        want[name] = hashlib.sha256(
+            digest_prefix(info["dtype"], info["shape"]) + raw[8 + n + a : 8 + n + b]
+        ).hexdigest()
+    for workers in (1, 2, 3):
+        got = hash_checkpoint(open_local([str(p)]), workers=workers)
+        assert {t.name: t.digest for t in got.tensors} == want
+        assert got.files[0].sha256 == hashlib.sha256(raw).hexdigest()
+    monkeypatch.setattr(hashing, "BUFFER_BYTES", 1000)  # chunks that cut tensors anywhere
+    got = hash_checkpoint(open_local([str(p)]), workers=2)
+    assert {t.name: t.digest for t in got.tensors} == want
+    assert got.files[0].sha256 == hashlib.sha256(raw).hexdigest()
+
+
 def test_git_blob_sha1(tmp_path):
     p = tmp_path / "config.json"
     p.write_text('{"model_type": "llama"}\n')

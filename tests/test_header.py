@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save, save_file
 
+from helpers import cli, error_line
 from paramtool import errors
 from paramtool.formats.safetensors import parse_header, read_local_header
 
@@ -68,6 +69,9 @@ def test_library_written_file_with_metadata(tmp_path):
 
 def _t(dtype="F32", shape=(2,), offsets=(0, 8)):
     return {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets)}
+
+
+_E = b'{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'  # one valid entry, as JSON text
 
 
 # name -> (file bytes, the paramtool error kind expected)
@@ -144,6 +148,71 @@ MALFORMED: dict[str, tuple[bytes, type[errors.ParamtoolError]]] = {
         pack({"a": _t(dtype="F6_E2M3", shape=(2,), offsets=(0, 2))}, b"\0" * 2),
         errors.TensorInvalidInfo,
     ),
+    # JSON that Python's json reads and serde_json (the reference library's parser) refuses.
+    "lone surrogate in a tensor name": (
+        pack(None, raw=b'{"\\ud800":' + _E + b"}", data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
+    "negative zero offset": (
+        pack(None, raw=b'{"t":{"dtype":"F32","shape":[2],"data_offsets":[-0,8]}}', data=b"\0" * 8),
+        errors.InvalidHeaderDeserialization,
+    ),
+    "negative zero dim": (
+        pack(None, raw=b'{"t":{"dtype":"F32","shape":[-0],"data_offsets":[0,0]}}'),
+        errors.InvalidHeaderDeserialization,
+    ),
+    "lone low surrogate in a tensor name": (
+        pack(None, raw=b'{"a\\udc00b":' + _E + b"}", data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
+    "surrogates swapped": (
+        pack(None, raw=b'{"\\ude00\\ud83d":' + _E + b"}", data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
+    "lone surrogate in a metadata key": (
+        pack(None, raw=b'{"__metadata__":{"\\ud800":"x"},"t":' + _E + b"}", data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
+    "lone surrogate in a metadata value": (
+        pack(None, raw=b'{"__metadata__":{"k":"\\udbff"},"t":' + _E + b"}", data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
+    "lone surrogate in an extra field": (
+        pack(None, raw=b'{"t":' + _E[:-1] + b',"x":["\\ud800"]}}', data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
+    "float out of range in an extra field": (
+        pack(None, raw=b'{"t":' + _E[:-1] + b',"x":1e400}}', data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
+    "integer out of f64 range in an extra field": (
+        pack(None, raw=b'{"t":' + _E[:-1] + b',"x":-1' + b"0" * 309 + b"}}", data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
+    "128 levels of nesting in an extra field": (
+        pack(
+            None,
+            raw=b'{"t":' + _E[:-1] + b',"x":' + b"[" * 126 + b"]" * 126 + b"}}",
+            data=b"\0" * 8,
+        ),
+        errors.InvalidHeader,
+    ),
+    "NaN in an extra field": (
+        pack(None, raw=b'{"t":' + _E[:-1] + b',"x":NaN}}', data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
+    "integer written 8.0": (
+        pack(None, raw=b'{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8.0]}}', data=b"\0" * 8),
+        errors.InvalidHeaderDeserialization,
+    ),
+    "integer written 8e0": (
+        pack(None, raw=b'{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8e0]}}', data=b"\0" * 8),
+        errors.InvalidHeaderDeserialization,
+    ),
+    "integer with a leading zero": (
+        pack(None, raw=b'{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,08]}}', data=b"\0" * 8),
+        errors.InvalidHeader,
+    ),
 }
 
 
@@ -172,6 +241,14 @@ def test_accepts_what_the_reference_accepts(tmp_path):
         pack(None, raw=b"{}      "),
         pack({"a": _t(dtype="F4", shape=(4,), offsets=(0, 2))}, b"\0" * 2),
         pack({"a": _t(dtype="F6_E3M2", shape=(4,), offsets=(0, 3))}, b"\0" * 3),
+        # serde_json takes these too: a surrogate pair, -0 and 1e308 where no integer is
+        # wanted, 127 levels of nesting, escapes in a dtype.
+        pack(None, raw=b'{"\\ud83d\\ude00":' + _E + b"}", data=b"\0" * 8),
+        pack(None, raw=b'{"t":' + _E[:-1] + b',"x":[-0,-0.0,1e308,1e-400]}}', data=b"\0" * 8),
+        pack(None, raw=b'{"t":' + _E[:-1] + b',"x":' + b"[" * 125 + b"]" * 125 + b"}}") + b"\0" * 8,
+        pack(None, raw=b'{"t":{"dtype":"F\\u0033\\u0032","shape":[2],"data_offsets":[0,8]}}')
+        + b"\0" * 8,
+        pack(None, raw=b'{"__metadata__":{"k":"-0"},"t-0":' + _E + b"}", data=b"\0" * 8),
     ]
     for i, blob in enumerate(cases):
         safetensors.deserialize(blob)  # the reference accepts it
@@ -280,3 +357,87 @@ def test_header_lengths_that_look_like_pickle_magic_are_fine(tmp_path, length):
     assert len(raw) == length
     h = parse_bytes(pack(None, raw=raw) + b"\0" * 4, tmp_path)
     assert h.tensors[0].name == name
+
+
+def test_lone_surrogate_name_is_one_error_line(tmp_path):
+    # Python's json turns "\ud800" into a str that cannot be printed; the parser refuses it.
+    p = tmp_path / "s.safetensors"
+    p.write_bytes(pack(None, raw=b'{"\\ud800":' + _E + b"}", data=b"\0" * 8))
+    for command in (("inspect",), ("inspect", "--json"), ("check", "--max-size", "1GB")):
+        line = error_line(cli(*command, str(p)), "lone surrogate", "\\ud800")
+        assert "\ud800" not in line
+
+
+# JSON spellings: numbers and strings as serde_json and Python's json read them differently.
+_numbers = st.sampled_from(
+    ["0", "-0", "2", "8", "08", "8.0", "8e0", "-8", "1e400", "-1e400", "1" + "0" * 309,
+     "1e308", "-0.0", "1e-400", "NaN", "Infinity", "18446744073709551616", "2.5"]
+)  # fmt: skip
+_strings = st.sampled_from(
+    ['"t"', '"\\ud800"', '"x\\udc00"', '"\\ud83d\\ude00"', '"\\ude00\\ud83d"', '"a\\u0000"',
+     '"\\u00e9"', '"F32"', '"F\\u00332"', '"\\\\ud800"', '"__metadata__"']
+)  # fmt: skip
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+_values = st.recursive(
+    st.one_of(_numbers, _strings, st.sampled_from(["null", "true", "{}"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda xs: "[" + ",".join(xs) + "]"),
+        st.lists(st.tuples(_strings, inner), max_size=2).map(
+            lambda kv: "{" + ",".join(f"{k}:{v}" for k, v in kv) + "}"
+        ),
+    ),
+    max_leaves=6,
+) | st.integers(124, 127).map(_nested)
+
+
+_SLOTS = {  # slot: (its valid spelling, odd spellings)
+    "name": ('"t"', _strings),
+    "dtype": ('"F32"', _strings),
+    "dim": ("2", _numbers),
+    "start": ("0", _numbers),
+    "end": ("8", _numbers),
+    "extra": ("", st.tuples(_strings, _values).map(lambda kv: f",{kv[0]}:{kv[1]}")),
+    "meta": (
+        "",
+        st.tuples(_strings, st.one_of(_strings, _numbers)).map(
+            lambda kv: f'"__metadata__":{{{kv[0]}:{kv[1]}}},'
+        ),
+    ),
+}
+
+
+@st.composite
+def _spelled_header(draw: st.DrawFn) -> bytes:
+    """A valid one-tensor header with one or two of its slots spelled oddly."""
+    odd = set(draw(st.lists(st.sampled_from(sorted(_SLOTS)), min_size=1, max_size=2)))
+    v = {k: draw(bad) if k in odd else good for k, (good, bad) in _SLOTS.items()}
+    entry = (
+        f'{{"dtype":{v["dtype"]},"shape":[{v["dim"]}],'
+        f'"data_offsets":[{v["start"]},{v["end"]}]{v["extra"]}}}'
+    )
+    return f"{{{v['meta']}{v['name']}:{entry}}}".encode()
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(_spelled_header(), st.sampled_from([8, 8, 0]))
+def test_json_spellings_agree_with_the_reference(tmp_path, raw, data_len):
+    blob = pack(None, raw=raw) + b"\0" * data_len
+    try:
+        safetensors.deserialize(blob)
+        lib_ok = True
+    except Exception:
+        lib_ok = False
+    try:
+        parse_bytes(blob, tmp_path)
+        ours_ok = True
+    except errors.ParamtoolError:
+        ours_ok = False
+    if not lib_ok:  # never looser than the reference library
+        assert not ours_ok, f"paramtool accepted what safetensors refuses: {raw!r}"

@@ -27,11 +27,10 @@ from helpers import cli, cli_json, error_line
 from hub_emulator import HubEmulator, RequestRecord
 from hub_fixtures import set_constant
 from layouts import (
-    Layout,
-    llama,
     llama31_8b,
     lora_llama31_8b,
     make_checkpoint,
+    tiny_llama,
     write_sparse_checkpoint,
     write_sparse_file,
 )
@@ -41,24 +40,6 @@ from paramtool.sources.hub_files import HubRanges
 
 TOKEN = "hf_paramtool_test_token_5f2c"
 SHARDS = [f"model-0000{k}-of-00003.safetensors" for k in (1, 2, 3)]
-
-
-def tiny_llama(layers: int = 4) -> Layout:
-    """A Llama-shaped layout small enough to write for real, with the names transformers uses."""
-    return llama(
-        {
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
-            "hidden_size": 64,
-            "intermediate_size": 172,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "num_hidden_layers": layers,
-            "vocab_size": 512,
-            "torch_dtype": "bfloat16",
-        },
-        name="org/tiny",
-    )
 
 
 def write_tiny(folder: Path, layers: int = 4, shards: int = 3, **kw: Any) -> Path:
@@ -154,8 +135,9 @@ def test_subprocess_reads_only_headers_index_and_config(hub: HubEmulator, tmp_pa
     info = [r for r in hub.requests if r.path.startswith("/api/")]
     small = [r for r in hub.requests if r.path.endswith(".json")]
     cdn = [r for r in hub.requests if r.server == "cdn"]
-    assert len(info) == 1 and len(small) == 4  # model info; HEAD + GET of the index and config
-    assert len(hub.requests) == 1 + 4 + 2 * len(shards)  # one range per shard (+ its CDN hop)
+    assert len(info) == 1 and len(small) == 2  # model info; one GET of the index and config
+    assert all(f"/resolve/{sha}/" in r.path for r in hub.requests if "/resolve/" in r.path)
+    assert len(hub.requests) == 1 + 2 + 2 * len(shards)  # one range per shard (+ its CDN hop)
     headers = sum(header_bytes(s) for s in shards)
     for r in cdn:  # one range from byte 0 per shard, each sent in full
         first, last = map(int, r.range.removeprefix("bytes=").split("-"))
@@ -465,7 +447,8 @@ def test_network_failure_names_the_endpoint_quickly(hub: HubEmulator) -> None:
     assert time.monotonic() - start < 10
     assert p.returncode == 2 and p.stdout == ""
     (line,) = p.stderr.splitlines()
-    assert line.startswith(f"paramtool: error: {dead}: network failure")
+    assert line.startswith(f"paramtool: error: {dead}: cannot reach the Hub: connection refused")
+    assert "offline?" in line
 
 
 def test_gguf_only_repo_is_refused_with_a_hint(hub: HubEmulator) -> None:

@@ -341,3 +341,20 @@ def test_subprocess_entry_point_exit_codes(ckpt, tmp_path):
         text=True,
     )
     assert p.returncode == 2 and p.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["stats", "hash"])
+def test_download_draws_no_bar_when_stderr_is_not_a_terminal(hub, ckpt, command):
+    import os
+
+    hub.add_repo("org/tiny", ckpt)
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    r = subprocess.run(
+        [sys.executable, "-m", "paramtool", command, "org/tiny", "--download"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode == 0 and r.stdout, r.stderr
+    assert r.stderr == ""  # stderr is a pipe: no bar, neither paramtool's nor huggingface_hub's

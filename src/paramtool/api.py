@@ -158,7 +158,7 @@ def footprint(
     batch: int | str = 1,
     encoder_length: int | str | None = None,
     kv_dtype: str = "bf16",
-    overhead: str = "20%",
+    overhead: str | None = None,
     train: str | None = None,
     optimizer: str = "adamw",
     zero: int | str = 0,
@@ -244,7 +244,7 @@ def footprint(
         encoder_length=_whole("encoder_length", encoder_length, kilo=True),
         batch=_whole("batch", batch) or 1,
         kv_dtype=dtypes.lookup(kv_dtype),
-        overhead=parse_overhead(overhead),
+        overhead=parse_overhead(overhead) if overhead is not None else None,
         train=train.lower() if train else None,
         optimizer=optimizer.lower(),
         zero=_whole("zero", zero, low=0) or 0,
@@ -287,8 +287,9 @@ def check(
     (True, 0)
     """
     from paramtool.checks.config import rules_from_table
-    from paramtool.checks.evaluate import evaluate
+    from paramtool.checks.evaluate import evaluate, pickle_report
     from paramtool.checks.rules import RuleSet, finalize
+    from paramtool.errors import UnsafeFormat
 
     if isinstance(rules, RuleSet):
         chosen = finalize([rules])
@@ -296,9 +297,15 @@ def check(
         chosen = finalize([rules_from_table(rules)])
     else:
         chosen = tuple(rules)
-    checkpoint = open_checkpoint(
-        source, revision=revision, token=token, subfolder=subfolder, progress=progress
-    )
+    try:
+        checkpoint = open_checkpoint(
+            source, revision=revision, token=token, subfolder=subfolder, progress=progress
+        )
+    except UnsafeFormat as e:  # pickles, refused unopened: a failed safetensors_only rule
+        report = pickle_report(e, chosen, config=config)
+        if report is None:
+            raise
+        return report
     return evaluate(checkpoint, chosen, config=config)
 
 
@@ -373,7 +380,7 @@ def digest(
     checkpoint = _values_checkpoint(
         source, revision=revision, token=token, subfolder=subfolder, download=download
     )
-    total = checkpoint.file_bytes + checkpoint.tensor_bytes
+    total = checkpoint.file_bytes  # each file is read once, for its hash and its tensors'
     return hash_checkpoint(checkpoint, workers=workers, progress=_bytes_progress(progress, total))
 
 

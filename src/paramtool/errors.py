@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeAlias
 
+from paramtool.safe_text import clip, shorten
+
 Spell: TypeAlias = Callable[[str], str]
 """How a message names a parameter: :func:`by_name` for a Python caller; the CLI spells flags."""
 
@@ -69,8 +71,10 @@ class ParamtoolError(Exception):
         return self._why if isinstance(self._why, str) else self._why(spell)
 
     def message(self, spell: Spell = by_name) -> str:
-        """The one line: ``<what>: <why>``, parameters spelled by ``spell``."""
-        return f"{self.subject(spell)}: {self.reason(spell)}"
+        """The one line: ``<what>: <why>``, parameters spelled by ``spell``; a name in it
+        longer than 200 characters is cut with a marker (:func:`~paramtool.safe_text.shorten`),
+        the whole line to 400 (``value`` keeps the subject whole)."""
+        return shorten(f"{self.subject(spell)}: {self.reason(spell)}")
 
     @property
     def what(self) -> str:
@@ -116,6 +120,10 @@ class HubError(ParamtoolError):
     """The Hub could not answer: repo or revision missing, gated, offline, network."""
 
 
+class OutputError(ParamtoolError):
+    """Standard output could not be written: a full disk (``ENOSPC``), an I/O error."""
+
+
 class ConfigError(ParamtoolError):
     """A malformed config file (config.json, index, paramtool.toml)."""
 
@@ -128,7 +136,7 @@ class HeaderError(ParamtoolError):
 
     def __init__(self, path: str, why: str, tensor: str | None = None) -> None:
         if tensor is not None:
-            why = f"tensor {tensor!r}: {why}"
+            why = f"tensor {clip(tensor, 120)!r}: {why}"  # beside the path, within ~300
         super().__init__(path, why)
         self.path = path
         self.tensor = tensor

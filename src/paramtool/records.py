@@ -8,6 +8,20 @@ from types import MappingProxyType
 from typing import Any
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+# Pickled PyTorch checkpoints, by name: never opened as tensors, never unpickled.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def named_format(name: str) -> str | None:
+    """The format a file name claims by its extension (``.safetensors``, ``.gguf``, a pickle's)."""
+    low = name.lower()
+    if low.endswith(".safetensors"):
+        return "safetensors"
+    if low.endswith(".gguf"):
+        return "gguf"
+    if low.endswith(PICKLE_SUFFIXES):
+        return "pickle"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +56,13 @@ class FileHeader:
     data_size: int  # bytes of the data region
     tensors: tuple[TensorInfo, ...]
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    format: str = "safetensors"  # what the file's bytes are ("gguf"), whatever its name says
+
+    @property
+    def misnamed(self) -> bool:
+        """Whether the file's extension claims another format than its bytes."""
+        claimed = named_format(self.path)
+        return claimed is not None and claimed != self.format
 
     @property
     def file_size(self) -> int:
@@ -88,6 +109,11 @@ class Checkpoint:
     @property
     def tensors(self) -> tuple[TensorInfo, ...]:
         return tuple(t for f in self.files for t in f.tensors)
+
+    @property
+    def misnamed_files(self) -> tuple[str, ...]:
+        """Weight files whose extension claims another format than their bytes."""
+        return tuple(f.path for f in self.files if f.misnamed)
 
     @property
     def total_parameters(self) -> int:

@@ -295,9 +295,7 @@ def _moe(desc: ModelDescription, tensors: Any, roles: Any, logical: Any) -> Any:
         return None
     from paramtool.analysis import moe
 
-    return moe.analyze(
-        tensors, roles, logical, desc.experts, layers=desc.layers, mtp_count=desc.mtp_layers
-    )
+    return moe.analyze(tensors, roles, logical, desc.experts)
 
 
 def _tied(

@@ -7,7 +7,6 @@ from the same record.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from paramtool import dtypes
 from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.analysis.breakdown import Breakdown, Tally, bits_per_weight
+from paramtool.patterns import NamePattern
 from paramtool.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _tally(t: Tally, total: int | None = None) -> dict[str, Any]:
     return out
 
 
-def tensor_rows(b: Breakdown, pattern: re.Pattern[str] | None = None) -> list[dict[str, Any]]:
+def tensor_rows(b: Breakdown, pattern: NamePattern | None = None) -> list[dict[str, Any]]:
     """One row per tensor; ``parameters`` is logical (a packed weight unpacked, a scale 0)."""
     rows = []
     for t, role, n in zip(b.checkpoint.tensors, b.roles, b.parameters, strict=True):
@@ -90,7 +90,7 @@ def _file_parameters(b: Breakdown) -> list[int]:
 
 
 def to_json(
-    b: Breakdown, tensors: bool = False, pattern: re.Pattern[str] | None = None
+    b: Breakdown, tensors: bool = False, pattern: NamePattern | None = None
 ) -> dict[str, Any]:
     """One object: totals, by_dtype, by_category, layers, files, metadata, config, warnings."""
     ck = b.checkpoint
@@ -301,7 +301,7 @@ def moe_json(m: MoE | None) -> dict[str, Any] | None:
         "router_parameters": m.router_parameters,
         "input_embedding_parameters": m.input_embedding_parameters,
         "mtp": None
-        if not m.mtp_layers
+        if not m.mtp_parameters
         else {
             "layers": list(m.mtp_layers),
             "parameters": m.mtp_parameters,
@@ -359,7 +359,7 @@ class Inspection:
         return (*self.breakdown.warnings, *(f"base model: {w}" for w in base))
 
     def to_dict(
-        self, *, tensors: bool = False, filter: re.Pattern[str] | None = None
+        self, *, tensors: bool = False, filter: NamePattern | None = None
     ) -> dict[str, Any]:
         """The document ``paramtool inspect --json`` prints (``--tensors``: ``tensors=True``;
         ``--filter``: a compiled ``filter``, which implies the tensor list)."""

@@ -42,7 +42,7 @@ class MoE:
     active_parameters: int | None  # None when k is unknown
     active_exact: bool  # False when a layer's routed parameters do not split evenly
     input_embedding_parameters: int  # token embedding tables (a lookup, not a matmul)
-    mtp_layers: tuple[int, ...]  # DeepSeek multi-token-prediction blocks stored as layers
+    mtp_layers: tuple[int, ...]  # the MTP part's layers as numbered (DeepSeek-V3: 61)
     mtp_parameters: int
     mtp_active_parameters: int | None
     notes: tuple[str, ...] = ()
@@ -70,36 +70,37 @@ def analyze(
     roles: Sequence[Role],
     parameters: Sequence[int],
     experts: Experts | None,
-    *,
-    layers: int | None = None,
-    mtp_count: int = 0,
 ) -> MoE | None:
     """Summarise the experts; None when no tensor is a routed expert.
 
-    ``experts`` is what the model description read from config.json (counts, ``k``);
-    ``layers`` its decoder depth, after which ``mtp_count`` multi-token-prediction blocks sit.
+    ``experts`` is what the model description read from config.json (counts, ``k``). The
+    roles' part axis says which tensors are the multi-token-prediction head's.
     """
     n_cfg = experts.routed if experts else None
     k = experts.per_token if experts else None
     shared_cfg = (experts.shared or None) if experts else None
-    routed: dict[int | None, int] = {}  # layer -> routed logical parameters
-    numbered: dict[int | None, set[int]] = {}
-    fused: dict[int | None, int] = {}
-    shared_layers: set[int | None] = set()
+    # Layers are keyed (is it the MTP part's, index): Qwen3-Next's mtp.layers.0 is not
+    # model.layers.0, and DeepSeek-V3's model.layers.61 is the MTP part's (anatomy says so).
+    Key = tuple[bool, int | None]
+    routed: dict[Key, int] = {}  # layer -> routed logical parameters
+    numbered: dict[Key, set[int]] = {}
+    fused: dict[Key, int] = {}
+    shared_layers: set[Key] = set()
     total = shared = router = embed = 0
-    by_layer: dict[int | None, int] = {}
+    by_layer: dict[Key, int] = {}
     for t, r, n in zip(tensors, roles, parameters, strict=True):
         total += n
-        by_layer[r.layer] = by_layer.get(r.layer, 0) + n
+        key = (r.part == "mtp", r.layer)
+        by_layer[key] = by_layer.get(key, 0) + n
         if r.component == "expert":
-            routed[r.layer] = routed.get(r.layer, 0) + n
+            routed[key] = routed.get(key, 0) + n
             if r.expert is not None:
-                numbered.setdefault(r.layer, set()).add(r.expert)
+                numbered.setdefault(key, set()).add(r.expert)
             elif (e := fused_experts(t.shape, n_cfg)) is not None:
-                fused[r.layer] = max(fused.get(r.layer, 0), e)
+                fused[key] = max(fused.get(key, 0), e)
         elif r.component == "shared_expert":
             shared += n
-            shared_layers.add(r.layer)
+            shared_layers.add(key)
         elif r.component == "router":
             router += n
         elif r.component == "token_embedding":
@@ -107,7 +108,7 @@ def analyze(
     if not routed:
         return None
     notes: list[str] = []
-    counts: dict[int | None, int | None] = {}
+    counts: dict[Key, int | None] = {}
     for layer in routed:
         found = len(numbered[layer]) if layer in numbered else fused.get(layer)
         counts[layer] = found or n_cfg
@@ -128,14 +129,15 @@ def analyze(
     )
     active: int | None = None
     exact = True
-    per_layer_active: dict[int | None, int] = {}
+    per_layer_active: dict[Key, int] = {}
     if k is None:
         notes.append("config.json does not say how many experts each token uses: active unknown")
     else:
         for layer, params in routed.items():
             count = counts[layer]
             if not count:
-                notes.append(f"layer {layer}: expert count unknown, all its experts counted active")
+                where = f"MTP layer {layer[1]}" if layer[0] else f"layer {layer[1]}"
+                notes.append(f"{where}: expert count unknown, all its experts counted active")
                 per_layer_active[layer] = params
                 exact = False
                 continue
@@ -145,17 +147,14 @@ def analyze(
         active = total - sum(routed.values()) + sum(per_layer_active.values())
         if not exact:
             notes.append("routed parameters do not split evenly across experts: active rounded")
-    mtp_layers: tuple[int, ...] = ()
-    mtp_params = 0
+    mtp_keys = [x for x in by_layer if x[0]]
+    mtp_layers = tuple(sorted({x[1] for x in mtp_keys if x[1] is not None}))
+    mtp_params = sum(by_layer[x] for x in mtp_keys)
     mtp_active: int | None = None
-    hidden = layers
-    if mtp_count and hidden is not None:
-        mtp_layers = tuple(sorted(x for x in by_layer if x is not None and x >= hidden))
-        mtp_params = sum(by_layer[x] for x in mtp_layers)
-        if active is not None:
-            mtp_active = mtp_params - sum(
-                routed.get(x, 0) - per_layer_active.get(x, 0) for x in mtp_layers
-            )
+    if mtp_keys and active is not None:
+        mtp_active = mtp_params - sum(
+            routed.get(x, 0) - per_layer_active.get(x, 0) for x in mtp_keys
+        )
     if shared_cfg is not None:
         shared_experts = shared_cfg
     else:

@@ -32,7 +32,8 @@ from paramtool.checks.rules import (
     RuleSet,
     parse_rules,
 )
-from paramtool.errors import ConfigError
+from paramtool.errors import ConfigError, ParamtoolError
+from paramtool.files import open_binary, read_at_most, read_capped
 
 CONFIG_NAME = "paramtool.toml"
 PYPROJECT = "pyproject.toml"
@@ -62,7 +63,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(str(path), f"larger than {MAX_CONFIG_BYTES:,} bytes")
-        raw = path.read_bytes()
+        raw = read_capped(path, MAX_CONFIG_BYTES, too_large=ConfigError)  # a regular file only
     except OSError as e:
         raise ConfigError(str(path), e.strerror or str(e)) from None
     try:
@@ -72,6 +73,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(path), f"not valid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(str(path), "not valid TOML: arrays or tables nested too deeply") from None
 
 
 def _is_pyproject(path: Path) -> bool:
@@ -81,9 +84,9 @@ def _is_pyproject(path: Path) -> bool:
 def _mentions_paramtool(path: Path) -> bool:
     """Cheap pre-check, so an unrelated (even broken) pyproject.toml is never parsed."""
     try:
-        with path.open("rb") as f:
-            return b"paramtool" in f.read(MAX_CONFIG_BYTES + 1)
-    except OSError:
+        with open_binary(path) as f:
+            return b"paramtool" in read_at_most(f, MAX_CONFIG_BYTES + 1)
+    except (OSError, ParamtoolError):
         return False
 
 

@@ -44,6 +44,7 @@ from paramtool.checks.findings import (
     _ratio_text,
 )
 from paramtool.checks.rules import STATUSES, UNAVAILABLE, Rule
+from paramtool.errors import ParamtoolError
 from paramtool.records import Checkpoint
 from paramtool.units import human_bytes, percent_text
 
@@ -62,6 +63,34 @@ def evaluate(
         assert f.status in STATUSES, f.status
     revision = checkpoint.hub.revision if checkpoint.hub is not None else None
     return Report(checkpoint.source, revision, findings, config, checkpoint.warnings)
+
+
+def pickle_report(
+    refused: ParamtoolError, rules: Sequence[Rule], *, config: str | None = None
+) -> Report | None:
+    """The verdict on a pickle checkpoint, refused unopened (``refused``), or None.
+
+    With a ``safetensors_only`` rule, that rule fails (exit 1, not an error); the other
+    rules would need the file opened, so they are not evaluated and a warning names them.
+    Without it, None: the refusal stays an error.
+    """
+    rule = next((r for r in rules if r.kind == "safetensors_only"), None)
+    if rule is None:
+        return None
+    what = refused.value
+    message = (
+        f"{what}: the weights are pickles, not safetensors; pickles can run code when "
+        "loaded, so paramtool did not open them"
+    )
+    finding = _finding(rule, False, [what], [], message, "pickle weights", "no pickle files")
+    others = [r.name for r in rules if r is not rule]
+    warnings = (
+        (f"{_plural(len(others), 'other rule')} not evaluated ({_listing(others, 5)}): "
+         "paramtool never opens a pickle",)
+        if others
+        else ()
+    )  # fmt: skip
+    return Report(what, None, (finding,), config, warnings)
 
 
 def _bound(rule: Rule, measured: int, limit: int) -> tuple[bool, int, str]:
@@ -257,6 +286,14 @@ def _require_metadata(rule: Rule, ctx: Context) -> Finding:
 
 @_evaluates("safetensors_only")
 def _safetensors_only(rule: Rule, ctx: Context) -> Finding:
+    misnamed = list(ctx.checkpoint.misnamed_files)  # a name that lies about the bytes fails
+    if misnamed:
+        message = (
+            f"{_plural(len(misnamed), 'weight file')} named for one format but holding "
+            f"another ({_listing(misnamed, 5)}); a file's format is decided by its bytes"
+        )
+        mtext = _plural(len(misnamed), "misnamed file")
+        return _finding(rule, False, misnamed, [], message, mtext, "no pickle files")
     pickles = ctx.checkpoint.pickle_files
     if pickles is None:
         return Finding(

@@ -14,7 +14,7 @@ from paramtool.checks.findings import (
     _plural,
     unavailable,
 )
-from paramtool.checks.rules import Rule
+from paramtool.checks.rules import UNAVAILABLE, Rule
 from paramtool.errors import UsageError
 from paramtool.records import Checkpoint
 
@@ -56,9 +56,17 @@ def _nonfinite(rule: Rule, ctx: Context) -> Finding:
     if hit:
         message += f" ({_listing(hit)})"
     if report.skipped:
-        message += f"; {_plural(len(report.skipped), 'tensor')} of undecodable dtypes not scanned"
-    ok = count == 0 and not report.skipped
-    return _finding(rule, ok, count, 0, message, f"{count:,}", f"0 {word}s")
+        names = [f"{s.tensor.name} ({s.tensor.dtype})" for s in report.skipped]
+        reasons = sorted({s.reason for s in report.skipped})
+        message += (
+            f"; {_plural(len(report.skipped), 'tensor')} not scanned ({_listing(names)}: "
+            f"{'; '.join(reasons[:2])})"
+        )
+    if count or not report.skipped:
+        return _finding(rule, count == 0, count, 0, message, f"{count:,}", f"0 {word}s")
+    # None found, but not every value was looked at: not a pass.
+    message += ", so the gate fails"
+    return Finding(rule, UNAVAILABLE, None, 0, message, "-", f"0 {word}s")
 
 
 def _local_file(ck: Checkpoint, name: str) -> str | None:

@@ -43,19 +43,37 @@ def __getattr__(name: str) -> object:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    from paramtool.render.progress import library_bars_off
+    """Console-script entry point.
 
-    library_bars_off()  # the process is paramtool's: it draws the only progress bars
-    args = sys.argv[1:]
-    first = next((a for a in args if not a.startswith("-")), None)
-    if first in COMMANDS:
-        names: list[str] | None = [first]
-    elif args == ["--version"]:
-        names = []
-    else:
-        names = None  # --help, no command, a typo: Typer lists (or suggests) every command
-    load(names)(prog_name="paramtool")
+    Ctrl-C, from start-up on, ends the process within a second: exit 130 and one line
+    (:mod:`paramtool.cli.interrupts`).
+    """
+    from paramtool.cli.interrupts import INTERRUPTED, ctrl_c, install
+
+    install()
+    try:
+        from paramtool.render.progress import library_bars_off
+
+        library_bars_off()  # the process is paramtool's: it draws the only progress bars
+        args = sys.argv[1:]
+        first = next((a for a in args if not a.startswith("-")), None)
+        if first in COMMANDS:
+            names: list[str] | None = [first]
+        elif args == ["--version"]:
+            names = []
+        else:
+            names = None  # --help, no command, a typo: Typer lists (or suggests) every command
+        load(names)(prog_name="paramtool")
+    except KeyboardInterrupt:  # raised outside a command (the handler is not installed)
+        ctrl_c.exit()
+    except SystemExit as e:
+        if e.code == INTERRUPTED:  # reported: exit now, not after worker threads
+            try:
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
+            ctrl_c.exit()
+        raise
 
 
 __all__ = ["COMMANDS", "app", "load", "main"]

@@ -8,12 +8,13 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 
-from paramtool.errors import ParamtoolError, UsageError
-from paramtool.safe_text import printable
+from paramtool.cli.interrupts import INTERRUPTED, ctrl_c
+from paramtool.errors import OutputError, ParamtoolError, UsageError
+from paramtool.safe_text import escape_json, printable, shorten
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,19 +119,86 @@ def check_top(top: int) -> int:
     return top
 
 
+def _line(kind: str, message: str) -> None:
+    """One line on stderr: hostile text made inert, long names cut (at most 400 chars)."""
+    try:
+        sys.stderr.write(f"paramtool: {kind}: {shorten(printable(message))}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr full or closed: there is no one left to tell
+        pass
+
+
 def die(message: str, code: int = 2) -> typer.Exit:
     """Print one error line on stderr; return the Exit to raise."""
-    sys.stderr.write(f"paramtool: error: {printable(message)}\n")
+    if code == INTERRUPTED:
+        return interrupted()
+    _line("error", message)
     return typer.Exit(code)
 
 
 def note(message: str) -> None:
     """A hint on stderr (which config was used, a base model that could not be read)."""
-    sys.stderr.write(f"paramtool: note: {printable(message)}\n")
+    _line("note", message)
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"paramtool: warning: {printable(message)}\n")
+    _line("warning", message)
+
+
+def interrupted() -> typer.Exit:
+    """Report Ctrl-C (once: :mod:`paramtool.cli.interrupts`); the Exit (130) to raise."""
+    ctrl_c.report()
+    return typer.Exit(INTERRUPTED)
+
+
+# Standard output. A full disk (or any I/O error) on stdout is one line, exit 2: writes go
+# through _GuardedOutput while a command runs, and handle_errors flushes before returning,
+# so the error surfaces where it can be reported, not in the interpreter's flush at exit.
+
+
+class _GuardedOutput:
+    """``sys.stdout`` while a command runs: an OSError writing it raises OutputError."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _output_error(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _output_error(e) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _output_error(e: OSError) -> OutputError:
+    return OutputError("cannot write output", e.strerror or str(e))
+
+
+def _drop_output(stream: TextIO) -> None:
+    """What is left in ``stream``'s buffer goes to /dev/null, so the flush at exit cannot
+    fail (and print a traceback) once the error is reported."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a file (a test's capture): nothing flushes it at exit
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except OSError:
+        pass
 
 
 # The core names parameters (``lora_rank``); the command line spells each as its flag.
@@ -146,22 +214,40 @@ def flag(param: str) -> str:
 def handle_errors(fn: F) -> F:
     """The error table at the edge: ParamtoolError -> one line and its exit code.
 
-    Core errors name parameters; the line names the flags (:func:`flag`).
+    Core errors name parameters; the line names the flags (:func:`flag`). Also: Ctrl-C
+    is ``interrupted``, exit 130 (:mod:`paramtool.cli.interrupts`); stdout that cannot be
+    written (a full disk) is ``cannot write output: <why>``, exit 2, flushed here so that
+    it is reported here; a closed pipe ends quietly, exit 0; any other exception is one
+    ``internal error`` line, exit 2.
 
     ``PARAMTOOL_DEBUG=1`` lets the traceback through instead.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        stdout = sys.stdout
+        sys.stdout = _GuardedOutput(stdout)
+        if not ctrl_c.depth:
+            ctrl_c.reset()
+        ctrl_c.depth += 1
         try:
-            return fn(*args, **kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except typer.Exit:
+                sys.stdout.flush()
+                raise
+            sys.stdout.flush()
+            return result
         except ParamtoolError as e:
+            if isinstance(e, OutputError):
+                _drop_output(stdout)
             if os.environ.get("PARAMTOOL_DEBUG"):
                 raise
             raise die(e.message(flag), e.exit_code) from None
         except KeyboardInterrupt:
-            raise die("interrupted", 130) from None
+            raise interrupted() from None
         except BrokenPipeError:
+            _drop_output(stdout)
             sys.stderr.close()
             raise typer.Exit(0) from None
         except Exception as e:  # a bug, but still one line and exit 2
@@ -171,6 +257,9 @@ def handle_errors(fn: F) -> F:
                 f"internal error: {e.__class__.__name__}: {e} "
                 "(PARAMTOOL_DEBUG=1 shows the traceback)"
             ) from None
+        finally:
+            ctrl_c.depth -= 1
+            sys.stdout = stdout
 
     return wrapper  # type: ignore[return-value]
 
@@ -178,7 +267,9 @@ def handle_errors(fn: F) -> F:
 def print_json(obj: Any) -> None:
     """One JSON document on stdout: indented for a terminal, compact (and fast) for pipes."""
     indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    # Text from files stays text, but bidi, C1 and other invisible controls are written as
+    # \uXXXX escapes: the same document once parsed, inert on a terminal.
+    sys.stdout.write(escape_json(json.dumps(obj, indent=indent, ensure_ascii=False)) + "\n")
 
 
 def stdout_console(width: int | None = None, record: bool = False) -> Any:

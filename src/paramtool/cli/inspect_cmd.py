@@ -45,7 +45,9 @@ def inspect_command(
     export: Annotated[
         Path | None,
         typer.Option(
-            "--export", metavar="FILE", help="Also save the report as .svg, .html or .txt."
+            "--export",
+            metavar="FILE",
+            help="Also save the printed tables as .svg, .html or .txt (not with --json).",
         ),
     ] = None,
     base: Annotated[
@@ -72,6 +74,12 @@ def inspect_command(
     pattern = compile_filter(filter_)
     if export is not None and export.suffix.lower() not in (".svg", ".html", ".htm", ".txt"):
         raise UsageError(f"--export {export}", "the file name must end in .svg, .html or .txt")
+    if export is not None and json_:
+        # The export is a recording of the printed tables, which --json does not print.
+        raise UsageError(
+            "--export/--json",
+            "--export saves the tables, which --json does not print; run it once for each",
+        )
     from paramtool.render.progress import count_progress
 
     with count_progress("Reading shard headers", enabled=not json_, min_total=8) as progress:

@@ -29,6 +29,7 @@ def root(
 ) -> None:
     """What is inside a model's weights, and what they cost to hold.
 
-    Exit codes: 0 ok, 1 a check failed (or diff found differences), 2 error.
+    Exit codes: 0 ok, 1 a check failed (or diff found differences), 2 error,
+    130 interrupted (Ctrl-C).
     Set PARAMTOOL_DEBUG=1 to see tracebacks.
     """

@@ -56,8 +56,10 @@ def stats_command(
         )
     for w in report.checkpoint.warnings:
         warn(w)
-    for s in report.skipped:
-        warn(f"tensor {s.tensor.name!r} ({s.tensor.dtype}) not read: {s.reason}")
+    from paramtool.render.values_tables import skipped_warnings
+
+    for line in skipped_warnings(report.skipped):
+        warn(line)
     if json_:
         print_json(report.to_dict(top=top))
         return

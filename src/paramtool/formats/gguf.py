@@ -52,9 +52,9 @@ from paramtool.errors import (
     TensorInvalidInfo,
     UnsupportedFormat,
     ValidationOverflow,
-    reading,
 )
 from paramtool.fields import is_int
+from paramtool.files import open_binary, read_prefix
 from paramtool.records import FileHeader, TensorInfo
 
 MAGIC = b"GGUF"
@@ -260,18 +260,18 @@ def is_gguf_name(name: str) -> bool:
 
 
 def sniff_gguf(path: str | os.PathLike[str]) -> bool:
-    """Whether a file starts with the GGUF magic (False when it cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == MAGIC
-    except OSError:
-        return False
+    """Whether a regular file starts with the GGUF magic (False when it cannot be read)."""
+    return read_prefix(path, 4) == MAGIC
 
 
 def read_gguf(path: str | os.PathLike[str], display: str | None = None) -> GGUFFile:
-    """Read and validate one GGUF file's header; no tensor data is read."""
+    """Read and validate one GGUF file's header; no tensor data is read.
+
+    Only a regular file is opened (:func:`paramtool.files.open_binary`), and at most
+    ``MAX_HEADER_SIZE`` bytes of it are read.
+    """
     shown = display if display is not None else os.fspath(path)
-    with reading(shown), open(path, "rb") as f:
+    with open_binary(path, shown) as f:
         return _parse(f, shown, os.fstat(f.fileno()).st_size)
 
 
@@ -363,7 +363,13 @@ def _read_string(src: _Source, key: str) -> str | SkippedString:
     if n > KEEP_STRING:
         src.skip(n, f"string {key!r}")
         return SkippedString(n)
-    return src.take(n, f"string {key!r}").decode("utf-8", errors="replace")
+    raw = src.take(n, f"string {key!r}")
+    try:  # strict, as gguf-py's ReaderField.contents() decodes (Python refuses surrogates)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidHeader(
+            src.path, f"metadata {key!r}: string is not valid UTF-8 (byte {e.start})"
+        ) from None
 
 
 def _read_array(src: _Source, key: str) -> GGUFArray:
@@ -509,6 +515,7 @@ def _layout(
         data_size=data_size,
         tensors=tuple(tensors),
         metadata=metadata_strings(kv, kv_types),
+        format="gguf",
     )
     return GGUFFile(
         path,

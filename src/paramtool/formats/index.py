@@ -21,6 +21,12 @@ def check_shard_name(shard: str, index_path: str) -> None:
     """A shard named by an index must stay inside the index's folder."""
     if not shard or "\x00" in shard:
         raise ShardIndexError(index_path, f"shard name {shard!r} is empty or invalid")
+    try:
+        shard.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape ("\\ud800"): no file has this name
+        raise ShardIndexError(
+            index_path, f"shard name {ascii(shard)[:80]} is not valid Unicode"
+        ) from None
     if shard.startswith(("/", "\\")) or (len(shard) > 1 and shard[1] == ":") or "\\" in shard:
         raise ShardIndexError(index_path, f"shard {shard!r} is an absolute or non-POSIX path")
     parts = posixpath.normpath(shard).split("/")

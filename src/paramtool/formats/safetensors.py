@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -30,14 +31,17 @@ from paramtool.errors import (
     TensorInvalidInfo,
     UnsupportedFormat,
     ValidationOverflow,
-    reading,
 )
+from paramtool.files import open_binary
 from paramtool.records import FileHeader, TensorInfo
 
 MAX_HEADER_SIZE = 100_000_000  # the reference library's limit, in bytes
+MAX_JSON_DEPTH = 127  # serde_json refuses a 128th nested array or object
+MAX_JSON_NUMBER = 1e308  # serde_json refuses numbers out of f64 range (rounding near the top)
 _U64_MAX = 2**64 - 1
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _SAFETENSORS = dtypes.SAFETENSORS
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def header_length(prefix: bytes, path: str, file_size: int | None = None) -> int:
@@ -89,9 +93,70 @@ def _pairs_no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     out: dict[str, object] = {}
     for k, v in pairs:
         if k in out:
-            raise ValueError(f"duplicate key {k!r}")
+            raise ValueError(f"duplicate key {_shown(k)}")
         out[k] = v
     return out
+
+
+def _float(token: str) -> float:
+    v = float(token)
+    if not -MAX_JSON_NUMBER <= v <= MAX_JSON_NUMBER:  # inf too
+        raise ValueError(f"number {token[:40]} is out of range")
+    return v
+
+
+def _int_or_negative_zero(token: str) -> int | float:
+    # serde_json reads -0 as the float -0.0: no integer field (shape, data_offsets) takes it.
+    return -0.0 if token == "-0" else int(token)
+
+
+def _shown(s: str) -> str:
+    """A name for a message: cut, with escapes for what a terminal cannot print (surrogates)."""
+    return ascii(s[:80] + ("..." if len(s) > 80 else ""))
+
+
+def _loads(text: str) -> object:
+    """``json.loads`` made as strict as serde_json, which the reference library uses."""
+    return json.loads(
+        text,
+        object_pairs_hook=_pairs_no_duplicates,
+        parse_constant=_reject_constant,
+        parse_float=_float,
+        parse_int=_int_or_negative_zero if "-0" in text else None,
+    )
+
+
+def _serde_check(value: object, depth: int) -> None:
+    """Refuse what serde_json refuses and Python's json takes: lone surrogates (from a
+    ``\\ud800`` escape), nesting deeper than 127, integers out of f64 range."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise ValueError(f"string {_shown(value)} holds a lone surrogate escape")
+    elif isinstance(value, int):
+        if abs(value) > MAX_JSON_NUMBER:
+            raise ValueError(f"number {str(value)[:40]}... is out of range")
+    elif isinstance(value, (dict, list)):
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                _serde_check(k, depth)
+                _serde_check(v, depth + 1)
+        else:
+            for v in value:
+                _serde_check(v, depth + 1)
+
+
+def _serde_strict(obj: dict[str, object], text: str) -> None:
+    """Walk only what can hold serde_json's refusals: everything when the text has a
+    ``\\u`` escape (the only way to a lone surrogate), else the tensor entries'
+    unknown extra fields (the only place deep nesting or huge numbers are not refused anyway)."""
+    if "\\u" in text:
+        _serde_check(obj, 1)
+        return
+    for info in obj.values():
+        if type(info) is dict and len(info) > 3:
+            _serde_check(info, 2)
 
 
 def _is_u64(x: object) -> bool:
@@ -111,9 +176,9 @@ def parse_header(raw: bytes, path: str, data_size: int | None = None) -> FileHea
     if not text.startswith("{"):
         raise InvalidHeader(path, "header is not a JSON object (it must start with '{')")
     try:
-        obj = json.loads(
-            text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant
-        )
+        obj = _loads(text)
+        if isinstance(obj, dict):
+            _serde_strict(obj, text)
     except RecursionError:
         raise InvalidHeader(path, "header JSON is nested too deeply") from None
     except ValueError as e:
@@ -233,9 +298,13 @@ def _diagnose_tensor(name: str, info: object, path: str) -> TensorInfo:
 
 
 def read_local_header(path: str | os.PathLike[str], display: str | None = None) -> FileHeader:
-    """Read and validate the header of a local safetensors file; no tensor data is read."""
+    """Read and validate the header of a local safetensors file; no tensor data is read.
+
+    Only a regular file is opened (:func:`paramtool.files.open_binary`), and at most
+    ``8 + MAX_HEADER_SIZE`` bytes of it are read.
+    """
     shown = display if display is not None else os.fspath(path)
-    with reading(shown), open(path, "rb") as f:
+    with open_binary(path, shown) as f:
         size = os.fstat(f.fileno()).st_size
         n = header_length(f.read(8), shown, size)
         raw = f.read(n)

@@ -11,7 +11,8 @@ no typer, no rich. Every formula and default is documented in
 * serving  = weights + KV cache + overhead (default 20% of the weights:
   EleutherAI, "Transformer Math 101": inference memory ~ 1.2 x model memory)
 * training = weights + gradients + fp32 master copy + optimizer states per
-  trainable parameter (16 bytes for bf16 mixed-precision AdamW), ZeRO-sharded.
+  trainable parameter (16 bytes for bf16 mixed-precision AdamW), ZeRO-sharded;
+  no overhead unless one is given (then on every GPU, as for serving).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def estimate(
     if lora_rank < 1:
         raise UsageError(str(lora_rank), "must be at least 1", param="lora_rank")
     notes: list[str] = list(dims.notes) if dims else []
+    given_overhead = overhead  # training adds one only when asked; serving defaults to 20%
     overhead = overhead or parse_overhead(DEFAULT_OVERHEAD)
     if train is not None:
         # Training: one dtype (the trained weights, or the frozen base); --context is
@@ -134,12 +136,13 @@ def estimate(
                 activations=activations,
                 seq=context,
                 batch=batch,
+                overhead=given_overhead,
             )
 
         tr = build(gpus or 1)
         tfit = None
         if gpu is not None:
-            tfit = fit_training(gpu, tr, overhead.bytes_per_gpu or 0, gpus)
+            tfit = fit_training(gpu, tr, gpus)
             if gpus is None and tfit.gpus != tr.gpus:
                 tr = build(tfit.gpus)  # show the per-GPU split at the count that fits
         notes.extend(tr.notes)

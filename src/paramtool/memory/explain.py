@@ -131,10 +131,17 @@ def excluded(fp: Footprint, serving: bool = True) -> list[str]:
     if t is not None:
         if t.activations == "none":
             out.append("training: activations are not included (add --activations and --context)")
-        out.append(
-            "training: logits and loss buffers, CUDA context, communication buffers and "
-            "fragmentation are not included"
-        )
+        if t.overhead is None:
+            out.append(
+                "training: logits and loss buffers, CUDA context, communication buffers and "
+                "fragmentation are not included (--overhead adds an allowance per GPU)"
+            )
+        else:
+            out.append(
+                "training: logits and loss buffers are not included; CUDA context, "
+                "communication buffers and fragmentation only as far as the overhead "
+                f"({overhead_text(t.overhead)}) allows"
+            )
     return out
 
 

@@ -178,6 +178,7 @@ def training_json(t: Training, fit: GpuFit | None) -> dict[str, Any]:
         "optimizer_bytes": t.optimizer_bytes,
         "activations": t.activations,
         "activations_bytes_per_gpu": t.activations_bytes_per_gpu,
+        "overhead": overhead_text(t.overhead) if t.overhead is not None else None,
         "bytes_per_trainable_parameter": json_number(t.bytes_per_trainable_parameter),
         "total_bytes": t.total_bytes,
         "per_gpu": t.per_gpu(),

@@ -81,16 +81,14 @@ def fit_serving(
     )
 
 
-def fit_training(
-    gpu: Gpu, train: Training, extra_per_gpu: int = 0, gpus: int | None = None
-) -> GpuFit:
+def fit_training(gpu: Gpu, train: Training, gpus: int | None = None) -> GpuFit:
     """Data-parallel training with ZeRO: the smallest GPU count that holds it.
 
-    ``extra_per_gpu`` is a fixed allowance (``--overhead 2GB``) added on every GPU.
+    Each GPU's load is its ZeRO share, its activations and the training's overhead.
     """
 
     def load(n: int) -> int:
-        return train.per_gpu_bytes(n) + extra_per_gpu
+        return train.per_gpu_bytes(n)
 
     needed = None
     if load(MAX_GPUS) <= gpu.usable_bytes:

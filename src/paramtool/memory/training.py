@@ -11,6 +11,7 @@ from paramtool import dtypes
 from paramtool.dtypes import DType
 from paramtool.errors import UsageError
 from paramtool.memory.dims import ModelDims
+from paramtool.memory.overhead import Overhead
 
 DEFAULT_LORA_RANK = 16
 DEFAULT_LORA_TARGETS = "all-linear"
@@ -56,6 +57,7 @@ class Training:
     activations_bytes_per_gpu: int | None
     trainable_weights_bytes: int  # the part of weights_bytes that is trained
     notes: tuple[str, ...] = ()
+    overhead: Overhead | None = None  # --overhead, when given: added on every GPU
 
     @property
     def states_bytes(self) -> int:
@@ -64,8 +66,17 @@ class Training:
 
     @property
     def total_bytes(self) -> int:
-        """Everything over all GPUs (activations: one micro-batch per GPU)."""
-        return self.states_bytes + (self.activations_bytes_per_gpu or 0) * self.gpus
+        """Everything over all GPUs (activations and overhead: per GPU, on each)."""
+        per_gpu_extra = (self.activations_bytes_per_gpu or 0) + self.overhead_per_gpu()
+        return self.states_bytes + per_gpu_extra * self.gpus
+
+    def overhead_per_gpu(self, gpus: int | None = None) -> int:
+        """The ``--overhead`` allowance on one GPU: a fixed size, or a share of the weights
+        that GPU holds (all of them, or 1/N under ZeRO-3); 0 when none was given."""
+        if self.overhead is None:
+            return 0
+        n = gpus or self.gpus
+        return self.overhead.per_gpu(self.weights_bytes, n if self.zero >= 3 else 1)
 
     @property
     def bytes_per_trainable_parameter(self) -> Fraction:
@@ -95,6 +106,7 @@ class Training:
             "master": shard(self.master_bytes, 1),
             "optimizer": shard(self.optimizer_bytes, 1),
             "activations": self.activations_bytes_per_gpu or 0,
+            "overhead": self.overhead_per_gpu(n),
         }
         return out
 
@@ -231,8 +243,10 @@ def training(
     activations: str = "none",
     seq: int | None = None,
     batch: int = 1,
+    overhead: Overhead | None = None,
 ) -> Training:
-    """Training memory for ``method`` (full, lora, qlora) with ``optimizer``."""
+    """Training memory for ``method`` (full, lora, qlora) with ``optimizer``; ``overhead``
+    (none by default) is added on every GPU."""
     if method not in TRAIN_METHODS:
         raise UsageError(repr(method), "use full, lora or qlora", param="train")
     if optimizer not in OPTIMIZERS:
@@ -306,6 +320,7 @@ def training(
         activations_bytes_per_gpu=act,
         trainable_weights_bytes=trainable_w,
         notes=tuple(notes),
+        overhead=overhead,
     )
 
 

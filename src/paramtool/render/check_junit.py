@@ -2,7 +2,8 @@
 
 A failed rule is a ``<failure>``; an unavailable one an ``<error type="unavailable">``
 (it could not run, and the gate fails). Stdlib ``xml.etree`` only; characters XML 1.0
-cannot hold are replaced, so hostile tensor names cannot break the file.
+cannot hold, and control, bidi and format characters, are replaced by ``?``, so hostile
+tensor names can neither break the file nor disguise what it says.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from pathlib import Path
 
 from paramtool.checks.findings import Report
 from paramtool.checks.rules import FAIL, UNAVAILABLE
+from paramtool.safe_text import FORMAT_CHARS
 
 SUITE = "paramtool check"
 CLASSNAME = "paramtool.check"
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# What XML 1.0 cannot hold, and the controls, bidi and format characters no report should
+# show raw (tab, newline and carriage return stay: the details are several lines).
+_NOT_XML = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{FORMAT_CHARS}\ufffe\uffff]")
 
 
 def _x(text: object) -> str:

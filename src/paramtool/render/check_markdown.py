@@ -11,8 +11,10 @@ import re
 
 from paramtool.checks.findings import Report
 from paramtool.checks.rules import FAIL, PASS, UNAVAILABLE
+from paramtool.safe_text import FORMAT_CHARS
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# Control, bidi and other invisible format characters (each run becomes one space).
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{FORMAT_CHARS}]+")
 # Backslash-escaped (CommonMark allows it for any ASCII punctuation); | also splits GFM cells.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~&#!$])")
 BADGES = {PASS: "✅ PASS", FAIL: "❌ FAIL", UNAVAILABLE: "⚠️ UNAVAILABLE"}

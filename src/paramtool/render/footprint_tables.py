@@ -183,6 +183,8 @@ def training_table(tr: Training, binary: bool = False) -> FitTable:
     if tr.activations_bytes_per_gpu is not None:
         act = tr.activations_bytes_per_gpu
         rows.append((f"activations ({tr.activations})", act * tr.gpus, act))
+    if tr.overhead is not None:
+        rows.append((f"overhead ({tr.overhead.text})", per["overhead"] * tr.gpus, per["overhead"]))
     for name, total, one in rows:
         t.add_row(name, f"{total:,}", size(total, binary), size(one, binary))
     t.add_section()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rich.console import Console, Group
@@ -12,6 +11,7 @@ from rich.text import Text
 from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.analysis.breakdown import Breakdown, bits_per_weight
 from paramtool.analysis.inspection import memory_rows, tensor_rows
+from paramtool.patterns import NamePattern
 from paramtool.render.bars import bar
 from paramtool.render.fit import FitTable
 from paramtool.safe_text import printable
@@ -305,8 +305,8 @@ def moe_table(b: Breakdown, binary: bool = False) -> Table | None:
     if m.shared_parameters:
         t.add_row("Shared experts", _count(m.shared_parameters))
     t.add_row("Router", _count(m.router_parameters))
-    if m.mtp_layers:
-        layers = ", ".join(map(str, m.mtp_layers))
+    if m.mtp_parameters:
+        layers = f"layer {', '.join(map(str, m.mtp_layers))}: " if m.mtp_layers else ""
         active = (
             ""
             if m.mtp_active_parameters is None
@@ -314,7 +314,7 @@ def moe_table(b: Breakdown, binary: bool = False) -> Table | None:
         )
         t.add_row(
             "MTP module",
-            f"layer {layers}: {_count(m.mtp_parameters)} parameters{active} (included above)",
+            f"{layers}{_count(m.mtp_parameters)} parameters{active} (included above)",
         )
     for note in m.notes:
         t.add_row("Note", plain(note))
@@ -334,7 +334,7 @@ def memory_table(b: Breakdown, binary: bool = False) -> FitTable:
     return t
 
 
-def tensors_table(b: Breakdown, pattern: re.Pattern[str] | None, binary: bool = False) -> FitTable:
+def tensors_table(b: Breakdown, pattern: NamePattern | None, binary: bool = False) -> FitTable:
     """One row per tensor; when narrow the layer and category (both in the name) go
     first, then the bytes, then each name moves to a line of its own."""
     rows = tensor_rows(b, pattern)
@@ -420,7 +420,7 @@ def report(
     b: Breakdown,
     *,
     tensors: bool = False,
-    pattern: re.Pattern[str] | None = None,
+    pattern: NamePattern | None = None,
     layers: bool = False,
     binary: bool = False,
 ) -> Group:

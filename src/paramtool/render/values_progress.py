@@ -16,8 +16,12 @@ def byte_progress(
 
     Shown only to a person watching: ``enabled`` (not ``--json``) and stderr a terminal.
     The bar appears on the first call with a total above zero; the callback may be
-    called from several threads (Rich's Progress locks).
+    called from several threads (Rich's Progress locks). huggingface_hub's own bars
+    (``--download``) are turned off whether or not this one is shown.
     """
+    from paramtool.render.progress import library_bars_off
+
+    library_bars_off()
     if not enabled or not sys.stderr.isatty():
         yield None
         return

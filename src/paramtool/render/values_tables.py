@@ -7,6 +7,7 @@ optional columns go and tensor names move to a line of their own (``render.fit``
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from rich import box
@@ -19,7 +20,7 @@ from paramtool.render.fit import FitTable
 from paramtool.render.inspect_tables import plain
 from paramtool.units import human_bytes
 from paramtool.values.diff import DiffReport, DiffTally, TensorDiff, layer_ranges
-from paramtool.values.stats import StatsReport, Summary
+from paramtool.values.stats import Skipped, StatsReport, Summary
 from paramtool.values.verify import VerifyReport
 
 _DASH = "-"
@@ -34,6 +35,20 @@ def fmt(x: float | int | None) -> str:
     if math.isnan(x) or math.isinf(x):
         return str(x)
     return f"{x:.3g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def skipped_warnings(skipped: Sequence[Skipped], most: int = 3) -> list[str]:
+    """One warning line per dtype whose tensors were not read (not one per tensor)."""
+    by_dtype: dict[str, list[Skipped]] = {}
+    for s in skipped:
+        by_dtype.setdefault(s.tensor.dtype, []).append(s)
+    lines = []
+    for dtype, group in by_dtype.items():
+        names = ", ".join(repr(s.tensor.name) for s in group[:most])
+        more = f" and {len(group) - most:,} more" if len(group) > most else ""
+        word = "tensor" if len(group) == 1 else "tensors"
+        lines.append(f"{len(group):,} {dtype} {word} not read ({names}{more}): {group[0].reason}")
+    return lines
 
 
 def _count(n: int, style: str = "") -> Text:

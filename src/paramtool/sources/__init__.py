@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 from paramtool.errors import UsageError
@@ -24,11 +23,9 @@ def open_source(
     ``progress`` is called with (shard headers read, shard headers to read) while a Hub
     repo is read; nothing is drawn.
     """
-    hub: list[str] = []
-    if any(s.startswith("hf://") or not os.path.exists(s) for s in sources):
-        from paramtool.sources.hub_source import is_hub_source
+    from paramtool.sources.hub_source import is_hub_source
 
-        hub = [s for s in sources if is_hub_source(s)]
+    hub = [s for s in sources if is_hub_source(s)]
     if hub:
         if len(sources) != 1:
             raise UsageError(

@@ -9,7 +9,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from paramtool.errors import ShardIndexError
+from paramtool.formats.sniff import misnamed_note
 from paramtool.records import _EMPTY, Checkpoint, FileHeader, HubInfo
+
+
+def misnamed_notes(headers: Iterable[FileHeader]) -> list[str]:
+    """One warning per file whose extension claims another format than its bytes."""
+    return [n for h in headers if (n := misnamed_note(h.path, h.format)) is not None]
 
 
 def assemble(
@@ -30,7 +36,7 @@ def assemble(
 
     ``shard_names`` gives, for each header in order, the name the index uses for it.
     """
-    notes = list(warnings)
+    notes = [*warnings, *misnamed_notes(headers)]
     if weight_map is not None:
         where = index_path or source
         assert shard_names is not None and len(shard_names) == len(headers)
@@ -64,12 +70,7 @@ def assemble(
                 f"the shards hold {actual:,} bytes of tensors"
             )
     else:
-        names: dict[str, str] = {}
-        for h in headers:
-            for t in h.tensors:
-                if t.name in names:
-                    notes.append(f"tensor {t.name!r} appears in both {names[t.name]} and {h.path}")
-                names.setdefault(t.name, h.path)
+        notes.extend(_duplicates_note(headers))
     return Checkpoint(
         source=source,
         files=tuple(headers),
@@ -81,3 +82,29 @@ def assemble(
         hub=hub,
         pickle_files=pickle_files,
     )
+
+
+def _duplicates_note(headers: Sequence[FileHeader]) -> list[str]:
+    """One line for all the tensor names held by more than one file (two checkpoints read
+    as one share thousands): how many, and the first of them."""
+    names: dict[str, str] = {}
+    first: tuple[str, str, str] | None = None
+    count = 0
+    for h in headers:
+        for t in h.tensors:
+            owner = names.get(t.name)
+            if owner is None:
+                names[t.name] = h.path
+                continue
+            count += 1
+            if first is None:
+                first = (t.name, owner, h.path)
+    if first is None:
+        return []
+    name, a, b = first
+    if count == 1:
+        return [f"tensor {name!r} appears in both {a} and {b}"]
+    return [
+        f"{count:,} tensor names appear in more than one file (the first, {name!r}, "
+        f"in both {a} and {b}); several checkpoints read as one?"
+    ]

@@ -12,10 +12,12 @@ from types import MappingProxyType
 
 from paramtool.errors import ShardIndexError, SourceNotFound
 from paramtool.fields import is_int
+from paramtool.files import is_regular
 from paramtool.formats.gguf import GGUFFile, read_gguf
 from paramtool.formats.gguf_config import synthesize_config
 from paramtool.formats.gguf_metadata import kind_of, summary
 from paramtool.records import Checkpoint
+from paramtool.sources.assemble import misnamed_notes
 from paramtool.sources.weights import SPLIT_NAME
 
 
@@ -48,7 +50,7 @@ def _read_split(path: Path, shown: str) -> list[GGUFFile]:
     for i, p in enumerate(paths):
         if p.name == path.name:
             f = first
-        elif not p.is_file():
+        elif is_regular(p) is None:  # a FIFO or device is refused by read_gguf, never opened
             raise SourceNotFound(str(p), f"part {i + 1} of {count} of this split GGUF is missing")
         else:
             f = read_gguf(p, str(p))
@@ -95,7 +97,7 @@ def checkpoint_from(
     files: Sequence[GGUFFile], source: str, pickle_files: tuple[str, ...] | None = None
 ) -> Checkpoint:
     """Combine parsed GGUF files (the parts of one model, in order) into a Checkpoint."""
-    notes = [w for f in files for w in f.warnings]
+    notes = [*misnamed_notes(f.header for f in files), *(w for f in files for w in f.warnings)]
     seen: dict[str, str] = {}
     for f in files:
         for t in f.tensors:

@@ -1,16 +1,21 @@
 """Checkpoints on the Hugging Face Hub, read header-only by HTTP range requests.
 
-huggingface_hub does the endpoint, auth (HF_TOKEN, stored login, --token),
-revision resolution, retries, the cache and offline mode. An inspection is:
+huggingface_hub does the endpoint, auth (HF_TOKEN, stored login, --token), the
+HTTP session, the cache layout and offline mode; every request goes through
+:func:`~paramtool.sources.hub_http.fetch` (a deadline, a size cap, bounded retries)
+on daemon threads (:mod:`~paramtool.sources.hub_pool`: Ctrl-C stops at once). An
+inspection is:
 
-1. ``HfApi.model_info``, one request: it pins the commit sha, lists the files
-   and gives the licence, the gating and the Hub's own parameter count.
+1. The model info, one request (capped at :data:`MAX_MODEL_INFO` bytes, each field
+   checked): it pins the commit sha, lists the files and gives the licence, the
+   gating and the Hub's own parameter count. Every later request names that sha,
+   so all the files of one run come from one commit.
 2. The small JSON files (the index, ``config.json``, ``adapter_config.json``),
-   concurrently, through ``hf_hub_download``: a HEAD and a GET each the first
-   time, no request once cached. The HEAD costs one round trip on a first run;
-   it buys the cache, so a repeat run at the same commit reads them from disk,
-   and ``HF_HUB_OFFLINE=1`` finds the snapshot and names exactly the files it
-   lacks (the shards) rather than "this repo is not in the cache".
+   concurrently: one GET each the first time, stored in the huggingface_hub cache
+   as huggingface_hub lays it out, no request once cached. So a repeat run at the
+   same commit reads them from disk, and ``HF_HUB_OFFLINE=1`` finds the snapshot
+   and names exactly the files it lacks (the shards) rather than "this repo is not
+   in the cache".
 3. For each shard, concurrently (``MAX_WORKERS``), one ranged GET sized from
    the index's tensor names to hold the whole header
    (:func:`estimate_header_bytes`), and a second only when the header turns out
@@ -26,17 +31,19 @@ With ``HF_HUB_OFFLINE=1`` the same steps read the huggingface_hub cache.
 from __future__ import annotations
 
 import json
-import threading
+import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from paramtool.errors import HubError, ShardIndexError, UnsafeFormat
 from paramtool.formats.index import parse_index
 from paramtool.records import Checkpoint, FileHeader, HubInfo
 from paramtool.sources.assemble import assemble
-from paramtool.sources.hub_errors import hub_errors
+from paramtool.sources.hub_errors import hub_errors, offline
 from paramtool.sources.hub_files import (
     FIRST_RANGE_SINGLE,
     ByteSource,
@@ -44,6 +51,8 @@ from paramtool.sources.hub_files import (
     HubRanges,
     estimate_header_bytes,
 )
+from paramtool.sources.hub_http import fetch, hub_timeout, shown_url
+from paramtool.sources.hub_pool import Job, counter, run_all, run_one
 from paramtool.sources.hub_source import HubSource
 from paramtool.sources.weights import is_pickle_name, pick_weights
 
@@ -51,6 +60,8 @@ _SIDECARS = ("config.json", "adapter_config.json")
 
 MAX_WORKERS = 64  # concurrent requests (huggingface_hub's shared pool holds 100; 0.x: per thread)
 _INFO_FIELDS = ["sha", "siblings", "cardData", "gated", "private", "safetensors"]
+MAX_MODEL_INFO = 20_000_000  # bytes: a repo of 100,000 files lists in about 10 MB
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 Progress = Callable[[int, int], None]
 
@@ -98,28 +109,13 @@ def pick_repo_weights(
     if nested and not prefix:
         raise HubError(
             repo_id,
-            lambda p: f"no safetensors weights at the top level; try {p('subfolder')} "
-            f"{nested[0]} (weights found in: {', '.join(nested[:5])})",
+            lambda p: (
+                f"no safetensors weights at the top level; try {p('subfolder')} "
+                f"{nested[0]} (weights found in: {', '.join(nested[:5])})"
+            ),
         )
     where = f" under {subfolder!r}" if prefix else ""
     raise HubError(repo_id, f"no safetensors weights in this repo{where}")
-
-
-def _counter(total: int, progress: Progress | None) -> Callable[[], None]:
-    """``advance()`` for work done on several threads: reports (done, total) to ``progress``."""
-    if progress is None:
-        return lambda: None
-    lock = threading.Lock()
-    done = 0
-    progress(0, total)
-
-    def advance() -> None:
-        nonlocal done
-        with lock:
-            done += 1
-            progress(done, total)
-
-    return advance
 
 
 def _read_checkpoint(
@@ -145,38 +141,52 @@ def _read_checkpoint(
     present = set(files)
     beside = [f for f in files if f.startswith(prefix) and "/" not in f[len(prefix) :]]
     pickles = tuple(sorted(f for f in beside if is_pickle_name(f))) if complete else None
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        sidecars = [prefix + s for s in _SIDECARS if prefix + s in present]
-        side = {n: pool.submit(src.json, n) for n in sidecars}
-        weight_map: dict[str, str] | None = None
-        index_meta: Any = {}
-        shard_names: list[str] = []
-        if index_name is not None:
-            weight_map, index_meta = parse_index(src.json(index_name), index_name)
-            names_by_shard: dict[str, list[str]] = {}
-            for tensor, shard in weight_map.items():
-                names_by_shard.setdefault(shard, []).append(tensor)
-            shard_names = sorted(names_by_shard)
-            missing = [prefix + s for s in shard_names if prefix + s not in present]
-            if missing:
-                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-                raise ShardIndexError(index_name, f"shard {missing[0]!r} is not in the repo{more}")
-            jobs = [(prefix + s, estimate_header_bytes(names_by_shard[s])) for s in shard_names]
-        else:
-            jobs = [(f, FIRST_RANGE_SINGLE) for f in weight_files]
-        advance = _counter(len(jobs), progress)
+    sidecars = [prefix + s for s in _SIDECARS if prefix + s in present]
+    small = [*sidecars, *([index_name] if index_name is not None else [])]
+    limit = hub_timeout() if isinstance(src, HubRanges) else None
+    raw = dict(
+        zip(
+            small,
+            run_all(
+                [Job(src.where(n), partial(src.json, n), limit, "no complete file") for n in small],
+                workers=workers,
+            ),
+            strict=True,
+        )
+    )
+    weight_map: dict[str, str] | None = None
+    index_meta: Any = {}
+    shard_names: list[str] = []
+    if index_name is not None:
+        weight_map, index_meta = parse_index(raw[index_name], index_name)
+        names_by_shard: dict[str, list[str]] = {}
+        for tensor, shard in weight_map.items():
+            names_by_shard.setdefault(shard, []).append(tensor)
+        shard_names = sorted(names_by_shard)
+        missing = [prefix + s for s in shard_names if prefix + s not in present]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ShardIndexError(index_name, f"shard {missing[0]!r} is not in the repo{more}")
+        jobs = [(prefix + s, estimate_header_bytes(names_by_shard[s])) for s in shard_names]
+    else:
+        jobs = [(f, FIRST_RANGE_SINGLE) for f in weight_files]
+    advance = counter(len(jobs), progress)
 
-        def fetch(job: tuple[str, int]) -> FileHeader:
-            h = src.header(*job)
-            advance()
-            return h
+    def fetch_header(name: str, first: int) -> FileHeader:
+        h = src.header(name, first)
+        advance()
+        return h
 
-        headers = list(pool.map(fetch, jobs))
-        config = _json_object(side, prefix + "config.json", notes)
-        adapter_config = _json_object(side, prefix + "adapter_config.json", notes)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    two = 2 * limit if limit is not None else None  # a header takes up to two requests
+    headers = run_all(
+        [
+            Job(src.where(n), partial(fetch_header, n, first), two, "no complete header")
+            for n, first in jobs
+        ],
+        workers=workers,
+    )
+    config = _json_object(raw, prefix + "config.json", notes)
+    adapter_config = _json_object(raw, prefix + "adapter_config.json", notes)
 
     ours = sum(h.parameters for h in headers)
     if hub.stated_parameters is not None and hub.stated_parameters != ours:
@@ -199,14 +209,13 @@ def _read_checkpoint(
     )
 
 
-def _json_object(
-    futures: dict[str, Future[bytes]], name: str, notes: list[str]
-) -> dict[str, Any] | None:
-    fut = futures.get(name)
-    if fut is None:
+def _json_object(raw: dict[str, bytes], name: str, notes: list[str]) -> dict[str, Any] | None:
+    """A sidecar that was downloaded (a failed download raised already), if it is JSON."""
+    data = raw.get(name)
+    if data is None:
         return None
     try:
-        obj = json.loads(fut.result())
+        obj = json.loads(data)
     except (ValueError, RecursionError):
         notes.append(f"{name}: not valid JSON, ignored")
         return None
@@ -229,18 +238,10 @@ def open_hub(
     ``progress`` is called with (shard headers read, shard headers to read).
     """
     rev = revision or source.revision
-    if _offline():
+    if offline():
         return _open_cached(source.repo_id, rev, subfolder or "", progress)
     with hub_errors(source.repo_id, rev):
         return _open_online(source.repo_id, rev, token, subfolder or "", progress)
-
-
-def _offline() -> bool:
-    """HF_HUB_OFFLINE, as huggingface_hub reads it (``is_offline_mode()`` in later 1.x and 2.x)."""
-    from huggingface_hub import constants
-
-    check = getattr(constants, "is_offline_mode", None)
-    return bool(check() if check is not None else constants.HF_HUB_OFFLINE)
 
 
 def _display(repo_id: str, rev: str | None) -> str:
@@ -250,34 +251,164 @@ def _display(repo_id: str, rev: str | None) -> str:
 def _open_online(
     repo_id: str, rev: str | None, token: str | None, subfolder: str, progress: Progress | None
 ) -> Checkpoint:
-    from huggingface_hub import HfApi, constants
-
-    info = HfApi(token=token).model_info(
-        repo_id,
-        revision=rev,
-        expand=_INFO_FIELDS,  # type: ignore[arg-type]
-        timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
-    )
-    if not info.sha:
-        raise HubError(_display(repo_id, rev), "the Hub did not say which commit this is")
-    files = [s.rfilename for s in (info.siblings or [])]
-    card = info.card_data.to_dict() if info.card_data is not None else {}  # type: ignore[no-untyped-call]
-    lic = card.get("license")
+    info = model_info(repo_id, rev, token)
     # The Hub counts the weights at the top of the repo; a subfolder holds another checkpoint.
-    stated = None if _prefix(subfolder) else getattr(info.safetensors, "total", None)
+    stated = None if _prefix(subfolder) else info.stated_parameters
     hub = HubInfo(
         repo_id=repo_id,
         revision=info.sha,
         requested_revision=rev,
         subfolder=subfolder,
-        license=lic if isinstance(lic, str) else None,
-        gated=info.gated or False,
-        private=bool(info.private),
-        stated_parameters=stated if type(stated) is int else None,
+        license=info.license,
+        gated=info.gated,
+        private=info.private,
+        stated_parameters=stated,
     )
     src = HubRanges(repo_id, info.sha, rev, token)
     return _read_checkpoint(
-        src, repo_id, files, subfolder, _display(repo_id, rev), hub, [], progress, MAX_WORKERS
+        src,
+        repo_id,
+        list(info.files),
+        subfolder,
+        _display(repo_id, rev),
+        hub,
+        [],
+        progress,
+        MAX_WORKERS,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What paramtool takes from the Hub's model info, each field checked."""
+
+    sha: str
+    files: tuple[str, ...]
+    license: str | None
+    gated: bool | str
+    private: bool
+    stated_parameters: int | None
+
+
+def model_info(repo_id: str, revision: str | None, token: str | None) -> ModelInfo:
+    """The model info of ``repo_id`` at ``revision`` (its default branch when None).
+
+    One GET of at most :data:`MAX_MODEL_INFO` bytes under the request deadline, retried
+    like every Hub request; an answer that is not the Hub's JSON is one line naming it.
+    """
+    body, content_type, where = _model_info_body(
+        repo_id, revision, token, urlencode([("expand", f) for f in _INFO_FIELDS])
+    )
+    return _parse_model_info(body, content_type, where)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One file as the Hub records it: size, LFS SHA-256 (LFS files) and git blob id."""
+
+    name: str
+    size: int | None
+    sha256: str | None
+    blob_id: str | None
+    lfs: bool
+
+
+def file_records(
+    repo_id: str, revision: str | None, token: str | None
+) -> tuple[str, tuple[FileRecord, ...]]:
+    """The commit sha and every file's record (``?blobs=true``), under the same deadline,
+    size cap, retries and field checks as :func:`model_info`."""
+    body, content_type, where = _model_info_body(repo_id, revision, token, "blobs=true")
+    info = _parse_model_info(body, content_type, where)
+    obj = json.loads(body)
+    out = []
+    for sib in obj.get("siblings", []):
+        lfs = sib.get("lfs")
+        if lfs is not None and not isinstance(lfs, dict):
+            raise HubError(where, "the Hub's model info is malformed: an 'lfs' is not an object")
+        size = (lfs or sib).get("size")
+        sha = (lfs or {}).get("sha256")
+        blob = sib.get("blobId")
+        if size is not None and type(size) is not int:
+            raise HubError(where, "the Hub's model info is malformed: a file size is not a number")
+        if (sha is not None and not isinstance(sha, str)) or (
+            blob is not None and not isinstance(blob, str)
+        ):
+            raise HubError(where, "the Hub's model info is malformed: a hash is not a string")
+        out.append(FileRecord(sib["rfilename"], size, sha, blob, lfs is not None))
+    return info.sha, tuple(out)
+
+
+def _model_info_body(
+    repo_id: str, revision: str | None, token: str | None, query: str
+) -> tuple[bytes, str, str]:
+    from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers
+
+    path = f"/revision/{quote(revision, safe='')}" if revision else ""
+    url = f"{constants.ENDPOINT.rstrip('/')}/api/models/{repo_id}{path}"
+    limit = hub_timeout()
+    headers = build_hf_headers(token=token)
+    answer = run_one(
+        Job(
+            shown_url(url),
+            partial(fetch, f"{url}?{query}", headers, limit=MAX_MODEL_INFO, what="model info"),
+            limit,
+            "no complete model info",
+        )
+    )
+    where = shown_url(url)
+    if not answer.complete:
+        raise HubError(where, f"the model info is larger than {MAX_MODEL_INFO:,} bytes, refused")
+    return answer.body, answer.headers.get("content-type", ""), where
+
+
+def _parse_model_info(body: bytes, content_type: str, where: str) -> ModelInfo:
+    def bad(why: str) -> HubError:
+        return HubError(where, f"the Hub's model info is malformed: {why}")
+
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError):
+        kind = content_type.partition(";")[0].strip()[:40] or "no content type"
+        raise HubError(
+            where, f"the model info is not JSON ({kind}); is HF_ENDPOINT the Hub?"
+        ) from None
+    if not isinstance(obj, dict):
+        raise bad("not a JSON object")
+    sha = obj.get("sha")
+    if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+        raise HubError(where, "the Hub did not say which commit this is")
+    siblings = obj.get("siblings", [])
+    if not isinstance(siblings, list):
+        raise bad("'siblings' is not a list")
+    files = []
+    for s in siblings:
+        name = s.get("rfilename") if isinstance(s, dict) else None
+        if not isinstance(name, str):
+            raise bad("a 'siblings' entry has no 'rfilename' string")
+        files.append(name)
+    card = {} if obj.get("cardData") is None else obj["cardData"]
+    if not isinstance(card, dict):
+        raise bad("'cardData' is not an object")
+    lic = card.get("license")
+    gated = obj.get("gated", False)
+    if not isinstance(gated, (bool, str)):
+        raise bad("'gated' is neither true, false nor a string")
+    private = obj.get("private", False)
+    if not isinstance(private, bool):
+        raise bad("'private' is not true or false")
+    st = obj.get("safetensors")
+    if st is not None and not isinstance(st, dict):
+        raise bad("'safetensors' is not an object")
+    total = (st or {}).get("total")
+    return ModelInfo(
+        sha=sha,
+        files=tuple(files),
+        license=lic if isinstance(lic, str) else None,
+        gated=gated or False,
+        private=private,
+        stated_parameters=total if type(total) is int else None,
     )
 
 

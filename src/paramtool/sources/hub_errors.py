@@ -1,22 +1,60 @@
-"""The one table from huggingface_hub's exceptions to paramtool's errors.
-"""
+"""The one table from huggingface_hub's exceptions to paramtool's errors; its noise kept quiet."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
+import warnings
 from collections.abc import Iterator
+from typing import Any, cast
 
 from paramtool.errors import HubError, ParamtoolError
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved: tuple[int, Any] = (logging.NOTSET, None)  # the logger's level, the filter added
+
+
+@contextlib.contextmanager
+def quiet_hub() -> Iterator[None]:
+    """While any Hub call of paramtool's runs, huggingface_hub logs and warns nothing.
+
+    Its retry messages carry full URLs and would come before paramtool's one line; what
+    went wrong is paramtool's to say. Counted, so that threads overlap: the logger's level
+    and the warnings filters are put back when the last call ends.
+    """
+    global _quiet_depth, _saved
+    log = logging.getLogger("huggingface_hub")
+    with _quiet_lock:
+        _quiet_depth += 1
+        if _quiet_depth == 1:
+            level = log.level
+            log.setLevel(logging.CRITICAL + 1)
+            warnings.filterwarnings("ignore", module=r"huggingface_hub(\.|$)")
+            _saved = (level, warnings.filters[0])
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                level, added = _saved
+                log.setLevel(level)
+                with contextlib.suppress(ValueError):
+                    cast(list[Any], warnings.filters).remove(added)
 
 
 @contextlib.contextmanager
 def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
     """Turn huggingface_hub's and the network's exceptions into one-line HubErrors.
 
-    The one error table for every Hub call paramtool makes (inspect, verify, --download).
+    The one error table for every Hub call paramtool makes (inspect, verify, --download);
+    huggingface_hub stays quiet meanwhile (:func:`quiet_hub`).
     """
     try:
-        yield
+        with quiet_hub():
+            yield
     except ParamtoolError:
         raise
     except _network_errors() as e:
@@ -27,20 +65,24 @@ def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> Paramtoo
     """Map huggingface_hub / HTTP exceptions to one line; never their text, which has URLs."""
     from huggingface_hub import errors as hf
 
-    from paramtool.sources.hub_http import http_errors
+    from paramtool.sources.hub_http import http_errors, shown_url, unreachable
 
     endpoint = _endpoint()
     if isinstance(e, hf.GatedRepoError):
         return HubError(
             repo_id,
-            lambda p: "gated repo: accept its licence on the Hub, then set HF_TOKEN "
-            f"(or pass {p('token')})",
+            lambda p: (
+                "gated repo: accept its licence on the Hub, then set HF_TOKEN "
+                f"(or pass {p('token')})"
+            ),
         )
     if isinstance(e, hf.RepositoryNotFoundError):
         return HubError(
             repo_id,
-            lambda p: f"repository not found on {endpoint} (if it is private or gated, "
-            f"set HF_TOKEN or pass {p('token')})",
+            lambda p: (
+                f"repository not found on {endpoint} (if it is private or gated, "
+                f"set HF_TOKEN or pass {p('token')})"
+            ),
         )
     if isinstance(e, hf.RevisionNotFoundError):
         return HubError(
@@ -51,7 +93,12 @@ def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> Paramtoo
     if isinstance(e, hf.OfflineModeIsEnabled):
         return HubError(repo_id, "HF_HUB_OFFLINE is set and this needs the network")
     if isinstance(e, hf.LocalEntryNotFoundError):  # hf_hub_download could not reach the Hub
-        return HubError(endpoint, "network failure talking to the Hub (and the file is not cached)")
+        if offline():
+            return HubError(repo_id, "HF_HUB_OFFLINE is set and a file needed is not cached")
+        cause = unreachable(e)
+        if cause is not None:
+            return _cannot_reach(endpoint, cause)
+        return HubError(endpoint, "could not reach the Hub, and the file is not in the local cache")
     if isinstance(e, hf.EntryNotFoundError):
         return HubError(repo_id, "a file the repo lists is missing on the Hub")
     if isinstance(e, hf.HfHubHTTPError):
@@ -59,20 +106,41 @@ def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> Paramtoo
         if status in (401, 403):
             return HubError(
                 repo_id,
-                lambda p: f"access denied ({status}): accept the repo's licence on the "
-                f"Hub if it is gated, and set HF_TOKEN (or pass {p('token')}) to a "
-                "token with access",
+                lambda p: (
+                    f"access denied ({status}): accept the repo's licence on the "
+                    f"Hub if it is gated, and set HF_TOKEN (or pass {p('token')}) to a "
+                    "token with access"
+                ),
             )
         if status == 429:
             return HubError(endpoint, "rate limited by the Hub (429); wait, or set HF_TOKEN")
-        return HubError(endpoint, f"the Hub answered HTTP {status}")
+        url = getattr(getattr(e, "response", None), "url", None)
+        return HubError(shown_url(str(url)) if url else endpoint, f"the Hub answered HTTP {status}")
     if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError):
         return HubError(str(e.filename or repo_id), e.strerror)  # the cache, not the network
     if isinstance(e, http_errors().timeout):
         return HubError(
             endpoint, "timed out talking to the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)"
         )
+    cause = unreachable(e)
+    if cause is not None:
+        return _cannot_reach(endpoint, cause)
     return HubError(endpoint, f"network failure talking to the Hub ({type(e).__name__})")
+
+
+def _cannot_reach(endpoint: str, cause: str) -> HubError:
+    return HubError(
+        endpoint,
+        f"cannot reach the Hub: {cause} (offline? HF_HUB_OFFLINE=1 answers from the local cache)",
+    )
+
+
+def offline() -> bool:
+    """HF_HUB_OFFLINE, as huggingface_hub reads it (``is_offline_mode()`` in later 1.x and 2.x)."""
+    from huggingface_hub import constants
+
+    check = getattr(constants, "is_offline_mode", None)
+    return bool(check() if check is not None else constants.HF_HUB_OFFLINE)
 
 
 def _endpoint() -> str:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from paramtool.errors import HubError
+from paramtool.files import open_binary
 from paramtool.formats.index import MAX_JSON_SIDECAR
 from paramtool.formats.safetensors import header_length, parse_header, read_local_header
 from paramtool.records import FileHeader
-from paramtool.sources.hub_http import iter_body, read_body, stream_get
+from paramtool.sources.hub_http import Answer, fetch, shown_url
 
 FIRST_RANGE_SINGLE = 100_000  # asked of a file the index says nothing about, as huggingface_hub
 # JSON bytes around each tensor name in a header: '"":{"dtype":"","shape":[],"data_offsets":[,]},'
@@ -27,8 +30,8 @@ FIRST_RANGE_SINGLE = 100_000  # asked of a file the index says nothing about, as
 # Qwen2, Gemma 2, Phi-3, Falcon, DeepSeek-V3): 73.6 to 80.7 per tensor, so with the slack below
 # the first range never falls short there and asks 1.6-5.9% more than the headers hold.
 _ENTRY_OVERHEAD = 81
+DEFAULT_REVISION = "main"  # the ref huggingface_hub records when no revision is named
 _HEADER_SLACK = 48  # the 8-byte length, {"__metadata__":{"format":"pt"}, and padding to 8 bytes
-_RETRIES = 2  # per shard range, on 429/5xx, timeouts and dropped keep-alive connections
 
 
 def estimate_header_bytes(names: Sequence[str]) -> int:
@@ -45,6 +48,10 @@ class ByteSource(Protocol):
     def json(self, name: str) -> bytes: ...
 
     def header(self, name: str, first: int) -> FileHeader: ...
+
+    def where(self, name: str) -> str:
+        """How an error names the file: its URL's host and path, or its path in the cache."""
+        ...
 
 
 def _same_origin(a: str, b: str) -> bool:
@@ -71,7 +78,7 @@ def _silent_tqdm() -> type[Any]:
 
 
 @functools.cache
-def _download_options() -> dict[str, Any]:
+def download_options() -> dict[str, Any]:
     """What keeps ``hf_hub_download`` silent, per call: a silent ``tqdm_class`` where it takes one.
 
     The 0.x line's takes none; its bars then follow huggingface_hub's own switch
@@ -85,38 +92,40 @@ def _download_options() -> dict[str, Any]:
 
 
 class HubRanges:
-    """Files at one commit of a Hub repo: JSON through the cache, headers by range requests."""
+    """Files at one commit of a Hub repo: JSON through the cache, headers by range requests.
+
+    Every file is asked for at the commit ``sha`` (model info's), never at a branch, so all
+    the files of one run come from that one commit even if the branch moves meanwhile.
+    """
 
     def __init__(self, repo_id: str, sha: str, revision: str | None, token: str | None) -> None:
-        from huggingface_hub import constants
         from huggingface_hub.utils import build_hf_headers
 
         self.repo_id, self.sha, self.revision, self.token = repo_id, sha, revision, token
         self._headers = build_hf_headers(token=token)
         self._anonymous = {k: v for k, v in self._headers.items() if k.lower() != "authorization"}
-        self._timeout = constants.HF_HUB_DOWNLOAD_TIMEOUT
+
+    def where(self, name: str) -> str:
+        from huggingface_hub import hf_hub_url
+
+        return shown_url(hf_hub_url(self.repo_id, name, revision=self.sha))
 
     def json(self, name: str) -> bytes:
-        """A small file at the pinned commit, through the cache.
+        """A small file at the pinned commit: from the cache, else downloaded into it.
 
-        Cached at that commit: no request. Otherwise it is downloaded at the revision the
-        user asked for, so that the cache also records where that branch or tag points and
-        an offline run finds the snapshot; should the branch have moved since
-        ``model_info``, the file is fetched again at the commit.
+        The download is refused while streaming once it passes :data:`MAX_JSON_SIDECAR`.
         """
-        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+        from huggingface_hub import hf_hub_url, try_to_load_from_cache
 
         cached = try_to_load_from_cache(self.repo_id, name, revision=self.sha)
         if isinstance(cached, str):
-            path = Path(cached)
-        else:
-            kw = {"token": self.token, **_download_options()}
-            path = Path(hf_hub_download(self.repo_id, name, revision=self.revision, **kw))
-            if path.parts[-len(name.split("/")) - 1] != self.sha:
-                path = Path(hf_hub_download(self.repo_id, name, revision=self.sha, **kw))
-        if path.stat().st_size > MAX_JSON_SIDECAR:
-            raise HubError(f"{self.repo_id}/{name}", f"larger than {MAX_JSON_SIDECAR:,} bytes")
-        return path.read_bytes()
+            return read_capped(Path(cached), f"{self.repo_id}/{name}")
+        url = hf_hub_url(self.repo_id, name, revision=self.sha)
+        answer = fetch(url, self._headers, limit=MAX_JSON_SIDECAR, what=name)
+        if not answer.complete:
+            raise HubError(shown_url(url), f"larger than {MAX_JSON_SIDECAR:,} bytes, refused")
+        store_in_cache(self.repo_id, self.sha, self.revision, name, answer)
+        return answer.body
 
     def _range(
         self, url: str, start: int, stop: int, headers: dict[str, str]
@@ -126,48 +135,29 @@ class HubRanges:
         Reading stops at ``stop``: a server that ignores Range costs a dropped connection,
         not the whole file.
         """
-        from huggingface_hub.utils import hf_raise_for_status
-
-        from paramtool.sources.hub_http import http_errors
-
         want = stop - start
-        with stream_get(
+        r = fetch(
             url,
             {**headers, "Range": f"bytes={start}-{stop - 1}"},
-            timeout=self._timeout,
-            max_retries=_RETRIES,
-            base_wait_time=0.5,
-            max_wait_time=2,
-        ) as r:
-            served_by = str(r.url)
-            if r.status_code == 416:  # the file is shorter than ``start``
-                read_body(r)
-                return b"", _content_range_total(r.headers) or 0, served_by
-            if r.status_code >= 400:
-                read_body(r)
-                hf_raise_for_status(r)
-            skip = 0
-            if r.status_code == 206:
-                total = _content_range_total(r.headers)
-                first = r.headers.get("content-range", "").partition(" ")[2].partition("-")[0]
-                if total is None or first != str(start):
-                    raise HubError(url.split("?")[0], "the server sent a bad Content-Range")
-            else:  # the range was ignored: the body is the file from byte 0
-                length = r.headers.get("content-length", "")
-                if not length.isdigit():
-                    raise HubError(url.split("?")[0], "the server did not give the file's size")
-                total, skip = int(length), start
-            buf = bytearray()
-            try:
-                for chunk in iter_body(r):
-                    buf += chunk
-                    if len(buf) >= skip + want:
-                        break
-            except http_errors().network as e:  # thrown into the backoff, it would break it
-                raise HubError(
-                    url.split("?")[0], f"the connection failed while reading ({type(e).__name__})"
-                ) from None
-        return bytes(buf[skip : skip + want]), total, served_by
+            limit=stop,
+            what=f"range of {url.rsplit('/', 1)[-1].split('?')[0]}",
+            cut=True,
+            accept=(416,),
+        )
+        if r.status == 416:  # the file is shorter than ``start``
+            return b"", _content_range_total(r.headers) or 0, r.url
+        skip = 0
+        if r.status == 206:
+            total = _content_range_total(r.headers)
+            first = r.headers.get("content-range", "").partition(" ")[2].partition("-")[0]
+            if total is None or first != str(start):
+                raise HubError(shown_url(url), "the server sent a bad Content-Range")
+        else:  # the range was ignored: the body is the file from byte 0
+            length = r.headers.get("content-length", "")
+            if not length.isdigit():
+                raise HubError(shown_url(url), "the server did not give the file's size")
+            total, skip = int(length), start
+        return r.body[skip : skip + want], total, r.url
 
     def header(self, name: str, first: int) -> FileHeader:
         from huggingface_hub import hf_hub_url
@@ -186,17 +176,73 @@ class HubRanges:
         return parse_header(body, name, data_size=total - 8 - n)
 
 
+def _plain_path(name: str) -> bool:
+    """A repo path that stays inside the folder it is joined to."""
+    parts = name.split("/")
+    return bool(name) and "\\" not in name and all(p not in ("", ".", "..") for p in parts)
+
+
+def read_capped(path: Path, shown: str) -> bytes:
+    """A small file of the cache, refused past :data:`MAX_JSON_SIDECAR` whatever it claims."""
+    with open_binary(path, shown) as f:  # a regular file only: never a FIFO or a device
+        raw = f.read(MAX_JSON_SIDECAR + 1)
+    if len(raw) > MAX_JSON_SIDECAR:
+        raise HubError(shown, f"larger than {MAX_JSON_SIDECAR:,} bytes")
+    return raw
+
+
+def store_in_cache(repo_id: str, sha: str, revision: str | None, name: str, answer: Answer) -> None:
+    """Put a downloaded file into the huggingface_hub cache, laid out as huggingface_hub does.
+
+    ``blobs/<etag>``, ``snapshots/<sha>/<name>`` linking to it, and ``refs/<revision>``
+    (``main`` when none was named, as huggingface_hub) holding the sha: a repeat run
+    reads it from there, and an offline one finds the snapshot by the name the user gave.
+    Best effort: the cache only saves requests.
+    """
+    from huggingface_hub import constants
+
+    etag = answer.headers.get("x-linked-etag") or answer.headers.get("etag") or ""
+    etag = etag.removeprefix("W/").strip('"')
+    if not etag or "/" in etag or etag.startswith(".") or not _plain_path(name):
+        return
+    storage = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    blob = storage / "blobs" / etag
+    pointer = storage / "snapshots" / sha / name
+    try:
+        if not blob.exists():
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            tmp = blob.with_name(f"{etag}.{os.getpid()}.{threading.get_ident()}.incomplete")
+            tmp.write_bytes(answer.body)
+            os.replace(tmp, blob)
+        if not pointer.exists():
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                pointer.symlink_to(os.path.relpath(blob, pointer.parent))
+            except OSError:  # no symlinks here (Windows without developer mode): a copy
+                pointer.write_bytes(answer.body)
+        ref_name = revision or DEFAULT_REVISION
+        if ref_name != sha and _plain_path(ref_name):
+            ref = storage / "refs" / ref_name
+            if not ref.is_file() or ref.read_text() != sha:
+                ref.parent.mkdir(parents=True, exist_ok=True)
+                tmp = ref.with_name(f"{ref.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_text(sha)
+                os.replace(tmp, ref)
+    except OSError:
+        pass
+
+
 class CachedRanges:
     """The files of one snapshot in the huggingface_hub cache (HF_HUB_OFFLINE=1)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
+    def where(self, name: str) -> str:
+        return name
+
     def json(self, name: str) -> bytes:
-        path = self.folder / name
-        if path.stat().st_size > MAX_JSON_SIDECAR:
-            raise HubError(name, f"larger than {MAX_JSON_SIDECAR:,} bytes")
-        return path.read_bytes()
+        return read_capped(self.folder / name, name)
 
     def header(self, name: str, first: int) -> FileHeader:
         return read_local_header(self.folder / name, name)

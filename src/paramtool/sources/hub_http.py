@@ -1,10 +1,16 @@
 """huggingface_hub's HTTP client, whichever it is: requests (0.x), httpx (1.x) or httpx2 (2.x).
 
 paramtool reaches the Hub only through huggingface_hub's public API: its session, its
-retrying requests (``http_backoff``, and ``http_stream_backoff`` since 1.0) and its
-errors. What still differs between those lines (the exception classes, how a streamed
-body is read) is found here at run time, from the library huggingface_hub's own
-session is made with; paramtool imports no HTTP client of its own.
+requests (``http_backoff``, and ``http_stream_backoff`` since 1.0) and its errors. What
+still differs between those lines (the exception classes, how a streamed body is read) is
+found here at run time, from the library huggingface_hub's own session is made with;
+paramtool imports no HTTP client of its own.
+
+:func:`fetch` is the one GET every request of paramtool's own goes through (model info,
+the small JSON files, shard header ranges). It bounds what a server can cost: a total
+deadline per request (:func:`hub_timeout`, ``PARAMTOOL_HUB_TIMEOUT``), a cap on the bytes
+read (stopped while streaming), a few retries with short waits, and a 429 whose
+``Retry-After`` is waited out only when it is short.
 """
 
 from __future__ import annotations
@@ -12,11 +18,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
+from paramtool.errors import HubError, UsageError
+
+RETRY_ON_STATUS = (408, 500, 502, 503, 504)  # 429 is handled apart: its wait is the server's
+RETRIES = 2  # after the first try, on 408/5xx, timeouts and dropped keep-alive connections
+RETRY_WAITS = (0.25, 1.0)  # seconds before the first and second retry
+MAX_RETRY_AFTER = 5  # seconds: a 429 asking for a longer wait fails at once, saying how long
+DEFAULT_TIMEOUT = 60.0  # seconds per request, all of it: connecting, waiting, reading
+TIMEOUT_ENV = "PARAMTOOL_HUB_TIMEOUT"
+_ERROR_BODY = 1 << 16  # an error answer's body is read (for its message) only up to this
 _CHUNK = 1 << 16
 
 
@@ -40,39 +57,235 @@ def http_errors() -> HttpErrors:
         return HttpErrors(
             network=(exc.RequestException,),
             timeout=(exc.Timeout,),
-            # huggingface_hub 0.x drops its cached sessions on a ConnectionError, leaving the
-            # ones other threads hold open: retrying one is safe there.
             transient=(exc.Timeout, exc.ConnectionError, exc.ChunkedEncodingError),
         )
     return HttpErrors(  # httpx and httpx2
         network=(client.HTTPError, client.StreamError, client.InvalidURL),
         timeout=(client.TimeoutException,),
-        # Not ConnectError: huggingface_hub then closes the client the other threads use.
         transient=(client.TimeoutException, client.RemoteProtocolError, client.ReadError),
     )
 
 
-@contextlib.contextmanager
-def stream_get(
+def hub_timeout() -> float:
+    """The total deadline of one Hub request, in seconds: ``PARAMTOOL_HUB_TIMEOUT`` or 60."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e6:
+        raise UsageError(f"{TIMEOUT_ENV}={raw[:40]!r}", "give a number of seconds above 0")
+    return value
+
+
+def shown_url(url: str) -> str:
+    """What an error names of a URL: host and path; never the query (a CDN's signature)."""
+    parts = urlsplit(url)
+    return f"{parts.netloc}{parts.path}"
+
+
+def timed_out(url: str, what: str, seconds: float) -> HubError:
+    """The one line for a request that ran past its deadline."""
+    return HubError(
+        shown_url(url),
+        f"timed out: no complete {what} within {seconds:g} s ({TIMEOUT_ENV} sets the limit)",
+    )
+
+
+class Deadline:
+    """A point in time a request must be done by."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A successful GET: the first ``limit + 1`` bytes of its body at most."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str  # the URL that served it, after redirects
+    complete: bool  # the body ended within the limit
+
+
+def fetch(
     url: str,
     headers: Mapping[str, str],
     *,
-    timeout: float,
-    max_retries: int,
-    base_wait_time: float,
-    max_wait_time: float,
-) -> Iterator[Any]:
-    """A GET whose body is read as it arrives, retried by huggingface_hub's backoff."""
+    limit: int,
+    what: str,
+    timeout: float | None = None,
+    cut: bool = False,
+    accept: tuple[int, ...] = (),
+) -> Answer:
+    """GET ``url``: its status, headers and at most ``limit`` bytes of its body.
+
+    Reading stops once the body has run past ``limit`` (``complete`` is then False); one
+    whose ``Content-Length`` says it is longer is not read at all, unless ``cut`` (a range
+    read from a server that may ignore Range: its first ``limit`` bytes are what is wanted).
+    ``accept``: error statuses returned as answers rather than raised.
+    Each try and the waits between them share one deadline (``timeout``, by default
+    :func:`hub_timeout`): a server that drips or stalls ends in one line naming the URL
+    and ``what`` was awaited. 408/5xx and dropped connections are retried (:data:`RETRIES`);
+    a 429 is retried after its ``Retry-After`` when that is at most :data:`MAX_RETRY_AFTER`
+    seconds, and otherwise fails at once. Errors the Hub names (a missing repo, revision or
+    file, a gated repo) are raised as huggingface_hub's, for :mod:`hub_errors` to word.
+    """
+    from huggingface_hub import constants
+
+    errors = http_errors()
+    deadline = Deadline(hub_timeout() if timeout is None else timeout)
+    tries = 0
+    while True:
+        tries += 1
+        left = deadline.left()
+        if left <= 0:
+            raise timed_out(url, what, deadline.seconds)
+        per_read = max(0.05, min(float(constants.HF_HUB_DOWNLOAD_TIMEOUT), left))
+        wait = 0.0
+        try:
+            with stream_get(url, headers, timeout=per_read) as r:
+                status = int(r.status_code)
+                if status in RETRY_ON_STATUS and tries <= RETRIES:
+                    wait = RETRY_WAITS[tries - 1]
+                    _drain(r)
+                elif status == 429:
+                    asked = _retry_after(r.headers)
+                    if asked is not None and asked <= MAX_RETRY_AFTER and tries <= RETRIES:
+                        wait = float(asked)
+                        _drain(r)
+                    else:
+                        raise _rate_limited(url, asked)
+                elif status >= 400 and status not in accept:
+                    _raise_for_status(r, url, tries)
+                else:
+                    body, complete = _read(r, limit, cut, url, what, deadline)
+                    return Answer(status, r.headers, body, str(r.url), complete)
+        except errors.timeout:
+            if deadline.left() <= 0.05:
+                raise timed_out(url, what, deadline.seconds) from None
+            if tries > RETRIES:
+                raise
+            wait = RETRY_WAITS[tries - 1]
+        except errors.transient as e:
+            if tries > RETRIES or unreachable(e) is not None:
+                raise
+            wait = RETRY_WAITS[tries - 1]
+        if wait > deadline.left():
+            raise timed_out(url, what, deadline.seconds)
+        time.sleep(wait)
+
+
+def _read(
+    r: Any, limit: int, cut: bool, url: str, what: str, deadline: Deadline
+) -> tuple[bytes, bool]:
+    """The body up to ``limit`` bytes, and whether it ended there."""
+    length = r.headers.get("content-length", "")
+    if not cut and length.isdigit() and int(length) > limit:
+        return b"", False
+    buf = bytearray()
+    for chunk in iter_body(r):
+        buf += chunk
+        if len(buf) > limit or (cut and len(buf) == limit):
+            return bytes(buf[:limit]), False
+        if deadline.left() <= 0:
+            raise timed_out(url, what, deadline.seconds)
+    return bytes(buf), True
+
+
+def _drain(r: Any) -> None:
+    """Read a short error body, so that the connection is kept for the retry."""
+    length = r.headers.get("content-length", "")
+    if length.isdigit() and int(length) <= _ERROR_BODY:
+        read_body(r)
+
+
+def _retry_after(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("retry-after", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _rate_limited(url: str, asked: int | None) -> HubError:
+    when = f"; it asks to retry after {asked:,} s" if asked is not None else ""
+    return HubError(shown_url(url), f"rate limited by the Hub (429){when}; wait, or set HF_TOKEN")
+
+
+def _raise_for_status(r: Any, url: str, tries: int) -> None:
+    """huggingface_hub's own error for a 4xx (repo, revision or file not found, gated...).
+
+    Its body is read for that only when it is short; a long one is not read at all, nor is
+    a 5xx's: their line is the status and the tries.
+    """
+    from huggingface_hub.utils import hf_raise_for_status
+
+    status = int(r.status_code)
+    length = r.headers.get("content-length", "")
+    if status < 500 and length.isdigit() and int(length) <= _ERROR_BODY:
+        read_body(r)
+        hf_raise_for_status(r)
+    after = f" ({tries} tries)" if tries > 1 else ""
+    raise HubError(shown_url(url), f"the Hub answered HTTP {status}{after}")
+
+
+def unreachable(e: BaseException) -> str | None:
+    """Why the Hub could not be reached at all (refused, no such host...), or None.
+
+    Read from the OS errors the client wraps; never the client's text, which has URLs.
+    """
+    import errno
+    import socket
+
+    seen: set[int] = set()
+    stack: list[Any] = [e]
+    while stack:
+        x = stack.pop()
+        if not isinstance(x, BaseException) or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, socket.gaierror):
+            return "the host name does not resolve"
+        if isinstance(x, ConnectionRefusedError) or getattr(x, "errno", None) == errno.ECONNREFUSED:
+            return "connection refused"
+        if getattr(x, "errno", None) in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "no route to the host"
+        stack.extend([x.__cause__, x.__context__, *x.args])
+        stack.extend(getattr(x, a, None) for a in ("reason", "original_error"))
+    text = str(e)
+    for needle, why in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "the host name does not resolve"),
+        ("nodename nor servname", "the host name does not resolve"),
+        ("Temporary failure in name resolution", "the host name does not resolve"),
+        ("getaddrinfo failed", "the host name does not resolve"),
+        ("Network is unreachable", "no route to the host"),
+    ):
+        if needle in text:
+            return why
+    return None
+
+
+@contextlib.contextmanager
+def stream_get(url: str, headers: Mapping[str, str], *, timeout: float) -> Iterator[Any]:
+    """One GET whose body is read as it arrives, through huggingface_hub's session.
+
+    huggingface_hub's own retries are off (:func:`fetch` retries, with bounded waits).
+    """
     from huggingface_hub import utils
 
     kw: dict[str, Any] = {
         "headers": dict(headers),
         "timeout": timeout,
-        "max_retries": max_retries,
-        "base_wait_time": base_wait_time,
-        "max_wait_time": max_wait_time,
-        "retry_on_exceptions": http_errors().transient,
-        "retry_on_status_codes": RETRY_ON_STATUS,
+        "max_retries": 0,
+        "retry_on_exceptions": (),
+        "retry_on_status_codes": (),
     }
     stream_backoff = getattr(utils, "http_stream_backoff", None)
     if stream_backoff is not None:  # 1.0 and later

@@ -12,24 +12,32 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from paramtool.errors import ShardIndexError, SourceNotFound
+from paramtool.errors import ParamtoolError, ShardIndexError, SourceNotFound
+from paramtool.files import is_regular, read_capped, read_prefix, require_path
 from paramtool.formats.index import MAX_JSON_SIDECAR, parse_index
 from paramtool.formats.safetensors import read_local_header
+from paramtool.formats.sniff import PREFIX, sniff
 from paramtool.records import Checkpoint, FileHeader
 from paramtool.sources.assemble import assemble
 from paramtool.sources.weights import _pickle_refusal, is_pickle_name, pick_weights
 
 
 def read_json_sidecar(path: Path, notes: list[str]) -> dict[str, Any] | None:
-    """Read config.json-like files next to a checkpoint; trouble is a warning, not an error."""
+    """Read config.json-like files next to a checkpoint; trouble is a warning, not an error.
+
+    Only a regular file of at most ``MAX_JSON_SIDECAR`` bytes is read; a FIFO or a
+    device of that name is skipped with a note, never opened.
+    """
+    if not os.path.exists(path):
+        return None
     try:
-        if not path.is_file():
-            return None
-        if path.stat().st_size > MAX_JSON_SIDECAR:
-            notes.append(f"{path}: larger than {MAX_JSON_SIDECAR:,} bytes, ignored")
-            return None
-        obj = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError) as e:
+        raw = read_capped(path, MAX_JSON_SIDECAR)
+    except ParamtoolError as e:
+        notes.append(f"{path}: {e.why}, ignored")
+        return None
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError) as e:
         notes.append(f"{path}: unreadable ({e.__class__.__name__}), ignored")
         return None
     if not isinstance(obj, dict):
@@ -41,9 +49,8 @@ def read_json_sidecar(path: Path, notes: list[str]) -> dict[str, Any] | None:
 def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
     folder = index.parent
     where = str(index)
-    if index.stat().st_size > MAX_JSON_SIDECAR:
-        raise ShardIndexError(where, f"larger than {MAX_JSON_SIDECAR:,} bytes")
-    weight_map, meta = parse_index(index.read_bytes(), where)
+    raw = read_capped(index, MAX_JSON_SIDECAR, where, too_large=ShardIndexError)
+    weight_map, meta = parse_index(raw, where)
     roots = _allowed_roots(folder)
     headers = []
     shards = sorted(set(weight_map.values()))
@@ -55,9 +62,9 @@ def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
                 raise ShardIndexError(
                     where, f"shard {shard!r} is a symlink that leaves the checkpoint folder"
                 )
-        if not os.path.isfile(p):
+        if is_regular(p) is None:
             raise ShardIndexError(where, f"shard {shard!r} is missing")
-        headers.append(read_local_header(p, p))
+        headers.append(read_local_header(p, p))  # a FIFO or device is refused, never opened
     kw = {
         "weight_map": weight_map,
         "shard_names": shards,
@@ -86,8 +93,12 @@ def _allowed_roots(folder: Path) -> list[str]:
 
 
 def _resolve_folder(folder: Path) -> tuple[list[Path], Path | None]:
-    """Pick the weight files of a folder: (files, index), by the rule a Hub listing uses too."""
-    names = [e.name for e in os.scandir(folder) if e.is_file()]
+    """Pick the weight files of a folder: (files, index), by the rule a Hub listing uses too.
+
+    Every entry but a folder is a candidate, so a FIFO or a device named like a shard or
+    an index is picked, then refused when opened, not silently passed over.
+    """
+    names = [e.name for e in os.scandir(folder) if not e.is_dir()]
     pick = pick_weights(names)
     if pick.kind == "index" and pick.choices:
         raise SourceNotFound(
@@ -113,6 +124,17 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
     """Open one or more local paths (files or folders) as one checkpoint, headers only."""
     if not paths:
         raise SourceNotFound("(no path)", "give a checkpoint file or folder")
+    # An index named with safetensors files of its own folder (all of them staged in a
+    # commit): the index alone, as the folder rule would read that folder.
+    idx = [Path(p) for p in paths if str(p).endswith(".safetensors.index.json")]
+    if len(idx) == 1 and all(
+        Path(p) == idx[0] or (Path(p).parent == idx[0].parent and str(p).endswith(".safetensors"))
+        for p in paths
+    ):
+        paths = [idx[0]]
+    for raw in paths:
+        if not is_pickle_name(Path(raw).name):
+            require_path(raw)
     if any(_is_gguf_file(Path(p)) for p in paths):
         return _open_gguf(paths, [Path(p) for p in paths])
     notes: list[str] = []
@@ -124,12 +146,10 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
         p = Path(raw)
         if is_pickle_name(p.name):
             raise _pickle_refusal(str(p))
-        if not p.exists():
-            raise SourceNotFound(str(p), "no such file or directory")
         folders.append(p if p.is_dir() else p.parent)
         if p.is_dir():
             files, index = _resolve_folder(p)
-            if files and files[0].name.lower().endswith(".gguf"):
+            if any(_is_gguf_file(f) for f in files):
                 return _open_gguf(paths, files)
             sidecar_dir = sidecar_dir or p
         else:
@@ -159,12 +179,19 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
 
 
 def _is_gguf_file(p: Path) -> bool:
-    """A ``.gguf`` file, or a file of another name that starts with the GGUF magic."""
-    if is_pickle_name(p.name) or p.name.endswith(".safetensors.index.json") or not p.is_file():
-        return False
-    from paramtool.formats.gguf import is_gguf_name, sniff_gguf
+    """Whether to read ``p`` as GGUF: its bytes decide; its name only when they say nothing.
 
-    return is_gguf_name(p.name) or sniff_gguf(p)
+    A GGUF file named ``.safetensors`` is GGUF, a safetensors file named ``.gguf`` is
+    safetensors (the name that lies is reported by the checkpoint's warnings).
+    """
+    if is_pickle_name(p.name) or p.name.endswith(".safetensors.index.json"):
+        return False
+    kind = sniff(read_prefix(p, PREFIX) or b"")
+    if kind is not None:
+        return kind == "gguf"
+    from paramtool.formats.gguf import is_gguf_name
+
+    return is_gguf_name(p.name) and is_regular(p) is True
 
 
 def _open_gguf(paths: Sequence[str | os.PathLike[str]], files: Sequence[Path]) -> Checkpoint:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from paramtool.errors import UnsafeFormat
+from paramtool.records import PICKLE_SUFFIXES
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _PREFERRED_INDEXES = (
     "model.safetensors.index.json",
     "diffusion_pytorch_model.safetensors.index.json",

@@ -18,13 +18,14 @@ NaN or infinite are counted apart (``nonfinite``) and left out of the norms.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from paramtool.analysis.anatomy import CATEGORIES, classify
 from paramtool.jsonable import number, source_fields
+from paramtool.patterns import NamePattern
 from paramtool.records import Checkpoint, FileHeader, TensorInfo
 from paramtool.values.reader import (
     CHUNK_ELEMENTS,
@@ -270,7 +271,7 @@ def _compare_span(files: Files, ca: Codec | None, cb: Codec | None, sa: Span, sb
     n = sa.count
     x = _as_f64(ca, ra, n, "xa")
     y = _as_f64(cb, rb, n, "xb")
-    if same_type:
+    if same_type and not ca.ggml:  # GGUF blocks have no per-element code: compare values
         changed_mask = _bits(ca, ra, n) != _bits(cb, rb, n)
     else:
         changed_mask = (x != y) & ~(np.isnan(x) & np.isnan(y))
@@ -304,7 +305,7 @@ def _norm_sq(files: Files, codec: Codec, span: Span) -> float:
 
 
 def _by_name(
-    checkpoint: Checkpoint, pattern: re.Pattern[str] | None
+    checkpoint: Checkpoint, pattern: NamePattern | None
 ) -> dict[str, tuple[FileHeader, TensorInfo]]:
     out: dict[str, tuple[FileHeader, TensorInfo]] = {}
     for f in checkpoint.files:
@@ -318,7 +319,7 @@ def diff_checkpoints(
     a: Checkpoint,
     b: Checkpoint,
     *,
-    pattern: re.Pattern[str] | None = None,
+    pattern: NamePattern | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
     chunk: int = CHUNK_ELEMENTS,
@@ -360,11 +361,12 @@ def diff_checkpoints(
                 sb,
             )
 
-        for (sa, sb), part in ordered_map(work, items(), workers or default_workers()):
-            parts[sa.index].append(part)
-            if part.equal:
-                equal_spans[sa.index].append(sa)
-            advance(sa.nbytes + sb.nbytes)
+        with closing(ordered_map(work, items(), workers or default_workers())) as results:
+            for (sa, sb), part in results:
+                parts[sa.index].append(part)
+                if part.equal:
+                    equal_spans[sa.index].append(sa)
+                advance(sa.nbytes + sb.nbytes)
         rows = [
             _tensor_diff(files, p, spans, pa, pb)
             for p, spans, (pa, pb) in zip(parts, equal_spans, pairs, strict=True)

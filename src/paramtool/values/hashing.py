@@ -17,8 +17,11 @@ Weights digest
     checkpoints holding the same tensors under the same names, however they are
     sharded, ordered, padded or annotated.
 
-Files are hashed whole (one file per thread); tensor digests are computed by the
-other threads at the same time, so a single large file costs about one pass.
+Each file is read once, front to back, in reads of :data:`BUFFER_BYTES`: every
+chunk feeds the file's SHA-256 and, for the bytes inside a tensor, that tensor's
+digest. With two threads or more the two hashes of a chunk are computed side by side
+(hashlib releases the GIL), and files are hashed in parallel, largest first.
+Progress counts each byte of each file once.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
 from paramtool.errors import SourceNotFound
+from paramtool.files import open_fd
 from paramtool.jsonable import source_fields
 from paramtool.records import Checkpoint, FileHeader, TensorInfo
 from paramtool.values.reader import (
@@ -46,7 +52,7 @@ from paramtool.values.reader import (
 SCHEMA_VERSION = 1  # of the --json document
 
 DIGEST_SCHEME = "sha256(dtype NUL json(shape) NUL bytes)"
-BUFFER_BYTES = 8 << 20  # read size for hashing: large reads, one reused buffer per thread
+BUFFER_BYTES = 8 << 20  # read size for hashing: one reused buffer per thread, one stop check
 _SCRATCH = Scratch()
 
 
@@ -56,14 +62,11 @@ def _hash_range(
     """Feed bytes ``[offset, offset + nbytes)`` of ``path`` to ``h``."""
     buf = _SCRATCH.buffer("hash", BUFFER_BYTES)
     view = memoryview(buf)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except OSError as e:
-        raise SourceNotFound(path, e.strerror or str(e)) from None
+    fd = open_fd(path)  # a regular file only, its errors one line
     try:
         done = 0
         while done < nbytes:
-            n = min(len(buf), nbytes - done)
+            n = min(BUFFER_BYTES, nbytes - done)
             read_exact(fd, offset + done, view[:n], path)
             h.update(view[:n])
             done += n
@@ -169,33 +172,100 @@ class HashReport:
         }
 
 
+def _file_digests(
+    header: FileHeader,
+    helper: ThreadPoolExecutor | None,
+    progress: Progress,
+) -> tuple[str, list[str]]:
+    """One pass over a file: its SHA-256 and the digest of each of its tensors (header order).
+
+    Each chunk is read once; the tensors' hashes of it run on ``helper`` while this
+    thread feeds the file hash, when a helper is given.
+    """
+    path = header.path
+    size = header.file_size
+    base = data_offset(header)
+    tensors = header.tensors
+    hashes = [hashlib.sha256(digest_prefix(t.dtype, t.shape)) for t in tensors]
+    # Byte ranges in the file, in file order; a range may start inside an earlier one.
+    ranges = sorted(
+        ((base + t.start, base + t.end, hashes[i]) for i, t in enumerate(tensors) if t.nbytes),
+        key=lambda r: r[0],
+    )
+    file_h = hashlib.sha256()
+    buf = _SCRATCH.buffer("hash", BUFFER_BYTES)
+    view = memoryview(buf)
+    active: list[tuple[int, int, Any]] = []
+    nxt = 0
+
+    def feed_tensors(lo: int, chunk: memoryview) -> None:
+        nonlocal nxt, active
+        hi = lo + len(chunk)
+        while nxt < len(ranges) and ranges[nxt][0] < hi:
+            active.append(ranges[nxt])
+            nxt += 1
+        for start, end, h in active:
+            a, b = max(start, lo), min(end, hi)
+            if a < b:
+                h.update(chunk[a - lo : b - lo])
+        active = [r for r in active if r[1] > hi]
+
+    fd = open_fd(path)  # a regular file only, its errors one line
+    try:
+        done = 0
+        while done < size:
+            n = min(BUFFER_BYTES, size - done)
+            chunk = view[:n]
+            read_exact(fd, done, chunk, path)
+            if helper is None:
+                feed_tensors(done, chunk)
+                file_h.update(chunk)
+            else:
+                side = helper.submit(feed_tensors, done, chunk)
+                try:
+                    file_h.update(chunk)
+                finally:
+                    side.result()  # the buffer is reused by the next read
+            done += n
+            progress(n)
+    finally:
+        os.close(fd)
+    return file_h.hexdigest(), [h.hexdigest() for h in hashes]
+
+
 def hash_checkpoint(
     checkpoint: Checkpoint, *, workers: int | None = None, progress: Progress | None = None
 ) -> HashReport:
-    """Hash every file and every tensor; ``progress`` gets bytes hashed (files, then tensors).
+    """Hash every file and every tensor; ``progress`` gets the bytes of each file read, once.
 
-    Jobs run longest first on ``workers`` threads, so that one big file and the
-    tensor digests inside it are hashed side by side.
+    Files are read once each, largest first: ``workers // 2`` files at a time, each
+    with one thread for the file hash and one for its tensors' digests (one thread
+    in all when ``workers`` is 1).
     """
     advance = locked(progress)
     files = list(checkpoint.files)
-    tensors = [(f, t) for f in files for t in f.tensors]
+    threads = workers or default_workers()
+    split = threads >= 2
+    at_once = max(1, threads // 2) if split else 1
+    helpers = ThreadPoolExecutor(at_once, thread_name_prefix="paramtool-hash") if split else None
 
-    def run(i: int) -> str:
-        if i < len(files):
-            return file_sha256(files[i].path, advance)
-        f, t = tensors[i - len(files)]
-        return tensor_digest(f, t, advance)
+    def run(i: int) -> tuple[str, list[str]]:
+        return _file_digests(files[i], helpers, advance)
 
-    sizes = [f.file_size for f in files] + [t.nbytes for _, t in tensors]
-    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
-    results = [""] * len(sizes)
-    for i, digest in unordered_map(run, order, workers or default_workers()):
-        results[i] = digest
-    file_hashes = tuple(FileHash(f.path, f.file_size, results[i]) for i, f in enumerate(files))
+    order = sorted(range(len(files)), key=lambda i: -files[i].file_size)
+    results: list[tuple[str, list[str]]] = [("", [])] * len(files)
+    try:
+        with closing(unordered_map(run, order, at_once)) as jobs:
+            for i, digests in jobs:
+                results[i] = digests
+    finally:
+        if helpers is not None:
+            helpers.shutdown(wait=True, cancel_futures=True)
+    file_hashes = tuple(FileHash(f.path, f.file_size, results[i][0]) for i, f in enumerate(files))
     tensor_hashes = tuple(
-        TensorHash(t.name, t.dtype, t.shape, t.file, results[len(files) + k])
-        for k, (_, t) in enumerate(tensors)
+        TensorHash(t.name, t.dtype, t.shape, t.file, results[i][1][k])
+        for i, f in enumerate(files)
+        for k, t in enumerate(f.tensors)
     )
     return HashReport(
         checkpoint,

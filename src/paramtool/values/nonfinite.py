@@ -1,26 +1,32 @@
-"""The NaN/Inf scan behind ``check --no-nan`` and ``--no-inf``: exact counts, streamed."""
+"""The NaN/Inf scan behind ``check --no-nan`` and ``--no-inf``: exact counts, streamed.
+
+Every floating-point tensor is scanned, GGUF block types included (dequantized by
+gguf's own dequantizer, so a NaN or infinite block scale is found); a floating-point
+tensor whose dtype is not decoded here is listed in ``skipped``, never passed over.
+"""
 
 from __future__ import annotations
 
 import math
-import re
+from contextlib import closing
 from dataclasses import dataclass
 
+from paramtool.patterns import NamePattern
 from paramtool.records import Checkpoint
 from paramtool.values.reader import (
     CODECS,
-    FLOATING,
     SCRATCH,
-    UNSUPPORTED,
     Codec,
     Files,
     Progress,
     Span,
     decode,
     default_workers,
+    is_floating,
     ordered_map,
     select,
     tensor_spans,
+    undecoded,
 )
 from paramtool.values.stats import Skipped
 
@@ -47,7 +53,7 @@ class NonFiniteReport:
 
     tensors: tuple[NonFinite, ...]
     scanned: int  # floating-point tensors read
-    skipped: tuple[Skipped, ...]  # float types not decoded (F6_*, C64)
+    skipped: tuple[Skipped, ...]  # float types not decoded here (F6_*, C64, some GGUF types)
 
     @property
     def nan(self) -> int:
@@ -76,7 +82,7 @@ def _span_nonfinite(files: Files, codec: Codec, span: Span) -> tuple[int, int, i
 def scan_nonfinite(
     checkpoint: Checkpoint,
     *,
-    pattern: re.Pattern[str] | None = None,
+    pattern: NamePattern | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> NonFiniteReport:
@@ -85,13 +91,11 @@ def scan_nonfinite(
     Cheaper than :func:`compute_stats`: one conversion and one sum per span, and
     counting only in the spans whose sum is not finite.
     """
-    chosen = [
-        (h, t)
-        for h, t in select(checkpoint, pattern)
-        if t.dtype in FLOATING or t.dtype in UNSUPPORTED
-    ]
+    chosen = [(h, t) for h, t in select(checkpoint, pattern) if is_floating(t.dtype)]
     readable = [(h, t) for h, t in chosen if t.dtype in CODECS]
-    skipped = tuple(Skipped(t, UNSUPPORTED[t.dtype]) for _, t in chosen if t.dtype not in CODECS)
+    skipped = tuple(
+        Skipped(t, undecoded(t.dtype) or "not decoded") for _, t in chosen if t.dtype not in CODECS
+    )
     counts = [[0, 0, 0] for _ in readable]
     advance = progress or (lambda n: None)
     with Files() as files:
@@ -100,12 +104,13 @@ def scan_nonfinite(
         def work(span: Span) -> tuple[int, int, int]:
             return _span_nonfinite(files, CODECS[readable[span.index][1].dtype], span)
 
-        for span, (nan, pos, neg) in ordered_map(work, items, workers or default_workers()):
-            c = counts[span.index]
-            c[0] += nan
-            c[1] += pos
-            c[2] += neg
-            advance(span.nbytes)
+        with closing(ordered_map(work, items, workers or default_workers())) as results:
+            for span, (nan, pos, neg) in results:
+                c = counts[span.index]
+                c[0] += nan
+                c[1] += pos
+                c[2] += neg
+                advance(span.nbytes)
     found = tuple(
         NonFinite(t.name, t.dtype, t.file, *c)
         for (_, t), c in zip(readable, counts, strict=True)

@@ -13,26 +13,40 @@ float4_e2m1fn after splitting each byte into two codes, low nibble first, the
 order of PyTorch's float4_e2m1fn_x2 and the OCP MX specification). F6_E2M3 and
 F6_E3M2 (four values in three bytes, a packing no library defines) and C64
 (complex numbers have no order) are not decoded: see :data:`UNSUPPORTED`.
+
+GGUF block types (Q4_0, Q8_0, the K-quants, the IQ family, MXFP4...) are decoded by
+the ``gguf`` package's numpy dequantizers (``gguf.quants.dequantize``), a span of
+whole blocks at a time, so a NaN or infinite block scale becomes the NaN or
+infinite values llama.cpp would compute. A block type the installed ``gguf`` has
+no dequantizer for is not in :data:`CODECS`; :func:`undecoded` says why.
+
+Stopping: every read goes through :func:`read_exact`, which checks the stop flag of
+the map it runs under, so when the caller stops consuming (Ctrl-C, an error) each
+worker gives up after the span or the 8 MiB read it is in, and the pool's threads
+end within milliseconds instead of finishing their job.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from paramtool import dtypes
 from paramtool.errors import MetadataIncompleteBuffer, SourceNotFound
+from paramtool.files import open_fd
+from paramtool.formats.gguf import GGML_TYPES
+from paramtool.patterns import NamePattern
 from paramtool.records import Checkpoint, FileHeader, TensorInfo
 
 CHUNK_ELEMENTS = 1 << 18  # elements per span: 1 MB of float32, about one core's L2 cache
 MAX_WORKERS = 8
+MAX_READ = 8 << 20  # bytes one read asks for: a stopped worker gives up within one of them
 T = TypeVar("T")
 R = TypeVar("R")
 Progress = Callable[[int], None]  # called with a number of bytes just read
@@ -55,10 +69,11 @@ class Codec:
     compute: str  # "float32" or "float64": exact for every value of ``storage``
     integer: bool = False  # integers and bool: min and max are reported as exact ints
     per_byte: int = 0  # F4: two elements per byte (0: one element is ``itemsize`` bytes)
+    ggml: int = 0  # a GGUF block type's ggml id: whole blocks, gguf's dequantizer decodes
 
 
 _F32, _F64 = "float32", "float64"
-CODECS: Mapping[str, Codec] = {
+_FIXED: Mapping[str, Codec] = {
     c.dtype: c
     for c in (
         Codec("F64", "float64", _F64),
@@ -87,7 +102,93 @@ UNSUPPORTED: Mapping[str, str] = {
     "F6_E3M2": "6-bit floats packed four to three bytes: no library defines the packing",
     "C64": "complex values have no order, so no min, max or |x| statistics",
 }
-FLOATING = frozenset(n for n, c in CODECS.items() if not c.integer)
+# GGUF block types by name (the plain F32, F16, BF16, I8... are the safetensors codecs above).
+GGUF_BLOCK_TYPES: Mapping[str, int] = {n: i for i, n in GGML_TYPES.items() if n not in _FIXED}
+
+
+@functools.cache
+def _gguf_probe(name: str) -> str | None:
+    """Why the installed gguf cannot decode block type ``name``, or None when it can.
+
+    Asked of the public API itself: one zero block through ``gguf.quants.dequantize``.
+    """
+    try:
+        import gguf
+        import gguf.quants
+        import numpy as np
+    except ImportError:
+        return "the gguf package is not installed (pip install 'gguf>=0.10')"
+    version = _gguf_version()
+    try:
+        qtype = gguf.GGMLQuantizationType(GGUF_BLOCK_TYPES[name])
+        block, nbytes = gguf.GGML_QUANT_SIZES[qtype]
+        with np.errstate(all="ignore"):
+            out = gguf.quants.dequantize(np.zeros(nbytes, dtype=np.uint8), qtype)
+        if out.size != block:
+            return f"gguf {version} decodes one {name} block to {out.size} values, not {block}"
+    except Exception as e:  # NotImplementedError, or an older gguf without the API
+        return f"gguf {version} has no dequantizer for {name} ({e.__class__.__name__})"
+    return None
+
+
+def _gguf_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gguf")
+    except PackageNotFoundError:  # pragma: no cover - imported from a source tree
+        return "(unknown version)"
+
+
+def undecoded(dtype: str) -> str | None:
+    """Why the values of ``dtype`` are not decoded here, or None when they are."""
+    if dtype in _FIXED:
+        return None
+    if dtype in UNSUPPORTED:
+        return UNSUPPORTED[dtype]
+    if dtype in GGUF_BLOCK_TYPES:
+        return _gguf_probe(dtype)
+    return "not decoded"
+
+
+class _Codecs(Mapping[str, Codec]):
+    """The safetensors dtypes, and the GGUF block types the installed gguf decodes.
+
+    A GGUF name is probed (importing gguf and numpy) only when first asked for, so a
+    safetensors checkpoint never imports gguf.
+    """
+
+    def __getitem__(self, name: str) -> Codec:
+        codec = _FIXED.get(name)
+        if codec is not None:
+            return codec
+        if name in GGUF_BLOCK_TYPES and _gguf_probe(name) is None:
+            return _gguf_codec(name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from _FIXED
+        yield from (n for n in GGUF_BLOCK_TYPES if _gguf_probe(n) is None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+@functools.cache
+def _gguf_codec(name: str) -> Codec:
+    return Codec(name, "uint8", _F32, ggml=GGUF_BLOCK_TYPES[name])
+
+
+CODECS: Mapping[str, Codec] = _Codecs()
+
+
+def is_floating(dtype: str) -> bool:
+    """Whether ``dtype`` holds floating-point values (so NaN and Inf), decoded here or not."""
+    codec = _FIXED.get(dtype)
+    return (not codec.integer) if codec else dtype in UNSUPPORTED or dtype in GGUF_BLOCK_TYPES
+
+
+FLOATING = frozenset(n for n, c in _FIXED.items() if not c.integer)  # safetensors dtypes
 
 
 @functools.cache
@@ -112,6 +213,8 @@ def decode(codec: Codec, raw: Any, count: int, out: Any | None = None) -> Any:
     """
     import numpy as np
 
+    if codec.ggml:
+        return _dequantize(codec, raw, count, out)
     if codec.per_byte:
         packed = np.frombuffer(raw, dtype=np.uint8, count=count // 2)
         codes = np.empty(count, dtype=np.uint8)
@@ -124,6 +227,24 @@ def decode(codec: Codec, raw: Any, count: int, out: Any | None = None) -> Any:
         return stored
     target = np.empty(count, dtype=codec.compute) if out is None else out[:count]
     np.copyto(target, stored, casting="unsafe")
+    return target
+
+
+def _dequantize(codec: Codec, raw: Any, count: int, out: Any | None) -> Any:
+    """``count`` values of whole GGUF blocks, through gguf's own dequantizer (float32)."""
+    import gguf
+    import gguf.quants
+    import numpy as np
+
+    qtype = gguf.GGMLQuantizationType(codec.ggml)
+    block, nbytes = gguf.GGML_QUANT_SIZES[qtype]
+    packed = np.frombuffer(raw, dtype=np.uint8, count=count // block * nbytes)
+    with np.errstate(all="ignore"):  # a NaN or infinite scale is data, reported, not a warning
+        values = gguf.quants.dequantize(packed, qtype).reshape(-1)
+    if out is None:
+        return values
+    target = out[:count]
+    np.copyto(target, values, casting="unsafe")
     return target
 
 
@@ -181,15 +302,35 @@ def tensor_spans(
         )
 
 
+class Stopped(Exception):
+    """Raised in a worker thread whose map was stopped: its result is no longer wanted."""
+
+
+_WORKER = threading.local()  # .stop: the threading.Event of the map this thread works for
+
+
+def check_stop() -> None:
+    """Raise :class:`Stopped` when the map this thread works for has been stopped."""
+    stop = getattr(_WORKER, "stop", None)
+    if stop is not None and stop.is_set():
+        raise Stopped
+
+
 def read_exact(fd: int, offset: int, view: memoryview, path: str) -> None:
-    """Fill ``view`` from ``offset`` of ``fd`` (``pread``: safe from several threads at once)."""
+    """Fill ``view`` from ``offset`` of ``fd`` (``pread``: safe from several threads at once).
+
+    Reads at most :data:`MAX_READ` bytes at a time and checks :func:`check_stop`
+    before each, so a stopped map's workers give up within one read.
+    """
     done = 0
     while done < len(view):
+        check_stop()
         try:
+            want = min(len(view) - done, MAX_READ)
             if hasattr(os, "preadv"):
-                n = os.preadv(fd, [view[done:]], offset + done)
+                n = os.preadv(fd, [view[done : done + want]], offset + done)
             else:  # pragma: no cover - platforms without preadv
-                chunk = os.pread(fd, len(view) - done, offset + done)
+                chunk = os.pread(fd, want, offset + done)
                 n = len(chunk)
                 view[done : done + n] = chunk
         except OSError as e:
@@ -215,7 +356,7 @@ class Files:
             fd = self._fds.get(path)
             if fd is None:
                 try:
-                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                    fd = open_fd(path)  # a regular file only: never a FIFO or a device
                 except OSError as e:
                     raise SourceNotFound(path, e.strerror or str(e)) from None
                 self._fds[path] = fd
@@ -271,21 +412,57 @@ class Scratch(threading.local):
 SCRATCH = Scratch()
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[tuple[T, R]]:
+def _worker(stop: threading.Event, fn: Callable[[T], R]) -> Callable[[T], R]:
+    """``fn`` run under ``stop``: it gives up (:class:`Stopped`) at its next read once set."""
+
+    def run(item: T) -> R:
+        if stop.is_set():
+            raise Stopped
+        _WORKER.stop = stop
+        try:
+            return fn(item)
+        finally:
+            _WORKER.stop = None
+
+    return run
+
+
+def _stop_pool(
+    stop: threading.Event, pool: ThreadPoolExecutor, futures: Iterable[Future[R]]
+) -> None:
+    """Stop a map's workers: no job starts, each running one gives up at its next read.
+
+    The threads are waited for (``shutdown(wait=True)``), which takes one read of at
+    most :data:`MAX_READ` bytes, so that no thread still reads a descriptor the caller
+    is about to close.
+    """
+    stop.set()
+    for fut in futures:
+        fut.cancel()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], workers: int
+) -> Generator[tuple[T, R], None, None]:
     """``(item, fn(item))`` in the order of ``items``, computed by ``workers`` threads.
 
     At most ``2 * workers`` items are in flight, so memory stays bounded however
-    many items there are; the results of earlier items are always complete.
+    many items there are; the results of earlier items are always complete. When the
+    caller stops early (Ctrl-C in the main thread, an error, ``close()``), the
+    workers stop at their next read (see :func:`read_exact`).
     """
     if workers <= 1:
         for item in items:
             yield item, fn(item)
         return
+    stop = threading.Event()
+    job = _worker(stop, fn)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="paramtool-read")
     pending: deque[tuple[T, Future[R]]] = deque()
     try:
         for item in items:
-            pending.append((item, pool.submit(fn, item)))
+            pending.append((item, pool.submit(job, item)))
             if len(pending) >= 2 * workers:
                 first, fut = pending.popleft()
                 yield first, fut.result()
@@ -293,28 +470,30 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
             first, fut = pending.popleft()
             yield first, fut.result()
     finally:
-        for _, fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=True)
+        _stop_pool(stop, pool, (fut for _, fut in pending))
 
 
-def unordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[tuple[T, R]]:
+def unordered_map(
+    fn: Callable[[T], R], items: Iterable[T], workers: int
+) -> Generator[tuple[T, R], None, None]:
     """``(item, fn(item))`` as each finishes, at most ``2 * workers`` in flight.
 
     For jobs of very different lengths (whole files, single tensors), where waiting
-    for the oldest one would leave threads idle.
+    for the oldest one would leave threads idle. Stops as :func:`ordered_map` does.
     """
     if workers <= 1:
         for item in items:
             yield item, fn(item)
         return
+    stop = threading.Event()
+    job = _worker(stop, fn)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="paramtool-read")
     running: dict[Future[R], T] = {}
     source = iter(items)
     try:
         while True:
             for item in source:
-                running[pool.submit(fn, item)] = item
+                running[pool.submit(job, item)] = item
                 if len(running) >= 2 * workers:
                     break
             if not running:
@@ -323,9 +502,7 @@ def unordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Ite
             for fut in done:
                 yield running.pop(fut), fut.result()
     finally:
-        for fut in running:
-            fut.cancel()
-        pool.shutdown(wait=True)
+        _stop_pool(stop, pool, list(running))
 
 
 def locked(progress: Progress | None) -> Progress:
@@ -342,7 +519,7 @@ def locked(progress: Progress | None) -> Progress:
 
 
 def select(
-    checkpoint: Checkpoint, pattern: re.Pattern[str] | None = None
+    checkpoint: Checkpoint, pattern: NamePattern | None = None
 ) -> list[tuple[FileHeader, TensorInfo]]:
     """The tensors to read (header order, file by file), with the header each lives in."""
     return [

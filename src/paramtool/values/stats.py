@@ -10,25 +10,26 @@ about the span's own mean, so no catastrophic cancellation; spans, tensors and
 roll-ups are merged in float64 with Chan et al.'s parallel update. A span whose
 float32 sums are not finite (a NaN, an infinity, or an overflow) is redone in
 float64 over its finite elements. Integer min and max are exact integers.
-The reading itself is :mod:`paramtool.values.reader`'s.
+GGUF block types are dequantized to float32 by gguf's own dequantizer, a span of
+whole blocks at a time. The reading itself is :mod:`paramtool.values.reader`'s.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Any
 
 from paramtool.analysis.anatomy import CATEGORIES, classify
 from paramtool.jsonable import number, source_fields
+from paramtool.patterns import NamePattern
 from paramtool.records import Checkpoint, TensorInfo
 from paramtool.values.reader import (
     CHUNK_ELEMENTS,
     CODECS,
     SCRATCH,
-    UNSUPPORTED,
     Codec,
     Files,
     Progress,
@@ -39,6 +40,7 @@ from paramtool.values.reader import (
     ordered_map,
     select,
     tensor_spans,
+    undecoded,
 )
 
 SCHEMA_VERSION = 1  # of the --json document
@@ -295,7 +297,7 @@ class StatsReport:
 def compute_stats(
     checkpoint: Checkpoint,
     *,
-    pattern: re.Pattern[str] | None = None,
+    pattern: NamePattern | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
     chunk: int = CHUNK_ELEMENTS,
@@ -304,9 +306,7 @@ def compute_stats(
     chosen = select(checkpoint, pattern)
     readable = [(h, t) for h, t in chosen if t.dtype in CODECS]
     skipped = tuple(
-        Skipped(t, UNSUPPORTED.get(t.dtype, "not decoded"))
-        for _, t in chosen
-        if t.dtype not in CODECS
+        Skipped(t, undecoded(t.dtype) or "not decoded") for _, t in chosen if t.dtype not in CODECS
     )
     sums = [EMPTY] * len(readable)
     with Files() as files:
@@ -317,12 +317,13 @@ def compute_stats(
             return span_summary(files, CODECS[readable[span.index][1].dtype], span)
 
         last_path = ""
-        for span, s in ordered_map(work, items, workers or default_workers()):
-            sums[span.index] = sums[span.index] + s
-            advance(span.nbytes)
-            if span.path != last_path and last_path:
-                files.release(last_path)  # every span of the earlier file is done
-            last_path = span.path
+        with closing(ordered_map(work, items, workers or default_workers())) as results:
+            for span, s in results:
+                sums[span.index] = sums[span.index] + s
+                advance(span.nbytes)
+                if span.path != last_path and last_path:
+                    files.release(last_path)  # every span of the earlier file is done
+                last_path = span.path
     rows = []
     for (_, t), s in zip(readable, sums, strict=True):
         role = classify(t.name)

@@ -12,7 +12,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from paramtool.errors import HubError, ParamtoolError, SourceNotFound
-from paramtool.formats.index import parse_index
+from paramtool.files import read_capped
+from paramtool.formats.index import MAX_JSON_SIDECAR, parse_index
 from paramtool.values.hashing import file_sha256, git_blob_sha1
 from paramtool.values.reader import (
     Progress,
@@ -52,33 +53,17 @@ def hub_file_hashes(
 ) -> HubFiles:
     """The Hub's hashes for every file of ``repo_id`` at ``revision`` (nothing is downloaded).
 
-    One ``model_info(files_metadata=True)`` request; Hub failures become one-line
-    :class:`HubError`\\ s (repo missing, gated, offline, network).
+    One model info request with file metadata (``?blobs=true``), under the Hub requests'
+    deadline, size cap and retries; Hub failures become one-line :class:`HubError`\\ s
+    (repo missing, gated, offline, network).
     """
-    from huggingface_hub import HfApi, constants
-
+    from paramtool.sources.hub import file_records
     from paramtool.sources.hub_errors import hub_errors
 
     with hub_errors(repo_id, revision):
-        info = HfApi(token=token).model_info(
-            repo_id,
-            revision=revision,
-            files_metadata=True,
-            timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
-        )
-    if not info.sha:
-        raise HubError(repo_id, "the Hub did not say which commit this is")
-    files = {}
-    for s in info.siblings or []:
-        lfs = s.lfs
-        files[s.rfilename] = HubFile(
-            s.rfilename,
-            lfs.size if lfs is not None else s.size,
-            lfs.sha256 if lfs is not None else None,
-            s.blob_id,
-            lfs is not None,
-        )
-    return HubFiles(repo_id, info.sha, revision, files)
+        sha, records = file_records(repo_id, revision, token)
+    files = {r.name: HubFile(r.name, r.size, r.sha256, r.blob_id, r.lfs) for r in records}
+    return HubFiles(repo_id, sha, revision, files)
 
 
 _WEIGHT_SUFFIXES = (
@@ -194,7 +179,8 @@ def _required(hub: HubFiles, prefix: str, local_root: Path) -> list[str]:
     local_index = local_root / index[len(prefix) :]
     if local_index.is_file() and _matches(hub.files[index], local_index):
         try:
-            weight_map, _ = parse_index(local_index.read_bytes(), str(local_index))
+            raw = read_capped(local_index, MAX_JSON_SIDECAR)  # a regular file, capped
+            weight_map, _ = parse_index(raw, str(local_index))
         except ParamtoolError:
             weight_map = {}
         shards = sorted({prefix + s for s in weight_map.values()})
