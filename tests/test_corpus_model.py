@@ -31,7 +31,6 @@ TORCH_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
 
 # Fixtures whose cache paramtool does not (or need not) reproduce, and why.
 KNOWN = {
-    "cpmant": "CPM-Ant prepends its prompt_length learned prompt tokens to every layer's cache",
     "deepseek_v4": "DeepSeek-V4's compressed sparse attention caches compressed blocks and "
     "compressor buffers, which its config does not size",
     "falcon-new-decoder-architecture": "transformers 5 expands Falcon's grouped KV heads to "

@@ -109,6 +109,7 @@ class Layer:
     state: State | None = None
     cross_attention: Attention | None = None  # a decoder layer of an encoder-decoder
     kv_source: int | None = None  # reads the K/V an earlier layer cached (KV sharing)
+    prefix_tokens: int = 0  # learned prompt tokens cached before the input (CPM-Ant)
 
     @property
     def caches_tokens(self) -> bool:
@@ -256,7 +257,7 @@ def layer_groups(layers: Sequence[Layer]) -> list[tuple[Layer, list[int]]]:
     groups: dict[tuple[Any, ...], tuple[Layer, list[int]]] = {}
     for layer in layers:
         key = (layer.mixer, layer.window, layer.ffn, layer.attention, layer.state,
-               layer.cross_attention, layer.kv_source is None)  # fmt: skip
+               layer.cross_attention, layer.kv_source is None, layer.prefix_tokens)  # fmt: skip
         groups.setdefault(key, (layer, []))[1].append(layer.index)
     return list(groups.values())
 
@@ -622,6 +623,8 @@ def _decoder_layers(
     chunk = cfg.num("attention_chunk_size")
     state = _state(cfg, model_type, hidden)
     sources = _kv_sources(cfg, model_type or "", mixers, notes)
+    # CpmAntAttention prepends its prompt_length learned prompt tokens to every layer's K/V.
+    prefix = (cfg.count("prompt_length") or 0) if model_type == "cpmant" else 0
     out = []
     for i in range(n):
         mixer = mixers[i]
@@ -644,6 +647,7 @@ def _decoder_layers(
                 else None,
                 state=state.get(mixer) if mixer in STATE_MIXERS else None,
                 kv_source=sources[i] if has_attention else None,
+                prefix_tokens=prefix if has_attention else 0,
             )
         )
     return out

@@ -102,9 +102,9 @@ def _kept(layer: Layer, context: int, convention: Convention) -> int:
     """Tokens a layer keeps: a window (or chunk) of W, or W - 1 past tokens as transformers'
     ``DynamicSlidingWindowLayer`` keeps them (it serves chunked layers too)."""
     if layer.window is None or layer.mixer not in ("sliding_attention", "chunked_attention"):
-        return context
+        return context + layer.prefix_tokens
     window = layer.window - 1 if convention == "transformers" else layer.window
-    return min(context, window)
+    return min(context, window) + layer.prefix_tokens
 
 
 def kv_cache(
@@ -155,7 +155,7 @@ def kv_cache(
             kept = _kept(la, context, convention)
             groups.setdefault(("decoder", la.mixer, la.window, per), []).append(kept)
             elements_total += per * kept
-            full_total += per * context
+            full_total += per * (context + la.prefix_tokens)
         if la.cross_attention is not None:
             per = _elements(la.cross_attention, convention) or 0
             groups.setdefault(("cross", "cross_attention", None, per), []).append(enc)
