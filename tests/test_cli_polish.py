@@ -140,7 +140,7 @@ def test_one_option_declaration_serves_every_command() -> None:
                     "Human units: decimal GB or binary GiB.",
                     "gb",
                 ), name
-    assert seen == {"inspect", "footprint", "stats"}
+    assert seen == {"inspect", "footprint", "fit", "stats"}
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from paramtool.memory.gpu_fit import fit_serving, fit_training
 from paramtool.memory.gpus import GPUS, lookup_gpu
 from paramtool.memory.kv_cache import kv_cache
 from paramtool.memory.overhead import parse_overhead
-from paramtool.memory.precisions import DEFAULT_PRECISIONS, precision_rows
+from paramtool.memory.precisions import ALL_PRECISIONS, DEFAULT_PRECISIONS, precision_rows
 from paramtool.memory.training import (
     activation_bytes,
     lora_parameters,
@@ -71,7 +71,7 @@ def llama_parameters(c: dict) -> int:
 
 
 def test_seventy_billion_at_the_plain_precisions() -> None:
-    rows = {r.dtype.label: r.weights_bytes for r in precision_rows(70 * GB)}
+    rows = {r.dtype.label: r.weights_bytes for r in precision_rows(70 * GB, ["all"])}
     assert rows["bf16"] == rows["fp16"] == 140_000_000_000  # "70B at bf16 = 140 GB"
     assert rows["fp32"] == rows["tf32"] == 280 * GB
     assert rows["int8"] == rows["fp8-e4m3"] == rows["fp8-e5m2"] == 70 * GB
@@ -90,9 +90,17 @@ def test_llama3_8b_parameter_count_is_the_one_llama_cpp_uses() -> None:
     assert llama_parameters(LLAMA31_8B) == dtypes.LLAMA3_8B_PARAMETERS == 8_030_261_248
 
 
-def test_default_rows_cover_the_issue_list_once() -> None:
+def test_default_rows_are_the_common_choices_once() -> None:
     labels = [r.dtype.label for r in precision_rows(1000)]
-    assert len(labels) == len(set(labels)) == len(DEFAULT_PRECISIONS)
+    assert len(labels) == len(set(labels)) == len(DEFAULT_PRECISIONS) == 9
+    assert labels == [
+        "fp32", "bf16", "fp8-e4m3", "int8", "int4-g128", "nf4", "Q8_0", "Q5_K_M", "Q4_K_M",
+    ]  # fmt: skip
+
+
+def test_dtype_all_covers_the_issue_list_once() -> None:
+    labels = [r.dtype.label for r in precision_rows(1000, ["all"])]
+    assert len(labels) == len(set(labels)) == len(ALL_PRECISIONS) == 28
     wanted = [
         "fp32", "tf32", "fp16", "bf16", "fp8-e4m3", "fp8-e5m2", "int8", "int4", "nf4", "fp4",
         "int4-g32", "int4-g64", "int4-g128", "int4-g32-zp", "int4-g64-zp", "int4-g128-zp",
@@ -100,6 +108,7 @@ def test_default_rows_cover_the_issue_list_once() -> None:
         "Q2_K", "IQ4_XS",
     ]  # fmt: skip
     assert set(wanted) <= set(labels)
+    assert set(labels) >= {r.dtype.label for r in precision_rows(1000)}  # defaults included
 
 
 @pytest.mark.parametrize("d", [d for d in dtypes.TABLE if d.gguf], ids=lambda d: d.name)
@@ -321,7 +330,10 @@ def test_gpu_table_has_the_issue_gpus_with_sources() -> None:
         assert k in keys
     for g in GPUS:
         assert g.marketed_source and g.usable_source
-        assert 0.9 * g.marketed_bytes < g.usable_bytes <= g.marketed_bytes
+        if g.unified:  # Apple: the GPU working set, 2/3 or 3/4 of the RAM
+            assert g.marketed_bytes * 2 // 3 <= g.usable_bytes < g.marketed_bytes
+        else:
+            assert 0.9 * g.marketed_bytes < g.usable_bytes <= g.marketed_bytes
     # Modal's nvidia-smi survey (modal-labs/modal-client#2797): 85520809984 bytes on H100
     assert lookup_gpu("h100-80gb").usable_bytes == 81559 * 2**20 == 85_520_809_984
     assert lookup_gpu("H100") is lookup_gpu("h100_80gb") is lookup_gpu("h100-sxm")

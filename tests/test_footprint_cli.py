@@ -29,6 +29,7 @@ def test_seventy_b_bf16_json_is_exact() -> None:
             "weights_gib": 130.385,
             "serving_bytes": 168_000_000_000,
             "note": "",
+            "as_stored": False,
             "gpu_fit": None,
         }
     ]
@@ -70,7 +71,9 @@ def test_fp32_and_int8_rows_without_dtype() -> None:
     assert rows["fp32"]["weights_bytes"] == 280 * 10**9
     assert rows["int8"]["weights_bytes"] == 70 * 10**9
     assert rows["Q4_K_M"]["bits_per_parameter"] == pytest.approx(4.9)
-    assert len(rows) >= 27
+    assert len(rows) == 9  # the common choices; --dtype all for the rest
+    every = cli_json("footprint", "--params", "70B", "--dtype", "all")["precisions"]
+    assert len(every) == 28 and not any(r["as_stored"] for r in every)
 
 
 def test_kv_cache_from_flags_llama31_8b_at_128k() -> None:

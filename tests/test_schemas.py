@@ -26,7 +26,7 @@ from layouts import make_checkpoint, tiny_model
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "docs" / "schemas"
 EXAMPLE = ROOT / "examples" / "tiny-llama"
-COMMANDS = ("inspect", "footprint", "check", "stats", "hash", "verify", "diff")
+COMMANDS = ("inspect", "footprint", "fit", "check", "stats", "hash", "verify", "diff")
 
 
 # ---------------------------------------------------------------- validation
@@ -288,6 +288,26 @@ def test_footprint_of_a_hub_repo(hub):
     hub.add_repo("org/tiny", EXAMPLE)
     doc = run_json("footprint", "org/tiny", "--context", "4k", "--gpu", "t4")
     assert doc["source"] == "org/tiny" and doc["kv_cache"] is not None
+
+
+# ---------------------------------------------------------------- fit
+
+# fmt: off
+FIT = {
+    "params-generic": (0, "--params", "8B", "--layers", "32", "--kv-heads", "8",
+                       "--head-dim", "128", "--engine", "generic", "--gpu", "24GB:2"),
+    "vllm-does-not-fit": (1, "{llama8b}", "--gpu", "rtx4090", "--context", "128k"),
+    "mla-moe-tensor-parallel": (0, "{deepseek}", "--gpu", "h200:8", "--context", "32k"),
+    "gguf-llamacpp": (0, "{gguf_moe}", "--gpu", "24GB", "--ram", "64GB"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", FIT.values(), ids=FIT.keys())
+def test_fit(ck, case):
+    code, *args = case
+    doc = run_json("fit", *fill(tuple(args), ck), code=code)
+    assert doc["fits"] is (code == 0) and doc["devices"]
 
 
 # ---------------------------------------------------------------- check

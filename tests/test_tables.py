@@ -163,7 +163,8 @@ def test_a_name_longer_than_the_console_folds(tmp_path: Path) -> None:
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("units", ["gb", "gib"])
 def test_footprint_precisions_and_fit(width: int, units: str) -> None:
-    out = printed(width, "footprint", "--params", "70B", "--gpu", "h100-80gb", "--units", units)
+    out = printed(width, "footprint", "--params", "70B", "--gpu", "h100-80gb", "--units", units,
+                  "--dtype", "all")  # fmt: skip
     exact = ["70,000,000,000", "280,000,000,000", "140,000,000,000", "35,000,000,000"]
     exact += ["39,375,000,000", "36,110,839,844", "40,468,750,000", "37,734,375,000"]
     assert_fits(out, width, *exact, "int4-g128-zp", "fp8-e4m3", "nf4-dq")

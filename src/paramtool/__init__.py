@@ -9,7 +9,7 @@ The Python API is what the commands answer, as typed frozen records; each record
     1217664
 
 Nothing here prints or draws. Functions: :func:`inspect`, :func:`footprint`,
-:func:`check`, :func:`stats`, :func:`digest`, :func:`verify`, :func:`diff` and
+:func:`fit`, :func:`check`, :func:`stats`, :func:`digest`, :func:`verify`, :func:`diff` and
 :func:`open_checkpoint`; errors derive from :class:`ParamtoolError`.
 """
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         check,
         diff,
         digest,
+        fit,
         footprint,
         inspect,
         open_checkpoint,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     )
     from paramtool.checks.findings import Report
     from paramtool.memory.estimate import Footprint
+    from paramtool.memory.fit import Fit
     from paramtool.records import Checkpoint
     from paramtool.values.diff import DiffReport
     from paramtool.values.hashing import HashReport
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "inspect": "paramtool.api",
     "footprint": "paramtool.api",
+    "fit": "paramtool.api",
     "check": "paramtool.api",
     "stats": "paramtool.api",
     "digest": "paramtool.api",
@@ -53,6 +56,7 @@ _LAZY = {
     "open_checkpoint": "paramtool.api",
     "Inspection": "paramtool.analysis.inspection",
     "Footprint": "paramtool.memory.estimate",
+    "Fit": "paramtool.memory.fit",
     "Report": "paramtool.checks.findings",
     "StatsReport": "paramtool.values.stats",
     "HashReport": "paramtool.values.hashing",
@@ -64,6 +68,7 @@ _LAZY = {
 __all__ = [
     "Checkpoint",
     "DiffReport",
+    "Fit",
     "Footprint",
     "HashReport",
     "Inspection",
@@ -75,6 +80,7 @@ __all__ = [
     "check",
     "diff",
     "digest",
+    "fit",
     "footprint",
     "inspect",
     "open_checkpoint",

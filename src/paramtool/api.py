@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from paramtool.analysis.inspection import Inspection
     from paramtool.checks.findings import Report
     from paramtool.checks.rules import Rule, RuleSet
+    from paramtool.memory.engines.base import Device
     from paramtool.memory.estimate import Footprint
+    from paramtool.memory.fit import Fit
     from paramtool.records import Checkpoint
     from paramtool.values.diff import DiffReport
     from paramtool.values.hashing import HashReport
@@ -235,8 +237,11 @@ def footprint(
         intermediate_size=_whole("intermediate_size", intermediate_size),
     )
     names = [dtype] if isinstance(dtype, str) else list(dtype or ())
+    from paramtool.memory.precisions import stored_weights
+
     return estimate(
         parameters,
+        stored=stored_weights(breakdown) if source is not None else None,
         source=name,
         dims=dims,
         dtype_names=names or None,
@@ -264,6 +269,110 @@ def _whole(param: str, value: int | str | None, *, kilo: bool = False, low: int 
     if value is None:
         return None
     return parse_whole(param, value, kilo=kilo, low=low)
+
+
+def fit(
+    source: Source | None = None,
+    *,
+    gpu: str | Device | Sequence[str | Device],
+    engine: str | None = None,
+    context: int | str | None = None,
+    batch: int | str = 1,
+    dtype: str | None = None,
+    kv_dtype: str | None = None,
+    tensor_parallel: int | str | None = None,
+    gpu_memory_utilization: float | str | None = None,
+    max_num_batched_tokens: int | str | None = None,
+    kv_memory: int | str | None = None,
+    gpu_layers: int | str | None = None,
+    cpu_moe: int | str | None = None,
+    ram: int | str | None = None,
+    flash_attention: bool | str | None = None,
+    draft: Source | None = None,
+    mmproj: Source | None = None,
+    params: int | str | None = None,
+    layers: int | str | None = None,
+    heads: int | str | None = None,
+    kv_heads: int | str | None = None,
+    head_dim: int | str | None = None,
+    hidden_size: int | str | None = None,
+    revision: str | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> Fit:
+    """What fits on ``gpu`` with a serving engine: the KV pool, max context, concurrency.
+
+    ``gpu``: ``--gpu`` spellings (``"h100-80gb:4"``, ``"48GB"``, ``"m3-max-128gb"``, a list
+    of them) or :class:`~paramtool.memory.engines.base.Device` records. ``engine``: vllm,
+    sglang, llama.cpp, transformers or generic (default: vLLM for safetensors, llama.cpp
+    for GGUF). ``None`` elsewhere is the engine's own default.
+
+    >>> r = fit(params="8B", layers=32, heads=32, kv_heads=8, head_dim=128,
+    ...         gpu="24GB", engine="generic", context="8k")
+    >>> r.fits, r.engine
+    (True, 'generic')
+    """
+    from paramtool import dtypes
+    from paramtool.analysis.breakdown import build
+    from paramtool.memory import fit as fitting
+    from paramtool.memory.dims import ModelDims
+    from paramtool.memory.engines.base import Request
+    from paramtool.units import parse_count
+
+    if source is not None and params is not None:
+        raise UsageError(
+            "", lambda p: f"give {p('params')} or a checkpoint, not both", param="params"
+        )
+    served = dtypes.lookup(dtype) if dtype is not None else None
+    flags = {
+        "layers": _whole("layers", layers),
+        "heads": _whole("heads", heads),
+        "kv_heads": _whole("kv_heads", kv_heads),
+        "head_dim": _whole("head_dim", head_dim),
+        "hidden_size": _whole("hidden_size", hidden_size),
+    }
+
+    def view(src: Source, served: Any = None, flags: Any = None, **kw: Any) -> Any:
+        """A checkpoint's view, at ``served`` (None: as stored)."""
+        checkpoint = open_checkpoint(src, token=token, **kw)
+        breakdown = build(checkpoint)
+        if breakdown.logical_parameters < 1:
+            raise UsageError(checkpoint.source, "the checkpoint holds no parameters")
+        desc = breakdown.description if checkpoint.config else None
+        dims = ModelDims.from_description(desc, **(flags or {}))
+        return fitting.model_view(breakdown, dims, served, name=checkpoint.source)
+
+    if source is not None:
+        model = view(
+            source, served, flags, revision=revision, subfolder=subfolder, progress=progress
+        )
+    elif params is not None:
+        count = params if isinstance(params, int) else parse_count(params)
+        model = fitting.params_view(count, ModelDims.from_description(None, **flags), served)
+    else:
+        raise UsageError(
+            "fit", lambda p: f"give {p('params')} N (e.g. 70B) or a checkpoint to read it from"
+        )
+    request = Request(
+        devices=fitting.devices_of(gpu),
+        context=_whole("context", context, kilo=True),
+        batch=_whole("batch", batch) or 1,
+        kv_dtype=dtypes.lookup(kv_dtype) if kv_dtype is not None else None,
+        tensor_parallel=_whole("tensor_parallel", tensor_parallel),
+        gpu_memory_utilization=fitting.utilization(
+            gpu_memory_utilization, "gpu_memory_utilization"
+        ),
+        max_num_batched_tokens=_whole("max_num_batched_tokens", max_num_batched_tokens, kilo=True),
+        kv_memory=fitting.size_of(kv_memory, "kv_memory"),
+        gpu_layers=_whole("gpu_layers", gpu_layers, low=0),
+        cpu_moe=_whole("cpu_moe", cpu_moe, low=0),
+        ram_bytes=fitting.size_of(ram, "ram"),
+        flash_attention=fitting.switch(flash_attention, "flash_attention"),
+        draft=view(_paths(draft, "draft")) if draft is not None else None,
+        mmproj=view(_paths(mmproj, "mmproj")) if mmproj is not None else None,
+    )
+    return fitting.fit(model, request, engine)
 
 
 def check(

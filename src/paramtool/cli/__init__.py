@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 COMMANDS = {
     "inspect": "inspect_cmd",
     "footprint": "footprint_cmd",
+    "fit": "fit_cmd",
     "check": "check_cmd",
     "stats": "stats_cmd",
     "hash": "hash_cmd",

@@ -51,8 +51,10 @@ def footprint_command(
             "--dtype",
             "-d",
             metavar="DTYPE",
-            help="Show only this precision (repeatable): bf16, fp8, int4-g128, nf4, Q4_K_M... "
-            "Without it every precision is listed. With --train: the trained or frozen-base dtype.",
+            help="Show only this precision (repeatable): bf16, fp8, int4-g128, nf4, Q4_K_M..., "
+            "'stored' for the checkpoint as stored, 'all' for every precision. Without it: "
+            "the checkpoint as stored and nine common precisions. With --train: the trained "
+            "or frozen-base dtype.",
         ),
     ] = None,
     context: Annotated[
@@ -201,12 +203,15 @@ def footprint_command(
             "-g",
             metavar="NAME",
             help="Check the fit on a GPU: h100-80gb, a100-40gb, "
-            "rtx4090, mi300x... (see --list-gpus).",
+            "rtx4090, l40s, mi300x, m3-max-128gb... (see --list-gpus).",
         ),
     ] = None,
     list_gpus: Annotated[
         bool,
-        typer.Option("--list-gpus", help="List the known GPUs, their usable memory and sources."),
+        typer.Option(
+            "--list-gpus",
+            help="List the known GPUs: usable memory, bandwidth, peak FLOP/s and sources.",
+        ),
     ] = False,
     list_dtypes: Annotated[
         bool, typer.Option("--list-dtypes", help="List every dtype with its bits per parameter.")

@@ -4,7 +4,8 @@ Pure arithmetic over exact integers (``Fraction`` where a rate is not whole);
 no typer, no rich. Every formula and default is documented in
 ``docs/footprint.md`` with its source; the short form:
 
-* weights  = ceil(parameters * bits_per_weight / 8)          (``dtypes`` table)
+* weights  = ceil(parameters * bits_per_weight / 8)          (``dtypes`` table);
+  as stored: the checkpoint's tensor bytes, exactly
 * KV cache = 2 * layers * kv_heads * head_dim * tokens * batch * bytes
   (MLA: (kv_lora_rank + qk_rope_head_dim) instead of 2 * kv_heads * head_dim;
   sliding-window layers hold min(context, window) tokens)
@@ -30,7 +31,7 @@ from paramtool.memory.gpu_fit import MAX_GPUS, GpuFit, fit_serving, fit_training
 from paramtool.memory.gpus import Gpu
 from paramtool.memory.kv_cache import KVCache, kv_cache
 from paramtool.memory.overhead import DEFAULT_OVERHEAD, Overhead, parse_overhead
-from paramtool.memory.precisions import PrecisionRow, precision_rows
+from paramtool.memory.precisions import PrecisionRow, StoredWeights, precision_rows
 from paramtool.memory.training import (
     DEFAULT_LORA_RANK,
     DEFAULT_LORA_TARGETS,
@@ -100,8 +101,13 @@ def estimate(
     gpu: Gpu | None = None,
     warnings: tuple[str, ...] = (),
     encoder_length: int | None = None,
+    stored: StoredWeights | None = None,
 ) -> Footprint:
-    """Compute every section the options ask for."""
+    """Compute every section the options ask for.
+
+    ``stored``: the checkpoint's bytes as its files hold them; the precision table then
+    starts with an as-stored row (without ``dtype_names``, or with ``all`` or ``stored``).
+    """
     if parameters < 1:
         raise UsageError("", "must be greater than zero", param="params")
     if batch < 1:
@@ -166,7 +172,7 @@ def estimate(
     if context is not None:
         kv = kv_cache(dims or ModelDims(), context, batch, kv_dtype, encoder_length=encoder_length)
     rows = []
-    for p in precision_rows(parameters, dtype_names):
+    for p in precision_rows(parameters, dtype_names, stored):
         fit = None
         if gpu is not None:
             fit = fit_serving(gpu, p.weights_bytes, kv, overhead, gpus)

@@ -19,7 +19,7 @@ from paramtool.memory.explain import (
     overhead_text,
 )
 from paramtool.memory.gpu_fit import GpuFit
-from paramtool.memory.gpus import GPUS, Gpu
+from paramtool.memory.gpus import FLOPS_KEYS, GPUS, Gpu
 from paramtool.memory.kv_cache import KVCache
 from paramtool.memory.training import Training
 from paramtool.safe_text import printable
@@ -45,6 +45,12 @@ def gpu_json(g: Gpu) -> dict[str, Any]:
         "usable_gib": binary_gib(g.usable_bytes),
         "marketed_source": g.marketed_source,
         "usable_source": g.usable_source,
+        "bandwidth_bytes_per_s": g.bandwidth_bytes_per_s,
+        "flops": {k: g.flops[k] for k in FLOPS_KEYS if k in g.flops},
+        "speed_source": g.speed_source,
+        "speed_note": g.speed_note,
+        "unified": g.unified,
+        "working_set_bytes": g.working_set_bytes,
     }
 
 
@@ -52,7 +58,8 @@ def gpus_json() -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "usable_rule": "total memory the driver reports (nvidia-smi memory.total; rocm-smi VRAM "
-        "Total Memory), ECC at its default",
+        "Total Memory), ECC at its default; Apple silicon: the GPU working set macOS "
+        "recommends",
         "gpus": [gpu_json(g) for g in GPUS],
     }
 
@@ -103,6 +110,7 @@ def _row_json(r: ServingRow) -> dict[str, Any]:
         "weights_gib": binary_gib(p.weights_bytes),
         "serving_bytes": r.total_bytes,
         "note": p.dtype.note,
+        "as_stored": p.as_stored,
         "gpu_fit": fit_json(r.fit) if r.fit else None,
     }
 

@@ -117,6 +117,8 @@ def precision_table(fp: Footprint, binary: bool = False) -> FitTable:
             else:
                 cells += [f"> {MAX_GPUS}", "does not fit"]
         t.add_row(*cells)
+        if p.as_stored and len(fp.rows) > 1:
+            t.add_section()  # the file's own bytes, then the estimates at each precision
     return t
 
 
@@ -205,21 +207,28 @@ def training_table(tr: Training, binary: bool = False) -> FitTable:
 
 def gpus_table(binary: bool = False) -> FitTable:
     t = FitTable(
-        title="Known GPUs (usable = total memory the driver reports)", title_justify="left"
+        title="Known GPUs (usable = total memory the driver reports; Apple: the GPU working set)",
+        title_justify="left",
     )
     t.add_column("--gpu")
     t.add_column("name", wrap=True)
-    t.add_column("marketed", wrap=True)
-    t.add_column("usable bytes", justify="right")
+    t.add_column("marketed", wrap=True, drop=3)
+    t.add_column("usable bytes", justify="right", drop=4)
     t.add_column("usable", justify="right")
+    t.add_column("bandwidth", justify="right")
+    t.add_column("bf16 dense", justify="right", drop=2)
     t.add_column("source of usable", wrap=True, drop=1)
     for g in GPUS:
+        bw = g.bandwidth_bytes_per_s
+        bf16 = g.flops.get("bf16")
         t.add_row(
             g.key,
             g.name,
             g.marketed,
             f"{g.usable_bytes:,}",
             size(g.usable_bytes, binary),
+            f"{bw / 1e12:.3g} TB/s" if bw else "?",
+            f"{bf16 / 1e12:,.4g} TF" if bf16 else "-",
             g.usable_source,
         )
     return t

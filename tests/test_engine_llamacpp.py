@@ -1,0 +1,211 @@
+"""llama.cpp's accounting against its own load logs and hand-worked figures.
+
+Every expected value is a literal: from a published llama.cpp log (URL beside it) or
+worked out by hand from llama.cpp's formula (written out in the comment).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from layouts import gemma2_2b, llama31_8b
+from paramtool.analysis.model import describe
+from paramtool.errors import UsageError
+from paramtool.memory.dims import ModelDims
+from paramtool.memory.engines.base import Device, ModelView, Request
+from paramtool.memory.engines.llamacpp import ENGINE, placement
+
+MIB = 1 << 20
+GIB = 1 << 30
+# Q4_K token embeddings of Llama 3 8B: 128256 x 4096 elements, 144 bytes per 256.
+Q4K_EMBD = 128256 * 4096 * 144 // 256  # 295,501,824 B = "281.81 MiB"
+
+
+def view(config: dict[str, Any], *, layer: int, embd: int, output: int, **kw: Any) -> ModelView:
+    dims = ModelDims.from_description(describe(config))
+    n = len(dims.plan())
+    total = layer * n + embd + output
+    return ModelView(
+        dims=dims, parameters=0, active_parameters=0, weights_bytes=total,
+        active_weights_bytes=total, layer_bytes=(layer,) * n, embedding_bytes=embd,
+        output_bytes=output, format="gguf", **kw,
+    )  # fmt: skip
+
+
+def llama3_8b(ctx_train: int = 8192) -> ModelView:
+    config = {**llama31_8b().config, "max_position_embeddings": ctx_train}
+    return view(config, layer=128 * MIB, embd=Q4K_EMBD, output=200 * MIB)
+
+
+def gpu(gib: int, name: str = "GPU") -> Device:
+    return Device(name=name, total_bytes=gib * GIB)
+
+
+def test_published_log_llama3_8b_q4_k_m_n_ctx_512() -> None:
+    # https://github.com/developer0hye/llama-3-korean-bllossom-8b-q4-docker (README):
+    # RTX 3070, 33/33 layers, n_ctx 512, n_ubatch 512, flash_attn 0:
+    #   CPU buffer size = 281.81 MiB; CUDA0 KV buffer size = 64.00 MiB;
+    #   CUDA_Host output buffer size = 0.49 MiB; CUDA0 compute buffer size = 258.50 MiB;
+    #   CUDA_Host compute buffer size = 9.01 MiB
+    fit = ENGINE.plan(llama3_8b(), Request(devices=(gpu(8),), context=512, flash_attention=False))
+    (dev,) = fit.devices
+    assert fit.ram.weights_bytes == 295_501_824  # 281.81 MiB
+    assert dev.kv_cache_bytes == 64 * MIB
+    assert dev.activation_bytes == 271_056_896  # 258.50 MiB: logits 128256x512x4 + 4096x512x4
+    # host: inp_embd 8 MiB + mask 1 MiB (log: 9.01) + output buffer 128256 x 4 (log: 0.49)
+    assert fit.ram.activation_bytes == 9 * MIB + 513_024
+    assert fit.ram.kv_cache_bytes == 0
+    assert dev.weights_bytes == 32 * 128 * MIB + 200 * MIB
+    assert fit.kv_cache_tokens == 512
+    assert fit.fits
+
+
+def test_llama3_8b_n_ctx_8192_kv_and_compute() -> None:
+    # KV: 32 layers x 8 KV heads x 128 x (K+V) x 2 B (f16) x 8192 = 1,073,741,824 ("1024.00 MiB")
+    # compute (no FA): K·Q scores 32 heads x 8192 x 512 x 4 B = 512 MiB (the formula in
+    # https://github.com/ikawrakow/ik_llama.cpp/pull/235: n_ctx x n_head x n_ubatch x 4),
+    # + the mask copy 8192 x 512 x 4 = 16 MiB + 4 x (4096 x 512 x 4) = 32 MiB: 560.00 MiB,
+    # the figure llama.cpp logs for Llama 3 8B at -c 8192 (host: 8 + 16 = 24 MiB, log 24.01)
+    fit = ENGINE.plan(llama3_8b(), Request(devices=(gpu(24),), context=8192, flash_attention=False))
+    (dev,) = fit.devices
+    assert dev.kv_cache_bytes == 1_073_741_824
+    assert dev.activation_bytes == 560 * MIB
+    assert fit.ram.activation_bytes == 24 * MIB + 513_024
+    # flash attention: no scores; the logits peak wins: 250.5 + 8 = 258.5 MiB
+    fa = ENGINE.plan(llama3_8b(), Request(devices=(gpu(24),), context=8192, flash_attention=True))
+    assert fa.devices[0].activation_bytes == 271_056_896
+
+
+def test_n_ctx_padded_to_256() -> None:
+    # llama_context: n_ctx = GGML_PAD(n_ctx, 256): 1000 -> 1024 cells
+    fit = ENGINE.plan(llama3_8b(), Request(devices=(gpu(24),), context=1000))
+    assert fit.kv_cache_tokens == 1024
+    assert fit.devices[0].kv_cache_bytes == 32 * 4096 * 1024  # 128 MiB
+    assert fit.max_model_len is not None and fit.max_model_len % 256 == 0
+
+
+def test_partial_offload_ngl_20() -> None:
+    # i_gpu_start = 33 - 20 = 13: layers 13..31 (19) and the output on the GPU, 0..12 on CPU.
+    # KV per layer at 8192: 8 x 128 x 2 x 2 B x 8192 = 32 MiB
+    fit = ENGINE.plan(llama3_8b(), Request(devices=(gpu(24),), context=8192, gpu_layers=20))
+    (dev,) = fit.devices
+    assert dev.weights_bytes == 19 * 128 * MIB + 200 * MIB
+    assert dev.kv_cache_bytes == 19 * 32 * MIB
+    assert fit.ram.weights_bytes == 13 * 128 * MIB + Q4K_EMBD
+    assert fit.ram.kv_cache_bytes == 13 * 32 * MIB
+    assert fit.kv_cache_bytes == 32 * 32 * MIB
+
+
+def test_ngl_0_keeps_everything_in_ram() -> None:
+    fit = ENGINE.plan(llama3_8b(), Request(devices=(gpu(24),), context=4096, gpu_layers=0))
+    assert fit.devices[0].weights_bytes == 0
+    assert fit.devices[0].kv_cache_bytes == 0
+    assert fit.ram.weights_bytes == 32 * 128 * MIB + Q4K_EMBD + 200 * MIB
+
+
+def test_placement_matches_load_tensors() -> None:
+    # -ngl 1: only the output slot; -ngl 32 of 32 layers: layer 0 stays on the CPU
+    assert placement(4, 1, [1.0]) == [-1, -1, -1, -1, 0]
+    assert placement(4, 4, [1.0]) == [-1, 0, 0, 0, 0]
+    # split 1:1 over 5 slots: x = 0, .2, .4 -> GPU 0; .6, .8 -> GPU 1
+    assert placement(4, 5, [1.0, 1.0]) == [0, 0, 0, 1, 1]
+
+
+def test_two_heterogeneous_gpus_split_by_free_memory() -> None:
+    # splits 24:12 -> cumulative [2/3, 1]; slot il goes to GPU 0 while il/33 < 2/3: il 0..21
+    fit = ENGINE.plan(
+        llama3_8b(),
+        Request(devices=(gpu(24, "4090"), gpu(12, "3060")), context=8192, flash_attention=True),
+    )
+    a, b = fit.devices
+    assert a.weights_bytes == 22 * 128 * MIB
+    assert b.weights_bytes == 10 * 128 * MIB + 200 * MIB
+    assert a.kv_cache_bytes == 22 * 32 * MIB
+    assert b.kv_cache_bytes == 10 * 32 * MIB
+    assert b.activation_bytes == 271_056_896  # the output layer's logits peak is on GPU 1
+    assert a.activation_bytes < b.activation_bytes
+
+
+MIXTRAL_LIKE = {
+    "architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 4096,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,
+    "intermediate_size": 14336, "vocab_size": 32000, "num_local_experts": 8,
+    "num_experts_per_tok": 2, "max_position_embeddings": 32768, "tie_word_embeddings": False,
+}  # fmt: skip
+
+
+def mixtral() -> ModelView:
+    return view(
+        MIXTRAL_LIKE, layer=800 * MIB, embd=70 * MIB, output=100 * MIB,
+        routed_expert_bytes=(768 * MIB,) * 32,
+    )  # fmt: skip
+
+
+def test_moe_n_cpu_moe_moves_routed_experts_to_ram() -> None:
+    # --n-cpu-moe 10: the routed experts of layers 0..9 (10 x 768 MiB) in system memory
+    fit = ENGINE.plan(mixtral(), Request(devices=(gpu(80),), context=4096, cpu_moe=10))
+    (dev,) = fit.devices
+    assert dev.weights_bytes == 32 * 800 * MIB - 10 * 768 * MIB + 100 * MIB
+    assert fit.ram.weights_bytes == 70 * MIB + 10 * 768 * MIB
+    assert dev.kv_cache_bytes == 32 * 8 * 128 * 2 * 2 * 4096  # 512 MiB
+
+
+def test_moe_fit_moves_experts_before_layers() -> None:
+    # 25 GiB: all 32 layers (25,700 MiB of weights) do not fit; --fit keeps every layer
+    # offloaded and moves the experts of the first layers to system memory
+    fit = ENGINE.plan(mixtral(), Request(devices=(gpu(25),), context=4096))
+    assert fit.fits
+    assert fit.ram.weights_bytes > 70 * MIB
+    assert (fit.ram.weights_bytes - 70 * MIB) % (768 * MIB) == 0
+    assert any("experts of the first" in n for n in fit.notes)
+
+
+def test_fit_reduces_context_when_not_given() -> None:
+    # n_ctx 0 = the training context (131072): its KV (16 GiB) does not fit 12 GiB, so --fit
+    # lowers n_ctx (a multiple of 256, at least 4096) and keeps every layer on the GPU
+    fit = ENGINE.plan(llama3_8b(131072), Request(devices=(gpu(12),)))
+    assert 4096 <= fit.kv_cache_tokens < 131072
+    assert fit.kv_cache_tokens % 256 == 0
+    assert fit.ram.weights_bytes == Q4K_EMBD
+    assert fit.devices[0].free_bytes >= GIB
+
+
+def test_swa_cache_gemma2() -> None:
+    # Gemma 2 2B: 13 full + 13 sliding layers (W 4096), 4 KV heads x 256, f16:
+    # per token per layer 4 x 256 x 2 x 2 B = 4096 B.
+    # full: 13 x 4096 x 8192 = 436,207,616; SWA cells pad256(min(8192, 4096 + 512)) = 4608:
+    # 13 x 4096 x 4608 = 245,366,784 (llama_kv_cache_iswa, --swa-full off)
+    layout = gemma2_2b()
+    model = view(layout.config, layer=100 * MIB, embd=1125 * MIB, output=0)
+    fit = ENGINE.plan(model, Request(devices=(gpu(24),), context=8192))
+    assert fit.devices[0].kv_cache_bytes == 436_207_616 + 245_366_784
+    # tied head: token_embd duplicated onto the output layer's device
+    assert fit.devices[0].weights_bytes == 26 * 100 * MIB + 1125 * MIB
+    assert fit.ram.weights_bytes == 1125 * MIB
+
+
+def test_apple_unified_memory_budget_is_working_set() -> None:
+    mac = Device(name="M3 Max 64GB", total_bytes=64 * GIB, unified=True,
+                 working_set_bytes=48 * GIB)  # fmt: skip
+    fit = ENGINE.plan(llama3_8b(), Request(devices=(mac,), context=8192))
+    assert fit.devices[0].budget_bytes == 48 * GIB
+    assert fit.fits
+    small = Device(name="M1 8GB", total_bytes=8 * GIB, unified=True, working_set_bytes=5 * GIB)
+    big = view(llama31_8b().config, layer=200 * MIB, embd=Q4K_EMBD, output=200 * MIB)
+    no = ENGINE.plan(big, Request(devices=(small,), context=8192, gpu_layers=33))
+    assert not no.fits and no.why_not
+
+
+def test_cpu_only_and_ram_limit() -> None:
+    fit = ENGINE.plan(llama3_8b(), Request(devices=(), context=4096, ram_bytes=2 * GIB))
+    assert not fit.fits
+    assert "system memory" in (fit.why_not or "")
+
+
+def test_bad_values() -> None:
+    with pytest.raises(UsageError):
+        ENGINE.plan(llama3_8b(), Request(devices=(gpu(24),), gpu_layers=-1))
+    with pytest.raises(UsageError):
+        ENGINE.plan(llama3_8b(), Request(devices=(gpu(24),), batch=1000))
