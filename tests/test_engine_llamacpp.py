@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
+from engine_views import engine_view
 from layouts import gemma2_2b, llama31_8b
-from paramtool.analysis.model import describe
 from paramtool.errors import UsageError
-from paramtool.memory.dims import ModelDims
 from paramtool.memory.engines.base import Device, ModelView, Request
 from paramtool.memory.engines.llamacpp import ENGINE, placement
 
@@ -24,14 +23,7 @@ Q4K_EMBD = 128256 * 4096 * 144 // 256  # 295,501,824 B = "281.81 MiB"
 
 
 def view(config: dict[str, Any], *, layer: int, embd: int, output: int, **kw: Any) -> ModelView:
-    dims = ModelDims.from_description(describe(config))
-    n = len(dims.plan())
-    total = layer * n + embd + output
-    return ModelView(
-        dims=dims, parameters=0, active_parameters=0, weights_bytes=total,
-        active_weights_bytes=total, layer_bytes=(layer,) * n, embedding_bytes=embd,
-        output_bytes=output, format="gguf", **kw,
-    )  # fmt: skip
+    return engine_view(config, layer, embd, output, format="gguf", **kw)
 
 
 def llama3_8b(ctx_train: int = 8192) -> ModelView:

@@ -1,4 +1,5 @@
-"""SGLang's accounting against its own logs (GitHub issues, quoted) and hand-worked figures."""
+"""SGLang's accounting against its own logs (GitHub issues, quoted) and hand-worked figures
+from SGLang's formulas (model_runner_kv_cache_mixin.py at sgl-project/sglang@001ccef0)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ from typing import Any
 from paramtool import dtypes
 from paramtool.memory.dims import ModelDims
 from paramtool.memory.engines.base import Device, ModelView, Request
-from paramtool.memory.engines.sglang import ENGINE, default_mem_fraction
+from paramtool.memory.engines.sglang import (
+    ENGINE,
+    cell_size,
+    default_mem_fraction,
+    mamba_cache_per_req,
+    max_total_num_tokens,
+    rest_memory,
+)
 
 GIB = 1 << 30
 MIB = 1 << 20
+BF16 = dtypes.lookup("BF16")
+FP8 = dtypes.lookup("fp8_e4m3")
 
 QWEN3_235B: dict[str, Any] = {
     "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
@@ -25,25 +35,91 @@ LLAMA31_8B: dict[str, Any] = {
     "num_hidden_layers": 32, "vocab_size": 128256, "max_position_embeddings": 131072,
     "tie_word_embeddings": False, "torch_dtype": "bfloat16",
 }  # fmt: skip
+LLAMA31_70B: dict[str, Any] = {
+    **LLAMA31_8B, "hidden_size": 8192, "intermediate_size": 28672,
+    "num_attention_heads": 64, "num_hidden_layers": 80,
+}  # fmt: skip
+DEEPSEEK_V3: dict[str, Any] = {
+    "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
+    "hidden_size": 7168, "intermediate_size": 18432, "num_attention_heads": 128,
+    "num_key_value_heads": 128, "num_hidden_layers": 61, "kv_lora_rank": 512,
+    "q_lora_rank": 1536, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128,
+    "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8,
+    "moe_intermediate_size": 2048, "first_k_dense_replace": 3, "vocab_size": 129280,
+    "max_position_embeddings": 163840, "torch_dtype": "bfloat16",
+}  # fmt: skip
+GPT_OSS_20B: dict[str, Any] = {
+    "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "hidden_size": 2880,
+    "intermediate_size": 2880, "num_attention_heads": 64, "num_key_value_heads": 8,
+    "head_dim": 64, "num_hidden_layers": 24, "sliding_window": 128,
+    "layer_types": ["sliding_attention", "full_attention"] * 12, "num_local_experts": 32,
+    "num_experts_per_tok": 4, "vocab_size": 201088, "max_position_embeddings": 131072,
+}  # fmt: skip
+QWEN3_NEXT: dict[str, Any] = {
+    "architectures": ["Qwen3NextForCausalLM"], "model_type": "qwen3_next",
+    "hidden_size": 2048, "intermediate_size": 5120, "num_attention_heads": 16,
+    "num_key_value_heads": 2, "head_dim": 256, "num_hidden_layers": 48,
+    "full_attention_interval": 4, "linear_num_key_heads": 16, "linear_num_value_heads": 32,
+    "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_conv_kernel_dim": 4,
+    "num_experts": 512, "num_experts_per_tok": 10, "moe_intermediate_size": 512,
+    "vocab_size": 151936, "max_position_embeddings": 262144,
+}  # fmt: skip
 
 
 def view(config: dict[str, Any], weights: int = 0) -> ModelView:
     dims = ModelDims.from_config(config)
-    return ModelView(dims, 0, 0, weights, weights, weight_dtype=dtypes.lookup("BF16"))
+    return ModelView(dims, 0, 0, weights, weights, weight_dtype=BF16)
 
 
 def request(n: int, total: int = 80 * GIB, **kw: Any) -> Request:
     return Request(devices=tuple(Device("H100 80GB (SXM)", total) for _ in range(n)), **kw)
 
 
-def test_cell_size_from_a_log() -> None:
+def test_moe_cell_size_from_a_log() -> None:
     # https://github.com/vllm-project/vllm/issues/21348 (Qwen3-235B-A22B-FP8, SGLang, TP 4):
     # "KV Cache is allocated. #tokens: 367404, K size: 8.23 GB, V size: 8.23 GB".
     # One KV head a GPU x 128 x 94 layers x 2 (K, V) x 2 bytes = 48128 bytes a token.
     fit = ENGINE.plan(view(QWEN3_235B), request(4, context=32768, kv_memory=367404 * 48128))
     assert fit.kv_cache_tokens == 367404
-    k_size = fit.devices[0].kv_cache_bytes / 2 / GIB
-    assert f"{k_size:.2f}" == "8.23"
+    assert f"{fit.devices[0].kv_cache_bytes / 2 / GIB:.2f}" == "8.23"
+
+
+def test_mla_cell_size_from_a_log() -> None:
+    # https://github.com/kvcache-ai/ktransformers/issues/1804 (SGLang, DeepSeek-V3, TP 2,
+    # --max-total-tokens 10000): "KV Cache is allocated. #tokens: 10000, KV size: 0.65 GB".
+    # (512 + 64) x 61 layers x 2 bytes = 70272 bytes a token, not split by TP.
+    assert cell_size(view(DEEPSEEK_V3), BF16, 2)[0] == 70272
+    fit = ENGINE.plan(view(DEEPSEEK_V3), request(2, context=8192, kv_memory=10000 * 70272 + 99))
+    assert fit.kv_cache_tokens == 10000
+    assert f"{fit.devices[0].kv_cache_bytes / GIB:.2f}" == "0.65"
+
+
+def test_sliding_window_off_the_allowlist_and_fp8() -> None:
+    # https://github.com/sgl-project/sglang/pull/39310: Spark2_5ForCausalLM (27 sliding and
+    # 9 full layers, 4 KV heads of 256, fp8 KV) is not on is_hybrid_swa_model's list, so
+    # "per_token_bytes = 2 * 36 layers * 4 kv_heads * 256 head_dim * 1 byte (fp8) = 73,728 B".
+    spark = {
+        "architectures": ["Spark2_5ForCausalLM"], "model_type": "qwen3",
+        "hidden_size": 4096, "intermediate_size": 12288, "num_attention_heads": 32,
+        "num_key_value_heads": 4, "head_dim": 256, "num_hidden_layers": 36,
+        "sliding_window": 512, "vocab_size": 151936, "max_position_embeddings": 32768,
+        "layer_types": (["sliding_attention"] * 3 + ["full_attention"]) * 9,
+    }  # fmt: skip
+    total, _, swa_cell, _, swa = cell_size(view(spark), FP8, 1)
+    assert (total, swa_cell, swa) == (73728, 0, 0)
+
+
+def test_hybrid_swa_split_gpt_oss() -> None:
+    # Hand-worked from set_num_tokens_hybrid_swa: gpt-oss-20b, 12 full + 12 sliding layers,
+    # 8 KV heads x (64 + 64) x 2 bytes = 2048 bytes a layer; cell 24 x 2048 = 49152.
+    # A pool of 100000 tokens: full = int(100000 x 49152 / (2048 x 12 + 0.8 x 2048 x 12))
+    # = int(111111.1) = 111111; swa = int(111111 x 0.8) = 88888.
+    model = view(GPT_OSS_20B)
+    assert cell_size(model, BF16, 1) == (49152, 2048, 2048, 12, 12)
+    fit = ENGINE.plan(model, request(1, context=8192, kv_memory=100000 * 49152))
+    assert fit.kv_cache_tokens == 111111
+    assert fit.devices[0].kv_cache_bytes == 111111 * 2048 * 12 + 88888 * 2048 * 12
+    assert any("88888 sliding-layer" in n for n in fit.notes)
 
 
 def test_default_mem_fraction_static() -> None:
@@ -55,6 +131,16 @@ def test_default_mem_fraction_static() -> None:
     assert default_mem_fraction(81559, 1) == 0.835
     assert default_mem_fraction(81559, 8) == 0.818
     assert default_mem_fraction(24564, 1) == 0.847
+
+
+def test_profile_max_num_token_exact() -> None:
+    # profile_max_num_token with the two free-memory readings (hand-worked): 78.5 GiB free
+    # before loading, 63.5 GiB after, fraction 0.835: rest = 63.5 - 78.5 x 0.165 = 50.5475 GiB;
+    # / 131072 bytes (Llama-3.1-8B) = 50.5475 x 8192 = 414085.12 -> 414085; page 16: 414080.
+    rest = rest_memory(int(78.5 * GIB), int(63.5 * GIB), 0.835)
+    assert max_total_num_tokens(rest, 131072) == 414085
+    assert max_total_num_tokens(rest, 131072, page_size=16) == 414080
+    assert max_total_num_tokens(rest_memory(10 * GIB, 1 * GIB, 0.8), 131072) == 0
 
 
 def test_max_total_num_tokens_from_the_fraction() -> None:
@@ -69,13 +155,52 @@ def test_max_total_num_tokens_from_the_fraction() -> None:
     assert fit.max_model_len == 131072
 
 
-def test_state_space_hybrids_are_not_modelled() -> None:
-    nemotron = {
-        "architectures": ["NemotronHForCausalLM"], "model_type": "nemotron_h",
-        "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8,
-        "head_dim": 128, "num_hidden_layers": 4, "hybrid_override_pattern": "M-*-",
-        "mamba_num_heads": 128, "mamba_head_dim": 64, "ssm_state_size": 128,
-        "conv_kernel": 4, "n_groups": 8, "intermediate_size": 21504, "vocab_size": 131072,
+def test_70b_tensor_parallel_default_fraction() -> None:
+    # Llama-3.1-70B, TP 4 on 81559 MiB H100s, 131.5 GiB of weights (32.875 GiB a GPU):
+    # fraction: bs 512 at TP 4, reserved 512 + 12288 + 1024 + 512 = 14336 MiB ->
+    # round(67223 / 81559, 3) = 0.824; free before 81047 MiB; rest = 81047 x 0.824 - 33664
+    # = 33118.728 MiB; cell 2 KV heads x 256 x 80 x 2 bytes = 81920: 423919 tokens.
+    model = view(LLAMA31_70B, int(131.5 * GIB))
+    fit = ENGINE.plan(model, request(4, total=81559 * MIB, context=131072))
+    assert any("0.824" in n for n in fit.notes)
+    assert fit.kv_cache_tokens == 423919
+    assert fit.fits
+    # The same with fp8 KV halves the cell: twice the tokens (847839).
+    fp8 = ENGINE.plan(model, request(4, total=81559 * MIB, context=131072, kv_dtype=FP8))
+    assert fp8.kv_cache_tokens == 847839
+
+
+def test_mamba_hybrid_split_qwen3_next() -> None:
+    # Hand-worked from handle_max_mamba_cache, Qwen3-Next-80B-A3B at TP 4: 36 Gated DeltaNet
+    # layers, a state of conv (2 x 16 x 128 + 32 x 128) x 4 / 4 = 8192 bf16 and recurrent
+    # 32 x 128 x 128 / 4 = 131072 float32: 540672 bytes a layer, 19464192 a request.
+    # 10 GiB: mamba = int(10 GiB x 0.9 / 1.9 // 19464192) = 261 states; left 10737418240 -
+    # 261 x 19464192 = 5657264128; cell 1 KV head x 512 x 12 layers x 2 = 12288: 460389.
+    model = view(QWEN3_NEXT)
+    assert ENGINE.supports(model) is None
+    assert mamba_cache_per_req(model, 4) == 19464192
+    fit = ENGINE.plan(model, request(4, context=32768, kv_memory=10 * GIB))
+    assert fit.kv_cache_tokens == 460389
+    assert fit.max_concurrency == 460389 / 32768
+    # At 1024 tokens the pool holds 449.6 sequences, but max_running_requests = min(2048,
+    # 261 // 3 = 87): the states bound the concurrency.
+    short = ENGINE.plan(model, request(4, context=1024, kv_memory=10 * GIB))
+    assert short.max_concurrency == 87.0
+
+
+def test_full_estimate_within_tolerance() -> None:
+    # The full estimate against the Llama-3.1-8B figure above with the CUDA context unknown:
+    # SGLang's free-before reading on an H100 is 0.4-1.0 GiB under the total; at 0.8 that
+    # moves max_total_num_tokens by at most 0.8 x 1 GiB / 128 KiB = 6554 tokens (1.6 %).
+    fit = ENGINE.plan(view(LLAMA31_8B, 15 * GIB), request(1, context=8192,
+                                                          mem_fraction_static=0.8))  # fmt: skip
+    assert abs(fit.kv_cache_tokens - 398131) <= 6554
+
+
+def test_recurrent_models_are_not_modelled() -> None:
+    rwkv = {
+        "architectures": ["RwkvForCausalLM"], "model_type": "rwkv", "hidden_size": 2048,
+        "num_hidden_layers": 24, "attention_hidden_size": 2048, "vocab_size": 50277,
     }  # fmt: skip
-    assert ENGINE.supports(view(nemotron)) is not None
+    assert ENGINE.supports(view(rwkv)) is not None
     assert ENGINE.supports(view(LLAMA31_8B)) is None

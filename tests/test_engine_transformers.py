@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 
+from engine_views import engine_view
 from layouts import gemma2_2b, llama31_8b
 from paramtool import dtypes
-from paramtool.analysis.model import describe
 from paramtool.errors import UsageError
-from paramtool.memory.dims import ModelDims
 from paramtool.memory.engines.base import Device, ModelView, Request
 from paramtool.memory.engines.transformers import ENGINE
 
@@ -19,14 +18,7 @@ MIB = 1 << 20
 
 
 def view(config: dict[str, Any], layer: int, embd: int, output: int) -> ModelView:
-    dims = ModelDims.from_description(describe(config))
-    n = len(dims.plan())
-    total = layer * n + embd + output
-    return ModelView(
-        dims=dims, parameters=0, active_parameters=0, weights_bytes=total,
-        active_weights_bytes=total, layer_bytes=(layer,) * n, embedding_bytes=embd,
-        output_bytes=output, weight_dtype=dtypes.lookup("BF16"),
-    )  # fmt: skip
+    return engine_view(config, layer, embd, output, weight_dtype=dtypes.lookup("BF16"))
 
 
 def test_one_gpu_holds_everything_and_the_dynamic_cache() -> None:

@@ -91,6 +91,29 @@ def _units(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
 
 
 # Every command that prints sizes spells the unit one way: --units gb|gib.
+# The model's dimensions as flags (footprint and fit): they override config.json.
+LayersOpt = Annotated[
+    str | None,
+    typer.Option("--layers", metavar="N", help="Transformer layers (overrides config.json)."),
+]
+HeadsOpt = Annotated[
+    str | None,
+    typer.Option("--heads", metavar="N", help="Attention (query) heads (overrides config.json)."),
+]
+KvHeadsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kv-heads", metavar="N", help="Key/value heads: 1 for MQA, fewer than --heads for GQA."
+    ),
+]
+HeadDimOpt = Annotated[
+    str | None,
+    typer.Option("--head-dim", metavar="N", help="Size of one head (default hidden / heads)."),
+]
+HiddenSizeOpt = Annotated[
+    str | None,
+    typer.Option("--hidden-size", metavar="N", help="Model width (overrides config.json)."),
+]
 UnitsOpt = Annotated[
     str,
     typer.Option(

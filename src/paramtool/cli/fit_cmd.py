@@ -7,7 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from paramtool.cli.common import (
+    HeadDimOpt,
+    HeadsOpt,
+    HiddenSizeOpt,
     JsonOpt,
+    KvHeadsOpt,
+    LayersOpt,
     RevisionOpt,
     SubfolderOpt,
     TokenOpt,
@@ -183,23 +188,11 @@ def fit_command(
             help="No checkpoint: the parameter count (70B), a dense model at --dtype (bf16).",
         ),
     ] = None,
-    layers: Annotated[
-        str | None, _opt("--layers", metavar="N", help="Layers (overrides config.json).")
-    ] = None,
-    heads: Annotated[
-        str | None, _opt("--heads", metavar="N", help="Attention heads (overrides config.json).")
-    ] = None,
-    kv_heads: Annotated[
-        str | None,
-        _opt("--kv-heads", metavar="N", help="Key/value heads: 1 for MQA, fewer for GQA."),
-    ] = None,
-    head_dim: Annotated[
-        str | None,
-        _opt("--head-dim", metavar="N", help="Size of one head (default hidden / heads)."),
-    ] = None,
-    hidden_size: Annotated[
-        str | None, _opt("--hidden-size", metavar="N", help="Model width (overrides config.json).")
-    ] = None,
+    layers: LayersOpt = None,
+    heads: HeadsOpt = None,
+    kv_heads: KvHeadsOpt = None,
+    head_dim: HeadDimOpt = None,
+    hidden_size: HiddenSizeOpt = None,
     units: UnitsOpt = "gb",
     json_: JsonOpt = False,
     revision: RevisionOpt = None,

@@ -7,7 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from paramtool.cli.common import (
+    HeadDimOpt,
+    HeadsOpt,
+    HiddenSizeOpt,
     JsonOpt,
+    KvHeadsOpt,
+    LayersOpt,
     RevisionOpt,
     SubfolderOpt,
     TokenOpt,
@@ -94,32 +99,11 @@ def footprint_command(
             show_default="bf16",
         ),
     ] = None,
-    layers: Annotated[
-        str | None,
-        typer.Option("--layers", metavar="N", help="Transformer layers (overrides config.json)."),
-    ] = None,
-    heads: Annotated[
-        str | None,
-        typer.Option(
-            "--heads", metavar="N", help="Attention (query) heads (overrides config.json)."
-        ),
-    ] = None,
-    kv_heads: Annotated[
-        str | None,
-        typer.Option(
-            "--kv-heads",
-            metavar="N",
-            help="Key/value heads: 1 for MQA, fewer than --heads for GQA.",
-        ),
-    ] = None,
-    head_dim: Annotated[
-        str | None,
-        typer.Option("--head-dim", metavar="N", help="Size of one head (default hidden / heads)."),
-    ] = None,
-    hidden_size: Annotated[
-        str | None,
-        typer.Option("--hidden-size", metavar="N", help="Model width (overrides config.json)."),
-    ] = None,
+    layers: LayersOpt = None,
+    heads: HeadsOpt = None,
+    kv_heads: KvHeadsOpt = None,
+    head_dim: HeadDimOpt = None,
+    hidden_size: HiddenSizeOpt = None,
     intermediate_size: Annotated[
         str | None,
         typer.Option(

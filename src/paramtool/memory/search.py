@@ -32,13 +32,5 @@ def smallest(ok: Callable[[int], bool], lo: int, hi: int) -> int | None:
     None when ``ok(hi)`` is false."""
     if hi < lo or not ok(hi):
         return None
-    if ok(lo):
-        return lo
-    bad, good = lo, hi
-    while good - bad > 1:
-        mid = (good + bad) // 2
-        if ok(mid):
-            good = mid
-        else:
-            bad = mid
-    return good
+    last_bad = largest(lambda n: not ok(n), lo, hi - 1)
+    return lo if last_bad is None else last_bad + 1

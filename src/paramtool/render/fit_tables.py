@@ -95,16 +95,7 @@ def _device_cells(d: DevicePlan, binary: bool) -> list[str]:
 
 def answers_table(r: Fit, binary: bool = False) -> FitTable:
     """Fits or not, the KV pool in bytes and tokens, max context, concurrency, speed."""
-    t = FitTable(
-        title="Answer",
-        title_justify="left",
-        show_header=False,
-        box=None,
-        padding=(0, 2, 0, 0),
-        pad_edge=False,
-    )
-    t.add_column("", style="bold")
-    t.add_column("", wrap=True)
+    t = _pairs("Answer")
     t.add_row("fits", "yes" if r.fits else f"no: {printable(r.why_not or 'over budget')}")
     t.add_row(
         "KV pool",
@@ -128,11 +119,10 @@ def answers_table(r: Fit, binary: bool = False) -> FitTable:
     return t
 
 
-def solves_table(r: Fit) -> FitTable:
-    """The inverse answers: what is the most that fits, and what to change when none does."""
-    s = r.solves
+def _pairs(title: str) -> FitTable:
+    """A two-column table of labelled answers."""
     t = FitTable(
-        title="What fits",
+        title=title,
         title_justify="left",
         show_header=False,
         box=None,
@@ -141,6 +131,13 @@ def solves_table(r: Fit) -> FitTable:
     )
     t.add_column("", style="bold")
     t.add_column("", wrap=True)
+    return t
+
+
+def solves_table(r: Fit) -> FitTable:
+    """The inverse answers: what is the most that fits, and what to change when none does."""
+    s = r.solves
+    t = _pairs("What fits")
     # llama.cpp places layers by what fits (-ngl auto): a longer context or more sequences
     # may fit with fewer layers on the GPU than the placement above.
     moved = " (with fewer layers on the GPU)" if r.engine == "llama.cpp" else ""

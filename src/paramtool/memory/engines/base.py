@@ -7,7 +7,7 @@ checkpoint's tensors (:mod:`paramtool.memory.fit` builds it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -130,3 +130,18 @@ class Engine(Protocol):
     def plan(self, model: ModelView, request: Request) -> EngineFit:
         """The budget on each device and the KV pool, for ``request``."""
         ...
+
+
+def shortfall(plans: Sequence[DevicePlan], holds: str) -> str | None:
+    """None when every device's plan is within its budget; else one sentence naming the
+    device furthest over, what it needs (``holds``: what that sum is made of) and has."""
+    if all(p.free_bytes >= 0 for p in plans):
+        return None
+    from paramtool.units import human_bytes
+
+    worst = min(plans, key=lambda p: p.free_bytes)
+    need = worst.budget_bytes - worst.free_bytes
+    return (
+        f"{worst.name} needs {human_bytes(need)} ({holds}), "
+        f"{human_bytes(worst.budget_bytes)} available"
+    )

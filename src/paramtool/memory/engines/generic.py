@@ -14,11 +14,18 @@ from dataclasses import dataclass
 
 from paramtool import dtypes
 from paramtool.errors import UsageError
-from paramtool.memory.engines.base import Device, DevicePlan, EngineFit, ModelView, RamPlan, Request
+from paramtool.memory.engines.base import (
+    Device,
+    DevicePlan,
+    EngineFit,
+    ModelView,
+    RamPlan,
+    Request,
+    shortfall,
+)
 from paramtool.memory.kv_cache import DEFAULT_KV_DTYPE, kv_cache
 from paramtool.memory.overhead import DEFAULT_OVERHEAD, parse_overhead
 from paramtool.memory.search import largest
-from paramtool.units import human_bytes
 
 DEFAULT_CONTEXT = 4096  # when neither --context nor the model's max_position_embeddings says
 MAX_CONTEXT = 2**24  # how far a largest-context search goes for a model that states no limit
@@ -107,15 +114,8 @@ class Generic:
         concurrency = room / one if one and room > 0 else (None if not one else 0.0)
         limit = model_limit(model) or MAX_CONTEXT
         max_len = largest(lambda c: kv_per_device(c, 1) <= room, 1, limit)
-        fits = all(p.free_bytes >= 0 for p in plans)
-        why_not = None
-        if not fits:
-            worst = min(plans, key=lambda p: p.free_bytes)
-            need = worst.weights_bytes + worst.runtime_bytes + worst.kv_cache_bytes
-            why_not = (
-                f"{worst.name} needs {human_bytes(need)} (weights, KV cache and overhead), "
-                f"{human_bytes(worst.budget_bytes)} available"
-            )
+        why_not = shortfall(plans, "weights, KV cache and overhead")
+        fits = why_not is None
         if any(d.unified for d in used):
             notes.append("unified memory: the budget is the GPU working-set limit macOS sets")
         ignored = [p for attr, p in _IGNORED if getattr(request, attr) is not None]

@@ -23,11 +23,17 @@ from dataclasses import dataclass
 
 from paramtool import dtypes
 from paramtool.errors import UsageError
-from paramtool.memory.engines.base import DevicePlan, EngineFit, ModelView, RamPlan, Request
+from paramtool.memory.engines.base import (
+    DevicePlan,
+    EngineFit,
+    ModelView,
+    RamPlan,
+    Request,
+    shortfall,
+)
 from paramtool.memory.engines.generic import DEFAULT_CONTEXT, MAX_CONTEXT, budget, model_limit
 from paramtool.memory.kv_cache import DEFAULT_KV_DTYPE, kv_cache
 from paramtool.memory.search import largest
-from paramtool.units import human_bytes
 
 VERSION = "transformers 5.x generate (DynamicCache)"
 ACTIVATIONS_PER_TOKEN = 4  # hidden-size tensors live at once beside the MLP's two projections
@@ -112,15 +118,8 @@ class Transformers:
             )
             for d, b, (w, k, a) in zip(devices, budgets, rows, strict=True)
         )  # fmt: skip
-        fits = all(p.free_bytes >= 0 for p in plans)
-        why_not = None
-        if not fits:
-            worst = min(plans, key=lambda p: p.free_bytes)
-            need = worst.weights_bytes + worst.kv_cache_bytes + worst.activation_bytes
-            why_not = (
-                f"{worst.name} needs {human_bytes(need)} (weights, dynamic cache and "
-                f"activations), {human_bytes(worst.budget_bytes)} available"
-            )
+        why_not = shortfall(plans, "weights, dynamic cache and activations")
+        fits = why_not is None
         max_len = largest(ok, 1, model_limit(model) or MAX_CONTEXT)
         seqs = largest(lambda b: ok(context, b), 1, 1 << 16)
         notes.append(

@@ -4,8 +4,10 @@
   ``init_device``), taken after NCCL is set up: the CUDA context and NCCL buffers sit
   outside it and must fit in the ``1 - utilization`` left over;
 * ``available_kv_cache_memory = requested - (weights + torch activation peak + non-torch
-  increase)`` (``determine_available_memory``): the activation peak of the profiling
-  forward pass over ``max_num_batched_tokens`` is estimated here, not measured;
+  increase + CUDA-graph estimate)`` (``determine_available_memory``; the graph estimate is
+  subtracted since 0.21.0, PR #30515): the activation peak of the profiling forward pass
+  over ``max_num_batched_tokens`` is estimated here (calibrated on published startup logs,
+  docs/engine-vllm.md), not measured;
 * the pool is cut into blocks of 16 tokens with each layer's page size
   (``kv_cache_interface.py``) and grouped as ``kv_cache_utils.py`` groups hybrid models;
   "GPU KV cache size", "Maximum concurrency" and the largest ``max_model_len`` follow
@@ -26,14 +28,24 @@ from paramtool.dtypes import DType
 from paramtool.errors import UsageError
 from paramtool.memory.engines.base import DevicePlan, EngineFit, ModelView, RamPlan, Request
 
-VERSION = "vLLM 0.11+ (v1 engine, main)"
+VERSION = (
+    "vLLM 0.27.1 (v1 engine; KV budget less a CUDA-graph estimate, on by default since 0.21.0)"
+)
 BLOCK_SIZE = 16  # CacheConfig.block_size on CUDA
 DEFAULT_UTILIZATION = 0.9
 GIB = 1 << 30
 MIB = 1 << 20
 # Non-torch memory the profiling forward adds after the snapshot (cuBLAS/attention
-# workspaces): a measured order of magnitude, see docs/engine-vllm.md.
+# workspaces): logged 0.03-0.43 GiB (docs/engine-vllm.md, "Calibration"); 256 MiB.
 NON_TORCH_BYTES = 256 * MIB
+# CUDA graphs: since vLLM 0.21.0 (PR #30515, VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS on by
+# default) the KV budget is less an estimate of the graphs' pool. Logged estimates are
+# 0.36 GiB (16 piecewise graphs) to 0.65 GiB (Gemma-3-4B): 512 MiB.
+CUDA_GRAPH_BYTES = 512 * MIB
+# The sampler's dummy run over R = min(max_num_seqs, max_num_batched_tokens) rows of V
+# logits: bytes per logit, fitted to the logs (bf16 logits, float32 logits, probabilities,
+# the top-k/top-p sort's values and int64 indices...: 2 + 4 + 4 + 4 + 8 + 4 + 2).
+SAMPLER_BYTES_PER_LOGIT = 28
 # CUDA context (+ NCCL buffers per extra rank): taken before the snapshot, outside the budget.
 CONTEXT_BYTES = 512 * MIB
 NCCL_BYTES = 256 * MIB
@@ -268,12 +280,14 @@ def group_specs(specs: Sequence[Spec]) -> KVLayout:
     return KVLayout(tuple(groups), padding_layers=padding)
 
 
-def batch_defaults(device_total: int, device_name: str) -> tuple[int, int]:
-    """``EngineArgs.get_batch_defaults`` for ``vllm serve`` (OPENAI_API_SERVER):
-    (max_num_batched_tokens, max_num_seqs)."""
+def batch_defaults(
+    device_total: int, device_name: str, *, llm_class: bool = False
+) -> tuple[int, int]:
+    """``EngineArgs.get_batch_defaults``: (max_num_batched_tokens, max_num_seqs) for
+    ``vllm serve`` (OPENAI_API_SERVER) or, ``llm_class``, the offline ``LLM`` class."""
     if device_total >= 70 * GIB and "a100" not in device_name.lower():
-        return 8192, 1024
-    return 2048, 256
+        return (16384 if llm_class else 8192), 1024
+    return (8192 if llm_class else 2048), 256
 
 
 def activation_peak(model: ModelView, tokens: int, seqs: int, tensor_parallel: int) -> int:
@@ -281,7 +295,8 @@ def activation_peak(model: ModelView, tokens: int, seqs: int, tensor_parallel: i
     two hidden-size buffers alive across a layer (residual, hidden), plus the largest
     transient of one layer (the QKV and attention outputs, or the MLP's gate/up and
     activation outputs, fused-MoE caches for k experts), or the sampler's dummy run over
-    ``seqs`` rows (logits at the model dtype, then float32 logits and probabilities)."""
+    ``seqs`` rows of the full vocabulary, ``SAMPLER_BYTES_PER_LOGIT`` bytes a logit (fitted
+    to published logs: docs/engine-vllm.md, "Calibration")."""
     d = model.dims
     b = 2 if model.weight_dtype is None or model.weight_dtype.bits <= 16 else 4
     h = d.hidden_size or 0
@@ -303,7 +318,7 @@ def activation_peak(model: ModelView, tokens: int, seqs: int, tensor_parallel: i
         shared = tokens * 3 * _cdiv(d.shared_intermediate_size, tp) * b
         mlp = max(dense if d.dense_layers else 0, moe + shared)
     layer = 2 * tokens * h * b + max(attn, mlp)
-    sampler = seqs * (d.vocab_size or 0) * (b + 4 + 4)
+    sampler = seqs * (d.vocab_size or 0) * SAMPLER_BYTES_PER_LOGIT
     return max(layer, sampler)
 
 
@@ -377,11 +392,11 @@ class VLLMEngine:
             notes.append("KV pool given (kv_cache_memory_bytes): no profiling estimate")
         else:
             activation = activation_peak(model, mnbt, min(seqs, mnbt), tp)
-            runtime = NON_TORCH_BYTES
+            runtime = NON_TORCH_BYTES + CUDA_GRAPH_BYTES
             available = budget - weights - activation - runtime
             notes.append(
-                "activation peak and non-torch memory are estimates; CUDA graphs are "
-                "captured after the KV cache, outside the budget"
+                "activation peak, non-torch memory and the CUDA-graph estimate (512 MiB, "
+                "subtracted from the KV budget since vLLM 0.21) are estimates"
             )
         outside = CONTEXT_BYTES + (NCCL_BYTES if tp > 1 else 0)
         num_blocks = layout.num_blocks(available) if available > 0 else 0
