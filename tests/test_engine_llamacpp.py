@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from engine_views import engine_view
-from layouts import gemma2_2b, llama31_8b
+from layouts import deepseek_v3, gemma2_2b, llama31_8b, qwen3_next_80b
 from paramtool.errors import UsageError
 from paramtool.memory.engines.base import Device, ModelView, Request
 from paramtool.memory.engines.llamacpp import ENGINE, placement
@@ -201,3 +201,62 @@ def test_bad_values() -> None:
         ENGINE.plan(llama3_8b(), Request(devices=(gpu(24),), gpu_layers=-1))
     with pytest.raises(UsageError):
         ENGINE.plan(llama3_8b(), Request(devices=(gpu(24),), batch=1000))
+
+
+def test_mla_deepseek_v3_caches_the_latent_in_k_only() -> None:
+    # llama.cpp (src/llama-kv-cache.cpp: has_v = !is_mla) keeps K = kv_lora_rank + rope
+    # = 512 + 64 elements per token per layer and no V; f16:
+    # 61 layers x 576 x 2 B x 4096 cells = 287,834,112 (decompressed heads would be
+    # 128 x (192 + 128) = 40,960 elements: 71x more)
+    model = view(deepseek_v3().config, layer=100 * MIB, embd=900 * MIB, output=900 * MIB)
+    fit = ENGINE.plan(model, Request(devices=(), context=4096))
+    assert fit.ram.kv_cache_bytes == 287_834_112
+    # two sequences: n_ctx = pad256(2 x 4096), two streams of 4096 cells
+    two = ENGINE.plan(model, Request(devices=(), context=4096, batch=2))
+    assert two.ram.kv_cache_bytes == 2 * 287_834_112
+
+
+def test_hybrid_qwen3_next_attention_kv_and_recurrent_states() -> None:
+    # llama_memory_hybrid: a KV cache for the 12 attention layers (every 4th) and a
+    # llama_memory_recurrent for the 36 Gated DeltaNet layers, all offloaded (-ngl 49).
+    # KV: 12 x 2 KV heads x 256 x (K+V) x 2 B (f16) x 4096 cells x 2 sequences = 201,326,592
+    # states (src/llama-hparams.cpp, f32, max(1, n_seq_max) = 2 cells):
+    #   n_embd_r = (ssm_d_conv - 1) x (ssm_d_inner + 2 x ssm_n_group x ssm_d_state)
+    #            = 3 x (32 x 128 + 2 x 16 x 128) = 24,576
+    #   n_embd_s = ssm_d_state x ssm_d_inner = 128 x 4096 = 524,288
+    #   36 x (24,576 + 524,288) x 4 B x 2 = 158,072,832
+    model = view(qwen3_next_80b().config, layer=100 * MIB, embd=600 * MIB, output=600 * MIB)
+    req = Request(devices=(gpu(80),), context=4096, batch=2, gpu_layers=49)
+    fit = ENGINE.plan(model, req)
+    assert fit.devices[0].kv_cache_bytes == 201_326_592 + 158_072_832
+    # twice the context: the KV doubles, the states do not grow
+    longer = ENGINE.plan(model, Request(devices=(gpu(80),), context=8192, batch=2, gpu_layers=49))
+    assert longer.devices[0].kv_cache_bytes == 2 * 201_326_592 + 158_072_832
+
+
+# state-spaces/mamba-130m-hf, config.json.
+MAMBA_130M = {
+    "architectures": ["MambaForCausalLM"], "model_type": "mamba", "hidden_size": 768,
+    "intermediate_size": 1536, "state_size": 16, "conv_kernel": 4, "expand": 2,
+    "num_hidden_layers": 24, "vocab_size": 50280, "tie_word_embeddings": True,
+}  # fmt: skip
+
+
+def test_pure_mamba_recurrent_state_per_sequence() -> None:
+    # llama_memory_recurrent, no KV cache: per layer n_embd_r = (4 - 1) x 1536 = 4,608 and
+    # n_embd_s = 16 x 1536 = 24,576 f32 elements per sequence:
+    # 24 x 29,184 x 4 B = 2,801,664 per sequence, whatever the context
+    model = view(MAMBA_130M, layer=10 * MIB, embd=75 * MIB, output=0)
+    one = ENGINE.plan(model, Request(devices=(), context=4096))
+    assert one.ram.kv_cache_bytes == 2_801_664
+    three = ENGINE.plan(model, Request(devices=(), context=65536, batch=3))
+    assert three.ram.kv_cache_bytes == 3 * 2_801_664
+
+
+def test_rwkv4_is_not_a_llama_cpp_graph() -> None:
+    config = {
+        "architectures": ["RwkvForCausalLM"], "model_type": "rwkv", "hidden_size": 768,
+        "attention_hidden_size": 768, "num_hidden_layers": 12, "vocab_size": 50277,
+    }  # fmt: skip
+    model = view(config, layer=10 * MIB, embd=75 * MIB, output=75 * MIB)
+    assert "RWKV-4" in (ENGINE.supports(model) or "")

@@ -204,3 +204,70 @@ def test_recurrent_models_are_not_modelled() -> None:
     }  # fmt: skip
     assert ENGINE.supports(view(rwkv)) is not None
     assert ENGINE.supports(view(LLAMA31_8B)) is None
+
+
+# ---------------------------------------------------------------- what shares the GPU
+# Hand-worked from server_args.py _handle_gpu_memory_settings (reserved_mem += 6 GiB for a
+# STANDALONE draft, 2 GiB for EAGLE / EAGLE-MTP; adjust_mem_fraction_for_vlm) and
+# model_runner_kv_cache_mixin.py init_memory at 001ccef0: the draft worker's pool holds
+# draft_runner_cache_size = the target's max_total_num_tokens over the draft's layers
+# (MTP: num_nextn_predict_layers), allocated after the target's, outside the fraction.
+
+LLAMA32_1B: dict[str, Any] = {
+    **LLAMA31_8B, "hidden_size": 2048, "intermediate_size": 8192,
+    "num_attention_heads": 32, "head_dim": 64, "num_hidden_layers": 16,
+    "tie_word_embeddings": True,
+}  # fmt: skip
+
+
+def test_standalone_draft_lowers_the_fraction_and_gets_its_own_pool() -> None:
+    # Llama-3.1-70B TP 4 on 81559 MiB H100s (131.5 GiB of weights, 33664 MiB a GPU) with a
+    # Llama-3.2-1B draft (2471628800 bytes): reserved 14336 + 6144 = 20480 MiB ->
+    # round(61079 / 81559, 3) = 0.749. rest = 81047 x 0.749 - 33664 = 27040.203 MiB;
+    # / 81920 bytes a token = 346114 tokens. Draft pool: 346114 x (2 KV heads x 128 x 16
+    # layers x 2 bytes = 8192) = 2835365888 bytes; draft weights ceil(2471628800 / 4) =
+    # 617907200. Outside the fraction: 81047 x 0.251 = 20342.797 MiB, 6006.797 MiB beside
+    # the 14336 MiB activation / graph reserve: the draft's 3453273088 bytes fit.
+    model = view(LLAMA31_70B, int(131.5 * GIB))
+    draft = view(LLAMA32_1B, 2_471_628_800)
+    fit = ENGINE.plan(model, request(4, total=81559 * MIB, context=131072, draft=draft))
+    assert any("0.749" in n and "STANDALONE" in n for n in fit.notes)
+    assert fit.kv_cache_tokens == 346114
+    d = fit.devices[0]
+    assert d.kv_cache_bytes == 346114 * 81920 + 2_835_365_888
+    assert d.weights_bytes == 33664 * MIB + 617_907_200
+    assert d.budget_bytes == 81047 * MIB  # all the free memory: the draft sits outside
+    assert fit.fits
+    assert not any("CUDA-graph capture" in n for n in fit.notes)
+
+
+def test_mtp_head_is_an_eagle_draft_worker_with_one_layer() -> None:
+    # DeepSeek-V3, TP 2, pool given (10 GiB): 10737418240 // 70272 = 152797 tokens; the
+    # NextN draft worker's pool: 152797 x 1 layer x (512 + 64) x 2 = 176022144 bytes.
+    # Weights: the MTP part less its embedding and head (set_embed_and_head shares the
+    # target's): (1000 - 400) / 2 = 300 bytes a GPU. Default fraction on 80 GiB (81920
+    # MiB): reserved max(512 + 12288 + 512 + 256, 10240) = 13568 + 2048 EAGLE = 15616 ->
+    # round(66304 / 81920, 3) = 0.809.
+    from dataclasses import replace
+
+    model = replace(view(DEEPSEEK_V3), mtp_bytes=1000, mtp_shared_bytes=400)
+    fit = ENGINE.plan(model, request(2, context=8192, kv_memory=10 * GIB, mtp=True))
+    assert fit.kv_cache_tokens == 152797
+    assert fit.devices[0].kv_cache_bytes == 152797 * 70272 + 176_022_144
+    assert fit.devices[0].weights_bytes == 300
+    assert any("0.809" in n and "EAGLE" in n for n in fit.notes)
+    off = ENGINE.plan(model, request(2, context=8192, kv_memory=10 * GIB))
+    assert off.devices[0].kv_cache_bytes == 152797 * 70272
+
+
+def test_multimodal_models_lower_the_default_fraction() -> None:
+    # adjust_mem_fraction_for_vlm: a ViT of twice ViT-L/14's L x H^2 (its weights
+    # 2 x 12 x 24 x 1024^2 parameters at bf16 = 1207959552 bytes): 0.95 x (1 - 0.1 x 1)
+    # = 0.855; on an H100 at TP 1: 0.835 x 0.855 = 0.713925.
+    from dataclasses import replace
+
+    model = replace(view(LLAMA31_8B, 15 * GIB), vision_bytes=1_207_959_552)
+    fit = ENGINE.plan(model, request(1, total=81559 * MIB, context=8192))
+    assert any("0.7139" in n and "multimodal" in n for n in fit.notes)
+    plain = ENGINE.plan(view(LLAMA31_8B, 15 * GIB), request(1, total=81559 * MIB, context=8192))
+    assert fit.kv_cache_tokens < plain.kv_cache_tokens

@@ -351,3 +351,114 @@ def test_gguf_is_not_modelled() -> None:
 
     assert ENGINE.supports(replace(model, format="gguf")) is not None
     assert ENGINE.supports(model) is None
+
+
+# ---------------------------------------------------------------- what shares the GPU
+# Hand-worked from vLLM's source: a draft model's attention layers are registered in the
+# same forward context (vllm/v1/spec_decode/draft_model.py load_model: prefix
+# "draft_model"), so get_kv_cache_spec gives them specs in the one pool; the MTP drafter's
+# layers likewise (num_nextn_predict_layers blocks).
+
+LLAMA31_70B: dict[str, Any] = {
+    **LLAMA31_8B, "hidden_size": 8192, "intermediate_size": 28672,
+    "num_attention_heads": 64, "num_hidden_layers": 80,
+}  # fmt: skip
+LLAMA32_1B: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048,
+    "intermediate_size": 8192, "num_attention_heads": 32, "num_key_value_heads": 8,
+    "head_dim": 64, "num_hidden_layers": 16, "vocab_size": 128256,
+    "max_position_embeddings": 131072, "tie_word_embeddings": True, "torch_dtype": "bfloat16",
+}  # fmt: skip
+LLAMA31_70B_BYTES = 70_553_706_496 * 2  # the Hub's parameter count at bf16
+LLAMA32_1B_BYTES = 1_235_814_400 * 2
+
+
+def test_draft_model_layers_share_the_pool() -> None:
+    # Llama-3.1-70B + Llama-3.2-1B draft, TP 1, bf16: a block of 16 tokens is 16 x 8 heads
+    # x 256 x 2 = 65536 bytes in each of 80 target layers and 16 x 8 x 128 x 2 = 32768 in
+    # each of 16 draft layers: all full attention, one block size, different pages ->
+    # UniformTypeKVCacheSpecs, num_blocks = avail // (80 x 65536 + 16 x 32768 = 5767168).
+    # 40 GiB: 42949672960 // 5767168 = 7447 blocks = 119152 tokens (alone: 8192 blocks,
+    # 131072 tokens); 7447 / cdiv(8192, 16) = 14.545 sequences of 8192.
+    draft = view(LLAMA32_1B, LLAMA32_1B_BYTES)
+    target = view(LLAMA31_70B, LLAMA31_70B_BYTES)
+    alone = ENGINE.plan(target, request(context=8192, kv_memory=40 * GIB))
+    assert alone.kv_cache_tokens == 131072
+    fit = ENGINE.plan(target, request(context=8192, kv_memory=40 * GIB, draft=draft))
+    assert fit.kv_cache_tokens == 119152
+    assert fit.devices[0].kv_cache_bytes == 7447 * 5767168 == 42_948_100_096
+    assert fit.max_concurrency == pytest.approx(7447 / 512)
+    layout, _ = ENGINE.layout(target, request(draft=draft))
+    assert layout.block_bytes == 5767168
+    # TP 4: 2 KV heads a GPU in both (the draft runs at the target's TP): a quarter block
+    layout4, _ = ENGINE.layout(target, request(4, draft=draft))
+    assert layout4.block_bytes == 80 * 16384 + 16 * 8192 == 1_441_792
+
+
+def test_draft_model_weights_on_each_rank() -> None:
+    # weights a GPU at TP 4: ceil((141107412992 + 2471628800) / 4) = 35894760448
+    draft = view(LLAMA32_1B, LLAMA32_1B_BYTES)
+    target = view(LLAMA31_70B, LLAMA31_70B_BYTES)
+    fit = ENGINE.plan(target, request(4, context=8192, draft=draft))
+    assert fit.devices[0].weights_bytes == 35_894_760_448
+    assert any("draft model" in n for n in fit.notes)
+
+
+def test_draft_model_with_a_multimodal_target_is_refused() -> None:
+    # draft_model.py _raise_if_multimodal: "Speculative Decoding with draft models does not
+    # support multimodal models yet"
+    from dataclasses import replace
+
+    from paramtool.errors import UsageError
+
+    target = replace(view(LLAMA31_8B, LLAMA31_8B_BYTES), vision_bytes=1000)
+    with pytest.raises(UsageError):
+        ENGINE.plan(target, request(context=8192, draft=view(LLAMA32_1B, LLAMA32_1B_BYTES)))
+
+
+DEEPSEEK_V3: dict[str, Any] = {
+    "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
+    "hidden_size": 7168, "intermediate_size": 18432, "num_attention_heads": 128,
+    "num_key_value_heads": 128, "num_hidden_layers": 61, "kv_lora_rank": 512,
+    "q_lora_rank": 1536, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128,
+    "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8,
+    "moe_intermediate_size": 2048, "first_k_dense_replace": 3, "vocab_size": 129280,
+    "max_position_embeddings": 163840, "num_nextn_predict_layers": 1,
+    "torch_dtype": "bfloat16",
+}  # fmt: skip
+
+
+def test_mtp_head_adds_one_mla_layer_to_the_pool() -> None:
+    # DeepSeek-V3 with --speculative-config '{"method": "mtp"}': 61 + 1 MLA layers, each
+    # 16 x (512 + 64) x 2 = 18432 bytes a block, one spec: num_blocks = avail // 18432 //
+    # 62. 10 GiB: 10737418240 // 18432 = 582542 // 62 = 9395 blocks = 150320 tokens
+    # (without the head // 61 = 9549 blocks = 152784 tokens); per token 62 x 1152 bytes.
+    from dataclasses import replace
+
+    model = replace(view(DEEPSEEK_V3), mtp_bytes=10, mtp_shared_bytes=4)
+    off = ENGINE.plan(model, request(8, context=4096, kv_memory=10 * GIB))
+    assert off.kv_cache_tokens == 152784
+    on = ENGINE.plan(model, request(8, context=4096, kv_memory=10 * GIB, mtp=True))
+    assert on.kv_cache_tokens == 150320
+    assert on.devices[0].kv_cache_bytes == 9395 * 18432 * 62
+    layout, _ = ENGINE.layout(model, request(8, mtp=True))
+    assert layout.block_bytes == 16 * 62 * 576 * 2
+    # weights: the MTP part less its own embedding and head (shared with the target's,
+    # llm_base_proposer.py "Detected MTP model. Sharing target model embedding weights /
+    # lm_head weights with the draft model"): 10 - 4 bytes over 8 ranks, rounded up
+    assert on.devices[0].weights_bytes == 1 and off.devices[0].weights_bytes == 0
+
+
+def test_vision_encoder_outputs_add_to_the_profile() -> None:
+    # profile_run runs the encoder over the encoder budget (max_num_encoder_input_tokens =
+    # encoder_cache_size = max_num_batched_tokens, 8192 on an H100) and keeps its outputs in
+    # encoder_cache through the decoder's dummy run: 8192 x 4096 hidden x 2 bytes = 64 MiB.
+    from dataclasses import replace
+
+    text = view(LLAMA31_8B, LLAMA31_8B_BYTES)
+    vlm = replace(text, vision_bytes=600_000_000)
+    a = ENGINE.plan(text, request(context=8192)).devices[0]
+    b = ENGINE.plan(vlm, request(context=8192)).devices[0]
+    assert b.activation_bytes - a.activation_bytes == 8192 * 4096 * 2 == 64 * MIB
+    fit = ENGINE.plan(vlm, request(context=8192))
+    assert any("vision encoder" in n for n in fit.notes)

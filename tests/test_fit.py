@@ -289,3 +289,35 @@ def test_vllm_by_default_for_safetensors_and_llamacpp_for_gguf(tmp_path):
     assert paramtool.fit(str(tmp_path / "st"), gpu="h100-80gb", context="8k").engine == "vllm"
     quant_layouts.write_gguf(tmp_path / "m.gguf", "dense")
     assert paramtool.fit(str(tmp_path / "m.gguf"), gpu="24GB").engine == "llama.cpp"
+
+
+def test_the_mtp_head_loaded_on_vllm(tmp_path):
+    # DeepSeek-V3 at bf16 with --mtp on vLLM (TP 8): the MTP part (13,463,426,304 parameters,
+    # model.layers.61) is loaded less its own embed_tokens and shared_head.head (129280 x
+    # 7168 = 926,679,040 each), which vLLM replaces by the target's (llm_base_proposer.py):
+    # 11,610,068,224 x 2 bytes more; weights a GPU ceil((671,026,419,200 x 2 +
+    # 23,220,136,448) / 8) = 170,659,121,856.
+    m = view_of(tmp_path, layouts.deepseek_v3(fp8=False), "bf16")
+    assert m.mtp_bytes == 13_463_426_304 * 2
+    assert m.mtp_shared_bytes == 2 * 926_679_040 * 2
+    devices = (gpu(200 * GB),) * 8
+    r = fit(m, Request(devices, context=4096, kv_memory=10 * 2**30, mtp=True), "vllm")
+    assert r.devices[0].weights_bytes == 170_659_121_856
+    assert not any("off by default" in n for n in r.notes)
+    # one more MLA layer: 62 x 576 x 2 bytes a token; 10 GiB // (16 x 1152) // 62 = 9395
+    # blocks = 150,320 tokens (61 layers: 9549 blocks, 152,784)
+    assert r.kv_cache_tokens == 150_320
+    off = fit(m, Request(devices, context=4096, kv_memory=10 * 2**30), "vllm")
+    assert off.kv_cache_tokens == 152_784
+    assert any("off by default" in n for n in off.notes)
+    doc = r.to_dict()
+    assert doc["request"]["mtp"] is True
+    assert not list(Draft202012Validator(SCHEMA).iter_errors(doc))
+
+
+def test_mtp_without_a_head_is_refused_and_other_engines_say_so(tmp_path):
+    with pytest.raises(UsageError, match="mtp"):
+        fit(dense(), Request((gpu(),), context=8192, mtp=True), "vllm")
+    m = view_of(tmp_path, layouts.deepseek_v3(fp8=False))
+    r = fit(m, Request((gpu(200 * GB),) * 8, context=4096, mtp=True), "generic")
+    assert any("does not load an MTP head" in n for n in r.notes)

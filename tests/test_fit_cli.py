@@ -55,6 +55,7 @@ def test_does_not_fit_exits_1_with_the_document_and_one_warning():
         (("--gpu", "24GB", "--gpu-memory-utilization", "2"), ("--gpu-memory-utilization",)),
         (("--gpu", "24GB", "--kv-memory", "lots"), ("--kv-memory",)),
         (("--gpu", "24GB", "--flash-attention", "maybe"), ("--flash-attention",)),
+        (("--gpu", "24GB", "--mtp"), ("--mtp", "no multi-token-prediction head")),
     ],
 )
 def test_bad_options_are_one_line_exit_2(args, words):
@@ -103,4 +104,10 @@ def test_gguf_defaults_to_llamacpp(tmp_path):
     quant_layouts.write_gguf(tmp_path / "m.gguf", "moe")
     doc = cli_json("fit", str(tmp_path / "m.gguf"), "--gpu", "24GB")
     assert doc["engine"]["name"] == "llama.cpp" and doc["model"]["format"] == "gguf"
+    assert not list(Draft202012Validator(SCHEMA).iter_errors(doc))
+
+
+def test_mtp_is_echoed_in_the_request():
+    doc = cli_json("fit", *DENSE, "--gpu", "24GB", "--context", "8k")
+    assert doc["request"]["mtp"] is False
     assert not list(Draft202012Validator(SCHEMA).iter_errors(doc))

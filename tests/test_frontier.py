@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import cli
-from layouts import Layout, _Acc, write_sparse_checkpoint
+from layouts import Layout, _Acc, qwen3_next_80b, write_sparse_checkpoint
 
 # meta-llama/Llama-4-Maverick-17B-128E-Instruct, text_config.
 MAVERICK: dict[str, Any] = {
@@ -31,19 +31,6 @@ MAVERICK: dict[str, Any] = {
         "max_position_embeddings": 1048576, "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
     },
-}  # fmt: skip
-
-# Qwen/Qwen3-Next-80B-A3B-Instruct.
-QWEN3_NEXT: dict[str, Any] = {
-    "architectures": ["Qwen3NextForCausalLM"], "model_type": "qwen3_next",
-    "hidden_size": 2048, "intermediate_size": 5120, "num_hidden_layers": 48,
-    "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 256,
-    "linear_num_key_heads": 16, "linear_num_value_heads": 32, "linear_key_head_dim": 128,
-    "linear_value_head_dim": 128, "linear_conv_kernel_dim": 4, "full_attention_interval": 4,
-    "num_experts": 512, "num_experts_per_tok": 10, "moe_intermediate_size": 512,
-    "shared_expert_intermediate_size": 512, "decoder_sparse_step": 1, "mlp_only_layers": [],
-    "vocab_size": 151936, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-    "max_position_embeddings": 262144,
 }  # fmt: skip
 
 
@@ -81,60 +68,6 @@ def _maverick() -> Layout:
     return Layout("meta-llama/Llama-4-Maverick-17B-128E-Instruct", acc.rows, MAVERICK)
 
 
-def _qwen3_next_block(acc: _Acc, p: str, c: dict[str, Any], full: bool) -> None:
-    h = c["hidden_size"]
-    if full:
-        hd = c["head_dim"]
-        acc.add(f"{p}.self_attn.q_proj.weight", 2 * c["num_attention_heads"] * hd, h)  # + gate
-        acc.add(f"{p}.self_attn.k_proj.weight", c["num_key_value_heads"] * hd, h)
-        acc.add(f"{p}.self_attn.v_proj.weight", c["num_key_value_heads"] * hd, h)
-        acc.add(f"{p}.self_attn.o_proj.weight", h, c["num_attention_heads"] * hd)
-        acc.add(f"{p}.self_attn.q_norm.weight", hd)
-        acc.add(f"{p}.self_attn.k_norm.weight", hd)
-    else:
-        kh, vh = c["linear_num_key_heads"], c["linear_num_value_heads"]
-        kd, vd = c["linear_key_head_dim"], c["linear_value_head_dim"]
-        la = f"{p}.linear_attn"
-        acc.add(f"{la}.in_proj_qkvz.weight", 2 * kh * kd + 2 * vh * vd, h)
-        acc.add(f"{la}.in_proj_ba.weight", 2 * vh, h)
-        acc.add(f"{la}.conv1d.weight", 2 * kh * kd + vh * vd, 1, c["linear_conv_kernel_dim"])
-        acc.add(f"{la}.A_log", vh)
-        acc.add(f"{la}.dt_bias", vh)
-        acc.add(f"{la}.norm.weight", vd)
-        acc.add(f"{la}.out_proj.weight", h, vh * vd)
-    m, inter = f"{p}.mlp", c["moe_intermediate_size"]
-    acc.add(f"{m}.gate.weight", c["num_experts"], h)
-    for e in range(c["num_experts"]):
-        acc.add(f"{m}.experts.{e}.gate_proj.weight", inter, h)
-        acc.add(f"{m}.experts.{e}.up_proj.weight", inter, h)
-        acc.add(f"{m}.experts.{e}.down_proj.weight", h, inter)
-    s = c["shared_expert_intermediate_size"]
-    acc.add(f"{m}.shared_expert.gate_proj.weight", s, h)
-    acc.add(f"{m}.shared_expert.up_proj.weight", s, h)
-    acc.add(f"{m}.shared_expert.down_proj.weight", h, s)
-    acc.add(f"{m}.shared_expert_gate.weight", 1, h)
-    acc.add(f"{p}.input_layernorm.weight", h)
-    acc.add(f"{p}.post_attention_layernorm.weight", h)
-
-
-def _qwen3_next() -> Layout:
-    c = QWEN3_NEXT
-    h = c["hidden_size"]
-    acc = _Acc("BF16")
-    acc.add("model.embed_tokens.weight", c["vocab_size"], h)
-    for i in range(c["num_hidden_layers"]):
-        _qwen3_next_block(acc, f"model.layers.{i}", c, full=(i + 1) % 4 == 0)
-    acc.add("model.norm.weight", h)
-    acc.add("lm_head.weight", c["vocab_size"], h)
-    # The released checkpoint's multi-token-prediction block (one full-attention layer).
-    acc.add("mtp.fc.weight", h, 2 * h)
-    acc.add("mtp.pre_fc_norm_embedding.weight", h)
-    acc.add("mtp.pre_fc_norm_hidden.weight", h)
-    _qwen3_next_block(acc, "mtp.layers.0", c, full=True)
-    acc.add("mtp.norm.weight", h)
-    return Layout("Qwen/Qwen3-Next-80B-A3B-Instruct", acc.rows, QWEN3_NEXT)
-
-
 def _written(tmp: Path, layout: Layout) -> Path:
     write_sparse_checkpoint(tmp, layout, shards=4)
     return tmp
@@ -148,7 +81,7 @@ def maverick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
 
 @pytest.fixture(scope="module")
 def qwen3_next(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    folder = _written(tmp_path_factory.mktemp("qwen3_next"), _qwen3_next())
+    folder = _written(tmp_path_factory.mktemp("qwen3_next"), qwen3_next_80b())
     yield json.loads(cli("inspect", str(folder), "--json").stdout) | {"_path": str(folder)}
 
 

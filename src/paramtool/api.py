@@ -290,6 +290,7 @@ def fit(
     flash_attention: bool | str | None = None,
     draft: Source | None = None,
     mmproj: Source | None = None,
+    mtp: bool = False,
     params: int | str | None = None,
     layers: int | str | None = None,
     heads: int | str | None = None,
@@ -371,6 +372,7 @@ def fit(
         flash_attention=fitting.switch(flash_attention, "flash_attention"),
         draft=view(_paths(draft, "draft")) if draft is not None else None,
         mmproj=view(_paths(mmproj, "mmproj")) if mmproj is not None else None,
+        mtp=bool(mtp),
     )
     return fitting.fit(model, request, engine)
 

@@ -95,6 +95,7 @@ class State:
 
     elements: int
     parts: tuple[tuple[str, int], ...]  # ("conv", n), ("ssm", n), ...
+    conv_kernel: int | None = None  # the conv part's width: that part is channels × this
 
 
 @dataclass(frozen=True, slots=True)
@@ -909,7 +910,13 @@ def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]
         # RWKV v4: the shifted input of time and channel mixing, and the WKV numerator,
         # denominator and running maximum: five vectors per layer.
         out["recurrent"] = State(2 * h + 3 * att, (("shift", 2 * h), ("wkv", 3 * att)))
-    return out
+    own = {"state_space": d_conv, "hybrid": d_conv, "conv": lc, "linear_attention": ck or lk}
+    if out.get("linear_attention") is out.get("state_space"):
+        own["linear_attention"] = d_conv
+    return {
+        k: replace(s, conv_kernel=own.get(k)) if any(p == "conv" for p, _ in s.parts) else s
+        for k, s in out.items()
+    }
 
 
 # --------------------------------------------------------------------------------------

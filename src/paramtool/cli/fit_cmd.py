@@ -179,6 +179,15 @@ def fit_command(
             help="llama.cpp: a multimodal projector file (its weights and activations).",
         ),
     ] = None,
+    mtp: Annotated[
+        bool,
+        typer.Option(
+            "--mtp",
+            help="Load the checkpoint's MTP head for speculative decoding, as "
+            "vLLM's --speculative-config '{\"method\": \"mtp\"}' or SGLang's EAGLE-MTP does "
+            "(its weights and one more layer's KV cache).",
+        ),
+    ] = False,
     params: Annotated[
         str | None,
         _opt(
@@ -221,6 +230,7 @@ def fit_command(
         "flash_attention": flash_attention,
         "draft": draft or None,
         "mmproj": mmproj or None,
+        "mtp": mtp or None,
         "params": params,
         "layers": layers,
         "heads": heads,

@@ -55,7 +55,9 @@ def model_view(
     ``dtype`` None: the bytes as stored (a quantized checkpoint's packed weights, scales and
     all); a dtype: every logical parameter at that dtype (:meth:`DType.estimate_nbytes`, as
     ``footprint`` prices them). The multi-token-prediction part (``mtp_bytes``) is not in
-    ``weights_bytes``: engines load it only for speculative decoding with MTP. Vision and
+    ``weights_bytes``: engines load it only for speculative decoding with MTP
+    (``Request.mtp``); ``mtp_shared_bytes`` is its own token embedding and output head,
+    which vLLM and SGLang replace by the target's. Vision and
     audio encoders and their projector are (``vision_bytes`` says how much of it they are).
     Read per decoded token (``active_weights_bytes``): the language model less the rows of
     an untied token embedding not looked up, and less the routed experts a token skips
@@ -69,11 +71,14 @@ def model_view(
     # [parameters, stored bytes] accumulators, one pass over the tensors.
     layers: dict[int, list[int]] = {}
     routed: dict[int, list[int]] = {}
-    embedding, output, other, mtp, vision = ([0, 0] for _ in range(5))
+    embedding, output, other, mtp, vision, mtp_shared = ([0, 0] for _ in range(6))
     for t, role, n in zip(b.checkpoint.tensors, b.roles, b.parameters, strict=True):
         nbytes = t.end - t.start
         if role.part == "mtp":
             acc = mtp
+            if role.component in ("token_embedding", "lm_head"):
+                mtp_shared[0] += n
+                mtp_shared[1] += nbytes
         elif role.part in _VISION:
             acc = vision
         elif role.layer is not None:
@@ -121,6 +126,7 @@ def model_view(
         if routed
         else (),
         mtp_bytes=at(*mtp),
+        mtp_shared_bytes=at(*mtp_shared),
         vision_bytes=at(*vision),
         format="gguf" if b.checkpoint.format == "gguf" else "safetensors",
         weight_dtype=dtype,
@@ -316,6 +322,7 @@ def _request_dict(r: Request) -> dict[str, Any]:
         "flash_attention": r.flash_attention,
         "draft": view(r.draft),
         "mmproj": view(r.mmproj),
+        "mtp": r.mtp,
     }
 
 
@@ -421,10 +428,16 @@ def fit(model: ModelView, request: Request, engine: Engine | str | None = None) 
         fallback = True
     plan = chosen.plan(model, request)
     notes.extend(plan.notes)
-    if model.mtp_bytes:
+    if request.mtp and not model.mtp_bytes:
+        raise UsageError(
+            "", "the checkpoint has no multi-token-prediction head to load", param="mtp"
+        )
+    if request.mtp and chosen.name not in ("vllm", "sglang"):
+        notes.append(f"{chosen.name} does not load an MTP head: mtp ignored")
+    if model.mtp_bytes and not request.mtp:
         notes.append(
             f"the checkpoint's MTP head ({model.mtp_bytes:,} bytes) is not loaded: engines load "
-            "it only for speculative decoding with MTP, off by default"
+            "it only for speculative decoding with MTP, off by default (mtp to load it)"
         )
     context = _context(model, request, plan)
     fits, why_not = plan.fits, plan.why_not

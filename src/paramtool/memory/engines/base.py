@@ -49,6 +49,9 @@ class ModelView:
     format: str = "safetensors"  # safetensors | gguf
     weight_dtype: DType | None = None  # the served dtype; None: as stored (mixed)
     name: str = ""  # the source as the user gave it
+    # the MTP head's own token embedding and output head (in mtp_bytes): vLLM and SGLang
+    # replace them by the target's when they load it
+    mtp_shared_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class Request:
     flash_attention: bool | None = None  # llama.cpp -fa
     draft: ModelView | None = None  # a speculative-decoding draft model
     mmproj: ModelView | None = None  # llama.cpp multimodal projector file
+    mtp: bool = False  # load the checkpoint's MTP head for speculative decoding (vLLM, SGLang)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,11 @@ vendors); docs/engine-llamacpp.md gives each formula with its source file:
 * **KV cache**: each layer's K and V on its layer's device (``offload_kqv``), f16 by
   default, ``n_ctx_seq`` cells per sequence (``n_ctx`` padded to 256; one stream per
   sequence); sliding-window layers keep ``pad256(min(n_ctx_seq, n_swa + n_ubatch))``
-  cells (``llama_kv_cache_iswa``, ``--swa-full`` off); recurrent states in f32.
+  cells (``llama_kv_cache_iswa``, ``--swa-full`` off). MLA keeps its latent
+  (``kv_lora_rank + rope``) in K and no V. Recurrent layers (Mamba, Gated DeltaNet,
+  short convolutions; a hybrid's ``llama_memory_hybrid`` beside the attention KV) keep
+  ``n_embd_r() + n_embd_s()`` f32 elements per sequence (``llama_memory_recurrent``,
+  ``max(1, n_seq_max)`` cells).
 * **compute buffers**: the worst-case graph ``sched_reserve`` allocates for a ubatch of
   ``min(n_ctx, 512)`` tokens: the largest of the attention peak (the ``K·Q`` scores in f32
   without flash attention), the FFN peak and, on the output layer's device, the logits of
@@ -29,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from paramtool import dtypes
+from paramtool.analysis.model import State
 from paramtool.errors import UsageError
 from paramtool.memory.engines.base import Device, DevicePlan, EngineFit, ModelView, RamPlan, Request
 from paramtool.memory.engines.generic import budget, model_limit
@@ -93,6 +98,18 @@ def _pad(n: int, to: int = CTX_PAD) -> int:
     return -(-n // to) * to
 
 
+def _recurrent_elements(state: State) -> int:
+    """``n_embd_r() + n_embd_s()`` (``src/llama-hparams.cpp``): the convolution keeps
+    ``d_conv - 1`` columns (its first is shifted out each step), the SSM or delta-rule
+    state all of it; the description counts the whole kernel, as transformers keeps it."""
+    total = 0
+    for part, n in state.parts:
+        if part == "conv" and state.conv_kernel:
+            n = n // state.conv_kernel * (state.conv_kernel - 1)
+        total += n
+    return total
+
+
 def _shape(model: ModelView) -> _Shape:
     dims = model.dims
     plan = dims.plan()
@@ -111,7 +128,7 @@ def _shape(model: ModelView) -> _Shape:
         window = None
         if la is not None and la.mixer in ("sliding_attention", "chunked_attention"):
             window = la.window
-        state = la.state.elements if la is not None and la.state is not None else 0
+        state = _recurrent_elements(la.state) if la is not None and la.state is not None else 0
         heads = (att.heads if att is not None else None) or dims.heads or 0
         layers.append(_Layer(per_layer[i], experts[i], kv, window, state, heads))
     desc = dims.description
@@ -273,6 +290,8 @@ class LlamaCpp:
             return "the model's layers are unknown"
         if not model.dims.hidden_size:
             return "llama.cpp's compute buffers need the model's hidden size"
+        if model.dims.model_type == "rwkv":
+            return "llama.cpp has no RWKV-4 graph (it runs RWKV-6 and RWKV-7)"
         return None
 
     def plan(self, model: ModelView, request: Request) -> EngineFit:

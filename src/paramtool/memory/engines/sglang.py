@@ -52,6 +52,9 @@ HYBRID_SWA_ARCHITECTURES = frozenset({
 })  # fmt: skip
 # Mixers whose fixed state SGLang's MambaPool keeps (RWKV-style recurrences: no model in SGLang).
 MAMBA_MIXERS = ("state_space", "hybrid", "linear_attention", "conv")
+# reserved_mem added for speculative decoding (MiB): "eagle draft models and cuda graphs",
+# a standalone draft model and its graphs (server_args.py _handle_gpu_memory_settings).
+SPECULATIVE_RESERVE_MIB = {"EAGLE": 2 * 1024, "STANDALONE": 6 * 1024}
 # DSA (DeepSeek V3.2) indexer: index_head_dim + index_head_dim // 128 × 4 bytes a layer (uint8).
 NSA_QUANT_BLOCK = 128
 
@@ -69,14 +72,61 @@ def gpu_defaults(gpu_mem_mib: int, tp: int) -> tuple[int, int]:
     return 16384, 512
 
 
-def default_mem_fraction(gpu_mem_mib: int, tp: int, pp: int = 1) -> float:
-    """``_handle_gpu_memory_settings``'s ``mem_fraction_static`` (no DP attention, no
-    speculative decoding, no piecewise CUDA graphs, a text-only model)."""
+def reserved_mib(gpu_mem_mib: int, tp: int, pp: int = 1, speculative: str | None = None) -> float:
+    """``_handle_gpu_memory_settings``'s ``reserved_mem`` (MiB) for activations, CUDA graphs
+    and, with ``speculative`` (``EAGLE``, ``STANDALONE``), the draft model."""
     chunked, graph_bs = gpu_defaults(gpu_mem_mib, tp)
     reserved = 512 + max(chunked, 2048) * 1.5 + graph_bs * 2 + tp * pp / 8 * 1024
     if gpu_mem_mib > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
+    if speculative is not None:
+        reserved += SPECULATIVE_RESERVE_MIB.get(speculative, SPECULATIVE_RESERVE_MIB["EAGLE"])
+    return reserved
+
+
+def default_mem_fraction(gpu_mem_mib: int, tp: int, pp: int = 1,
+                         speculative: str | None = None) -> float:  # fmt: skip
+    """``_handle_gpu_memory_settings``'s ``mem_fraction_static`` (no DP attention, no
+    piecewise CUDA graphs; before the multimodal factor, :func:`vlm_factor`)."""
+    reserved = reserved_mib(gpu_mem_mib, tp, pp, speculative)
     return round((gpu_mem_mib - reserved) / gpu_mem_mib, 3)
+
+
+def vlm_factor(model: ModelView) -> float:
+    """``adjust_mem_fraction_for_vlm``: ``0.95 × clamp(1 - 0.1 × (L·H² / (24·1024²) - 1),
+    0.8, 1.05)`` for the vision tower's ``L`` layers of hidden size ``H`` (ViT-L/14 = 1).
+    The tower's dimensions are not read here: ``L·H²`` is taken as its parameters / 12 (a
+    transformer block's 12·H² weights), from ``vision_bytes`` at the served dtype."""
+    if not model.vision_bytes:
+        return 1.0
+    per = (model.weight_dtype.bits / 8) if model.weight_dtype is not None else 2.0
+    complexity = model.vision_bytes / per / 12 / (24 * 1024**2)
+    return 0.95 * max(0.8, min(1.05, 1.0 - 0.1 * (complexity - 1.0)))
+
+
+def speculative_algorithm(request: Request) -> str | None:
+    """What ``--speculative-algorithm`` the request stands for: the MTP head is EAGLE
+    (NEXTN is an alias); a draft whose architecture names EAGLE is EAGLE (EAGLE3 alike);
+    any other draft model STANDALONE."""
+    if request.draft is not None:
+        desc = request.draft.dims.description
+        arch = (desc.architecture or "") if desc is not None else ""
+        return "EAGLE" if "eagle" in arch.lower() else "STANDALONE"
+    return "EAGLE" if request.mtp else None
+
+
+def mtp_cell(model: ModelView, dtype: DType, tp: int) -> int:
+    """The MTP draft worker's bytes a token: ``num_nextn_predict_layers`` layers
+    (``profile_max_num_token`` for a draft worker) of the main model's attention (its last
+    full-attention layer; DeepSeek-V3: one MLA layer)."""
+    full = [la for la in model.dims.plan() if la.caches_tokens and not _is_swa(la)]
+    if not full or full[-1].attention is None:
+        return 0
+    att = full[-1].attention
+    b = _bytes(dtype)
+    cell = _mla_cell(att, b) if att.variant == "mla" else _mha_elements(att, tp) * b
+    desc = model.dims.description
+    return cell * ((desc.mtp_layers if desc is not None else 0) or 1)
 
 
 def rest_memory(pre_load_free: int, post_load_free: int, fraction: float) -> Fraction:
@@ -211,9 +261,14 @@ class SGLangEngine:
         tp = request.tensor_parallel or len(request.devices)
         notes: list[str] = []
         fraction = request.mem_fraction_static
+        spec = speculative_algorithm(request)
         if fraction is None:
-            fraction = default_mem_fraction(device.total_bytes // MIB, tp)
-            notes.append(f"mem_fraction_static {fraction} (SGLang's default for this GPU and TP)")
+            fraction = default_mem_fraction(device.total_bytes // MIB, tp, speculative=spec)
+            what = "this GPU and TP" + (f", {spec} speculative decoding" if spec else "")
+            if model.vision_bytes:
+                fraction *= vlm_factor(model)
+                what += ", a multimodal model (its ViT size taken from its weights)"
+            notes.append(f"mem_fraction_static {fraction:.4g} (SGLang's default for {what})")
         dtype = request.kv_dtype or model.weight_dtype or dtypes.lookup("BF16")
         if dtype.block_size != 1 and request.kv_dtype is None:
             dtype = dtypes.lookup("BF16")
@@ -271,6 +326,37 @@ class SGLangEngine:
         kv_bytes = (full_tokens * full_cell * full_layers + swa_tokens * swa_cell * swa_layers
                     if swa_layers else tokens * cell) + mamba_slots * per_req  # fmt: skip
         budget = int(pre * Fraction(str(fraction)))
+        # The draft worker (a draft model or the MTP head) loads after the target's pool is
+        # allocated: its weights and its own pool of draft_runner_cache_size (the target's
+        # token count) tokens sit outside mem_fraction_static.
+        draft_weights = draft_kv = 0
+        if request.draft is not None:
+            draft_weights = -(-request.draft.weights_bytes // tp)
+            draft_kv = pool_tokens * cell_size(request.draft, dtype, tp)[0]
+        elif request.mtp and model.mtp_bytes:
+            draft_weights = -(-max(model.mtp_bytes - model.mtp_shared_bytes, 0) // tp)
+            draft_kv = pool_tokens * mtp_cell(model, dtype, tp)
+        if spec is not None:
+            outside = pre - budget
+            allowance = outside - int(reserved_mib(device.total_bytes // MIB, tp) * MIB)
+            what = "draft model" if request.draft is not None else "MTP head"
+            notes.append(
+                f"{spec} {what}: its weights ({draft_weights:,} bytes) and its own KV pool "
+                f"({pool_tokens:,} tokens, {draft_kv:,} bytes) load outside "
+                "mem_fraction_static (the budget shown is all the free memory)"
+            )
+            if draft_weights + draft_kv > allowance:
+                notes.append(
+                    f"the {what} takes more than the {max(allowance, 0):,} bytes SGLang's "
+                    "default leaves it beside its activation and CUDA-graph reserve: it may "
+                    "run out of memory at CUDA-graph capture (lower --mem-fraction-static)"
+                )
+            budget = pre
+            if why is None and draft_weights + draft_kv > outside:
+                why = (f"the {what}'s weights and KV pool do not fit in the memory left "
+                       "outside mem_fraction_static: lower --mem-fraction-static")  # fmt: skip
+        weights += draft_weights
+        kv_bytes += draft_kv
         plans = tuple(
             DevicePlan(
                 name=dv.name,

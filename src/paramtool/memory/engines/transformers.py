@@ -8,7 +8,14 @@
   decompressed to full heads is not what transformers 5 caches: it keeps the latent);
   sliding-window layers keep W - 1 past tokens (``DynamicSlidingWindowLayer``):
   :func:`paramtool.memory.kv_cache.kv_cache` with ``convention="transformers"``. Each
-  layer's cache sits on its layer's device.
+  layer's cache sits on its layer's device. A hybrid's linear-attention and Mamba layers
+  keep a fixed state beside it (``LinearAttentionLayer``): the convolution's whole kernel
+  in the model's dtype, and a delta-rule recurrent state (Gated DeltaNet, KDA) in float32,
+  the dtype its kernels return it in (``torch_chunk_gated_delta_rule`` computes in
+  float32; the cache takes ``zeros_like`` of it).
+* **MoE**: every expert's weights are loaded (``weights_bytes``); the prefill runs the
+  routed tokens through ``k`` experts, so a MoE layer's intermediate activations are
+  ``k × moe_intermediate_size`` plus the shared experts'.
 * **activations** (an estimate, not transformers' own figure): the prefill forward pass
   over ``batch × context`` tokens with SDPA (no score matrix kept): the residual, a few
   hidden-size activations and the MLP's two intermediate projections, in the model's
@@ -37,6 +44,37 @@ from paramtool.memory.search import largest
 
 VERSION = "transformers 5.x generate (DynamicCache)"
 ACTIVATIONS_PER_TOKEN = 4  # hidden-size tensors live at once beside the MLP's two projections
+F32 = 4
+
+
+def _state_bytes(model: ModelView, kv_dtype: dtypes.DType) -> int:
+    """One sequence's fixed states as transformers keeps them: a delta-rule ``recurrent``
+    part in float32, every other part (conv, SSM) in the cache dtype."""
+    total = 0
+    for la in model.dims.plan():
+        if la.state is None:
+            continue
+        for part, n in la.state.parts:
+            if part == "recurrent" and la.mixer == "linear_attention":
+                total += n * F32
+            else:
+                total += kv_dtype.estimate_nbytes(n)
+    return total
+
+
+def _intermediate(model: ModelView) -> int:
+    """The widest MLP intermediate a layer runs per token: a dense layer's
+    ``intermediate_size``; a MoE layer's ``k`` routed experts and its shared experts."""
+    dims = model.dims
+    ex = dims.description.experts if dims.description is not None else None
+    widths = []
+    for la in dims.plan():
+        if la.ffn == "moe" and ex is not None and ex.per_token:
+            moe = ex.intermediate_size or dims.moe_intermediate_size or dims.intermediate_size
+            widths.append(ex.per_token * (moe or 0) + dims.shared_intermediate_size)
+        else:
+            widths.append(dims.intermediate_size or 0)
+    return max(widths, default=dims.intermediate_size or 0)
 
 
 def _split(n: int, parts: int) -> list[int]:
@@ -77,12 +115,14 @@ class Transformers:
         counts = _split(n_layer, nd) if n_layer else [0] * nd
         rest = model.weights_bytes - model.embedding_bytes - model.output_bytes - model.other_bytes
         layer_bytes = list(model.layer_bytes) if len(model.layer_bytes) == n_layer else []
-        hidden, inter = dims.hidden_size or 0, dims.intermediate_size or 0
+        hidden, inter = dims.hidden_size or 0, _intermediate(model)
+        state_per_seq = _state_bytes(model, kv_dtype)
         vocab = dims.vocab_size or 0
 
         def per_device(ctx: int, batch: int) -> list[tuple[int, int, int]]:
             """(weights, KV, activations) on each device."""
-            kv_total = kv_cache(dims, ctx, batch, kv_dtype, convention="transformers").bytes
+            cache = kv_cache(dims, ctx, batch, kv_dtype, convention="transformers")
+            kv_total = cache.bytes - cache.state_bytes + state_per_seq * batch
             rows = []
             first = 0
             for i, n in enumerate(counts):

@@ -280,6 +280,34 @@ def group_specs(specs: Sequence[Spec]) -> KVLayout:
     return KVLayout(tuple(groups), padding_layers=padding)
 
 
+def mtp_layers(model: ModelView) -> tuple[Layer, ...]:
+    """The MTP head's decoder blocks, as vLLM's MTP drafter registers them
+    (``DeepSeekMTP`` / ``Qwen3NextMTP``...: ``num_nextn_predict_layers`` blocks, each with
+    the main model's attention): the last full-attention layer of the main stack, once per
+    MTP block (DeepSeek-V3: one MLA layer)."""
+    plan = model.dims.plan()
+    full = [la for la in plan if la.caches_tokens and la.mixer not in (
+        "sliding_attention", "chunked_attention")]  # fmt: skip
+    if not full:
+        return ()
+    desc = model.dims.description
+    count = (desc.mtp_layers if desc is not None else 0) or 1
+    return (full[-1],) * count
+
+
+def vision_activation(model: ModelView, tokens: int) -> int:
+    """The multimodal part of ``profile_run``: the dummy encoder outputs over the encoder
+    budget (``tokens``: ``max_num_encoder_input_tokens`` = ``encoder_cache_size`` =
+    ``max_num_batched_tokens`` by default), at the language model's hidden size, are held
+    in ``encoder_cache`` through the decoder's dummy run and the sampler's; the vision
+    tower's own forward is taken to peak below one decoder layer's over as many tokens
+    (an approximation: the tower's dimensions are not read)."""
+    if not model.vision_bytes:
+        return 0
+    b = 2 if model.weight_dtype is None or model.weight_dtype.bits <= 16 else 4
+    return tokens * (model.dims.hidden_size or 0) * b
+
+
 def batch_defaults(
     device_total: int, device_name: str, *, llm_class: bool = False
 ) -> tuple[int, int]:
@@ -351,7 +379,12 @@ class VLLMEngine:
         if dtype.block_size != 1 and request.kv_dtype is None:
             dtype = dtypes.lookup("BF16")  # "auto" with a quantized checkpoint: its bf16 compute
         tp = request.tensor_parallel or len(request.devices) or 1
-        specs = layer_specs(model.dims.plan(), dtype, state, tp)
+        layers = list(model.dims.plan())
+        if request.mtp:  # the MTP drafter's attention layers join the one pool
+            layers.extend(mtp_layers(model))
+        if request.draft is not None:  # so do a draft model's (same TP, same cache dtype)
+            layers.extend(request.draft.dims.plan())
+        specs = layer_specs(layers, dtype, state, tp)
         specs, block = _align_hybrid_mamba(specs)
         return group_specs(specs), block
 
@@ -383,15 +416,39 @@ class VLLMEngine:
         if layout.padding_layers:
             notes.append(f"{layout.padding_layers} padding layers in the hybrid KV groups")
 
+        if request.draft is not None and model.vision_bytes:
+            raise UsageError(
+                "", "vLLM's draft-model speculative decoding does not support multimodal "
+                "models yet (NotImplementedError)", param="draft",
+            )  # fmt: skip
+        extra = 0  # what shares the GPUs: a draft model, the MTP head
+        if request.draft is not None:
+            extra += request.draft.weights_bytes
+            notes.append(
+                "draft model: its weights and its attention layers' KV cache share the GPUs "
+                "and the one KV pool (same tensor-parallel degree)"
+            )
+        if request.mtp and model.mtp_bytes:
+            extra += max(model.mtp_bytes - model.mtp_shared_bytes, 0)
+            notes.append(
+                f"MTP head loaded ({len(mtp_layers(model))} more attention layer(s) in the KV "
+                "pool; its embedding and output head shared with the target's)"
+            )
         budget = int(device.total_bytes * util)
-        weights = _cdiv(model.weights_bytes + (request.draft.weights_bytes if request.draft
-                                                else 0), tp)  # fmt: skip
+        weights = _cdiv(model.weights_bytes + extra, tp)
         if request.kv_memory is not None:
             available = request.kv_memory
             activation = runtime = 0
             notes.append("KV pool given (kv_cache_memory_bytes): no profiling estimate")
         else:
             activation = activation_peak(model, mnbt, min(seqs, mnbt), tp)
+            if model.vision_bytes:
+                activation += vision_activation(model, mnbt)
+                notes.append(
+                    f"vision encoder: its dummy outputs over the encoder budget ({mnbt} "
+                    "tokens) held through the profiling run (an estimate; the encoder's own "
+                    "forward is taken to peak lower)"
+                )
             runtime = NON_TORCH_BYTES + CUDA_GRAPH_BYTES
             available = budget - weights - activation - runtime
             notes.append(
