@@ -190,6 +190,18 @@ def test_decode_bound_from_bandwidth():
     assert fit(dense(), Request((gpu(),), context=8192), "generic").decode_tokens_per_s_max is None
 
 
+def test_llama_cpp_embeddings_in_ram_are_a_lookup_not_a_read(tmp_path: Path) -> None:
+    # Llama-3.1-8B at bf16, every layer on one H100 SXM (3.35 TB/s); llama.cpp keeps the
+    # 525,336,576-parameter token table in system RAM, of which a token reads one row.
+    # Per token: (8,030,261,248 - 525,336,576) x 2 B of weights + 131,072 B x 8192 of KV.
+    layouts.write_sparse_checkpoint(tmp_path, layouts.llama31_8b(), shards=1)
+    r = paramtool.fit(str(tmp_path), gpu="h100-80gb", engine="llama.cpp", context=8192)
+    assert r.ram.weights_bytes > 0
+    assert r.decode_tokens_per_s_max == pytest.approx(
+        3.35e12 / (7_504_924_672 * 2 + 131_072 * 8192), rel=1e-9
+    )
+
+
 def test_searches_are_bounded_and_exact():
     calls: list[int] = []
 

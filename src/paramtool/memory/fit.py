@@ -578,7 +578,12 @@ def _speed(
     except ParamtoolError:
         kv_read = 0
     held = [p.weights_bytes for p in plan.devices]
-    total_weights = sum(held) + plan.ram.weights_bytes
+    # llama.cpp keeps the token embedding table in system memory: a lookup of one row per
+    # token, not a read of the table (the active weights leave an untied table out).
+    ram_held = plan.ram.weights_bytes
+    if engine == "llama.cpp":
+        ram_held = max(ram_held - model.embedding_bytes, 0)
+    total_weights = sum(held) + ram_held
     pools = [p.kv_cache_bytes for p in plan.devices]
     total_pool = sum(pools) + plan.ram.kv_cache_bytes
     bandwidth = {d.name: d.bandwidth_bytes_per_s for d in request.devices}
@@ -588,8 +593,8 @@ def _speed(
         kv_part = kv_read * kv // total_pool if total_pool else kv_read // len(plan.devices)
         if w or kv:
             reads.append((weights_part + kv_part, bandwidth.get(p.name)))
-    if plan.ram.weights_bytes or plan.ram.kv_cache_bytes:
-        ram_w = model.active_weights_bytes * plan.ram.weights_bytes // total_weights
+    if ram_held or plan.ram.kv_cache_bytes:
+        ram_w = model.active_weights_bytes * ram_held // total_weights if total_weights else 0
         ram_kv = kv_read * plan.ram.kv_cache_bytes // total_pool if total_pool else 0
         reads.append((ram_w + ram_kv, _ram_bandwidth(request.devices)))
     parallel = engine in PARALLEL_ENGINES and not plan.ram.total_bytes
