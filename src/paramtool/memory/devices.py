@@ -105,9 +105,15 @@ def _unknown_why(name: str) -> str:
     key = normalize(name)
     close = difflib.get_close_matches(key, known_names(), n=4, cutoff=0.6)
     if key.startswith("m") and key[1:2].isdigit() and "gb" not in key:
-        return "Apple silicon needs its memory size: m3-max-128gb, m4-pro-48gb (see --list-gpus)"
+        return (
+            "Apple silicon needs its memory size: m3-max-128gb, m4-pro-48gb "
+            "(`paramtool footprint --list-gpus` lists them)"
+        )
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    return f"unknown GPU; {hint}see --list-gpus, or give a size (48GB, 24GiB)"
+    return (
+        f"unknown GPU; {hint}`paramtool footprint --list-gpus` lists the known ones, "
+        "or give a size (48GB, 24GiB)"
+    )
 
 
 def system_ram() -> int | None:

@@ -445,7 +445,8 @@ def lookup_gpu(name: str) -> Gpu:
         known = ", ".join(g.key for g in GPUS if not g.unified)
         raise UsageError(
             repr(name),
-            f"unknown GPU (known: {known}; Apple silicon as m3-max-128gb; see --list-gpus)",
+            f"unknown GPU (known: {known}; Apple silicon as m3-max-128gb; "
+            "`paramtool footprint --list-gpus` lists them)",
             param="gpu",
         )
     return gpu
