@@ -260,3 +260,56 @@ def test_rwkv4_is_not_a_llama_cpp_graph() -> None:
     }  # fmt: skip
     model = view(config, layer=10 * MIB, embd=75 * MIB, output=75 * MIB)
     assert "RWKV-4" in (ENGINE.supports(model) or "")
+
+
+# The tiny GGUFs of benchmarks/engines/llamacpp_compare.py (4 layers, n_embd 256, vocab
+# 2048, an own f16 head), as transformers configs. The "log" figures below come from
+# running llama.cpp 0.3.36's vendored build (llama.cpp 0c1e57098, CPU, n_gpu_layers=0,
+# n_ctx 4096, n_ubatch 512, flash attention off) on those GGUFs.
+TINY = {"hidden_size": 256, "num_hidden_layers": 4, "vocab_size": 2048,
+        "max_position_embeddings": 8192, "tie_word_embeddings": False}  # fmt: skip
+TINY_MAMBA = TINY | {
+    "architectures": ["MambaForCausalLM"], "model_type": "mamba", "intermediate_size": 512,
+    "state_size": 16, "conv_kernel": 4, "expand": 2, "time_step_rank": 16,
+}  # fmt: skip
+TINY_MLA = TINY | {
+    "architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2",
+    "num_attention_heads": 4, "num_key_value_heads": 4, "intermediate_size": 512,
+    "q_lora_rank": 64, "kv_lora_rank": 64, "qk_rope_head_dim": 16, "qk_nope_head_dim": 32,
+    "v_head_dim": 32, "n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1,
+    "moe_intermediate_size": 128, "first_k_dense_replace": 1, "moe_layer_freq": 1,
+}  # fmt: skip
+CPU_ONLY = Request(devices=(), context=4096, gpu_layers=0, flash_attention=False)
+
+
+def test_tiny_mamba_against_llama_cpp_log() -> None:
+    # GGUF: mamba, ssm.inner_size 512, ssm.state_size 16, ssm.conv_kernel 4. Log:
+    #   llama_memory_recurrent: size = 0.15 MiB (1 cells, 4 layers, 1 seqs),
+    #     R (f32): 0.02 MiB, S (f32): 0.12 MiB
+    # = 4 x ((4 - 1) x 512 + 16 x 512) x 4 B = 155,648 (R 24,576, S 131,072)
+    model = view(TINY_MAMBA, layer=1_162_240, embd=1_048_576, output=1_048_576)
+    fit = ENGINE.plan(model, CPU_ONLY)
+    assert fit.ram.kv_cache_bytes == 155_648
+    # log: "CPU compute buffer size is 6.5469 MiB" (≈ 6,864,922 B) + "CPU output buffer size =
+    # 0.01 MiB" (2048 x 4 B). Hand-worked: a Mamba layer's peak (256 + 6 x 512) x 512 x 4
+    # = 6,815,744 (above the logits' (2048 + 256) x 512 x 4 = 4,718,592), + 8,192
+    assert fit.ram.activation_bytes == 6_815_744 + 8_192
+    logged = 6_864_922 + 8_192
+    assert abs(fit.ram.activation_bytes - logged) < 0.01 * logged
+
+
+def test_tiny_mla_against_llama_cpp_log() -> None:
+    # GGUF: deepseek2, kv_lora_rank 64, rope 16, key_length_mla 48, value_length_mla 32,
+    # head_count 4, head_count_kv 1. Log: "llama_kv_cache: size = 2.50 MiB (4096 cells,
+    # 4 layers, 1/1 seqs), K (f16): 2.50 MiB, V (f16): 0.00 MiB"
+    # = 4 x (64 + 16) x 2 B x 4096 = 2,621,440, no V
+    model = view(TINY_MLA, layer=1_000_000, embd=1_048_576, output=1_048_576)
+    fit = ENGINE.plan(model, CPU_ONLY)
+    assert fit.ram.kv_cache_bytes == 2_621_440
+    # log: "CPU compute buffer size is 43.6543 MiB" (≈ 45,774,851 B) + output 8,192 B.
+    # Hand-worked: scores 4 x 4096 x 512 x 4 = 33,554,432 + the absorbed query
+    # 4 x (64 + 16) x 512 x 4 = 655,360 + 6 x 256 x 512 x 4 = 3,145,728 + the mask
+    # 4096 x 512 x 4 = 8,388,608, + 8,192
+    assert fit.ram.activation_bytes == 33_554_432 + 655_360 + 3_145_728 + 8_388_608 + 8_192
+    logged = 45_774_851 + 8_192
+    assert abs(fit.ram.activation_bytes - logged) < 0.01 * logged

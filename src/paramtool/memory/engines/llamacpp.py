@@ -1,7 +1,8 @@
 """llama.cpp's memory accounting, as its load log reports it (``llama-server`` defaults).
 
-It follows llama.cpp at commit 0c1e57098 (ggml 0.25.3, the copy llama-cpp-python 0.3.36
-vendors); docs/engine-llamacpp.md gives each formula with its source file:
+It follows llama.cpp at commit 0c1e57098bba43ac29e6e3b677cdceebdd22334f (2026-10-01,
+ggml 0.25.3: the submodule llama-cpp-python 0.3.36 vendors); docs/engine-llamacpp.md gives
+each formula with its source file:
 
 * **weights**: ``-ngl N`` offloads the last ``N`` of ``n_layer + 1`` layer slots, the
   output layer (output norm and head) being the last slot (``llama_model::load_tensors``);
@@ -19,7 +20,8 @@ vendors); docs/engine-llamacpp.md gives each formula with its source file:
   ``max(1, n_seq_max)`` cells).
 * **compute buffers**: the worst-case graph ``sched_reserve`` allocates for a ubatch of
   ``min(n_ctx, 512)`` tokens: the largest of the attention peak (the ``K·Q`` scores in f32
-  without flash attention), the FFN peak and, on the output layer's device, the logits of
+  without flash attention; MLA adds its absorbed query), the FFN peak, a Mamba layer's
+  scan peak and, on the output layer's device, the logits of
   every ubatch token in f32; an approximation of ggml-alloc's reuse, documented.
 * **defaults**: with neither ``-ngl`` nor ``--n-cpu-moe`` given, ``--fit`` (on by default)
   picks them: everything on the GPUs if that leaves 1 GiB free on each, else the context
@@ -40,7 +42,10 @@ from paramtool.memory.engines.generic import budget, model_limit
 from paramtool.memory.search import largest, smallest
 from paramtool.units import human_bytes
 
-VERSION = "llama.cpp 0c1e57098 (ggml 0.25.3, as llama-cpp-python 0.3.36 vendors it)"
+VERSION = (
+    "llama.cpp 0c1e57098bba43ac29e6e3b677cdceebdd22334f (2026-10-01; ggml 0.25.3), "
+    "as llama-cpp-python 0.3.36 vendors it"
+)
 N_BATCH = 2048  # common_params::n_batch
 N_UBATCH = 512  # common_params::n_ubatch
 CTX_PAD = 256  # llama_context: n_ctx = GGML_PAD(n_ctx, 256); the SWA cache likewise
@@ -64,6 +69,8 @@ class _Layer:
     window: int | None  # sliding / chunked window, None: the whole context
     state_elements: int  # a recurrent state, elements per sequence
     heads: int
+    mla_q: int  # MLA: the absorbed query's elements per token (n_head x (kv_lora + rope))
+    scan_inner: int  # a Mamba-style layer's d_inner (its conv channels), 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +137,12 @@ def _shape(model: ModelView) -> _Shape:
             window = la.window
         state = _recurrent_elements(la.state) if la is not None and la.state is not None else 0
         heads = (att.heads if att is not None else None) or dims.heads or 0
-        layers.append(_Layer(per_layer[i], experts[i], kv, window, state, heads))
+        mla_q = heads * att.latent_elements if att is not None and att.latent_elements else 0
+        scan = 0
+        if la is not None and la.state is not None and la.mixer in ("state_space", "hybrid"):
+            conv = dict(la.state.parts).get("conv", 0)
+            scan = conv // la.state.conv_kernel if la.state.conv_kernel else 0
+        layers.append(_Layer(per_layer[i], experts[i], kv, window, state, heads, mla_q, scan))
     desc = dims.description
     ex = desc.experts if desc is not None else None
     tied = model.output_bytes == 0 and dims.tie_word_embeddings
@@ -196,11 +208,22 @@ def _attn_peak(layer: _Layer, shape: _Shape, s: _Setting, tokens: int, gpu: bool
     with flash attention) and the ``n_embd × n_tokens`` f32 activations live beside them
     (four on a GPU, where the mask copy also lives; six on the CPU, where the mask is
     counted with the inputs), as the published logs and the CPU runs of
-    benchmarks/engines/llamacpp_compare.py measure them."""
+    benchmarks/engines/llamacpp_compare.py measure them. MLA adds its absorbed query
+    (``src/models/deepseek2.cpp``: ``Qcur = concat(q_nope_absorbed, q_pe)``, f32
+    ``(kv_lora_rank + rope) × n_head × n_tokens``), live beside the scores."""
     cells = _cells(layer, s)
     kq = 0 if s.flash else layer.heads * cells * tokens * F32
     act = shape.n_embd * tokens * F32
+    kq += layer.mla_q * tokens * F32
     return kq + (_mask(cells, s, tokens) + 4 * act if gpu else 6 * act)
+
+
+def _scan_peak(layer: _Layer, shape: _Shape, tokens: int) -> int:
+    """A Mamba layer (``src/models/mamba-base.cpp``, ``build_mamba_layer``): the residual
+    (``n_embd``), ``xz = ssm_in · x`` (``2 d_inner``) and four ``d_inner`` tensors (the
+    convolved ``x``, ``dt``, the ``ssm_scan`` output, ``x · D``) live at once, f32 per
+    token, as the CPU run of benchmarks/engines/llamacpp_compare.py measures it."""
+    return (shape.n_embd + 6 * layer.scan_inner) * tokens * F32
 
 
 def _ffn_peak(layer: _Layer, shape: _Shape, tokens: int) -> int:
@@ -225,7 +248,7 @@ def _usage(shape: _Shape, s: _Setting, nd: int) -> _Usage:
         cells = _cells(layer, s)
         lkv = kvb.estimate_nbytes(layer.kv_elements * cells * s.n_seq) if layer.kv_elements else 0
         lkv += layer.state_elements * F32 * s.n_seq
-        ffn = _ffn_peak(layer, shape, tokens)
+        ffn = max(_ffn_peak(layer, shape, tokens), _scan_peak(layer, shape, tokens))
         att = layer.kv_elements > 0
         if dev == CPU:
             lpeak = max(_attn_peak(layer, shape, s, tokens, False) if att else 0, ffn)
