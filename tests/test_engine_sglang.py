@@ -172,18 +172,19 @@ def test_70b_tensor_parallel_default_fraction() -> None:
 
 def test_mamba_hybrid_split_qwen3_next() -> None:
     # Hand-worked from handle_max_mamba_cache, Qwen3-Next-80B-A3B at TP 4: 36 Gated DeltaNet
-    # layers, a state of conv (2 x 16 x 128 + 32 x 128) x 4 / 4 = 8192 bf16 and recurrent
-    # 32 x 128 x 128 / 4 = 131072 float32: 540672 bytes a layer, 19464192 a request.
-    # 10 GiB: mamba = int(10 GiB x 0.9 / 1.9 // 19464192) = 261 states; left 10737418240 -
-    # 261 x 19464192 = 5657264128; cell 1 KV head x 512 x 12 layers x 2 = 12288: 460389.
+    # layers, a state of conv (2 x 16 x 128 + 32 x 128) x (4 - 1) / 4 = 6144 bf16 (d_conv - 1
+    # columns) and recurrent 32 x 128 x 128 / 4 = 131072 float32: 536576 bytes a layer,
+    # 19316736 a request. 10 GiB: mamba = int(10 GiB x 0.9 / 1.9 // 19316736) = 263 states;
+    # left 10737418240 - 263 x 19316736 = 5657116672; cell 1 KV head x 512 x 12 layers x 2 =
+    # 12288: 460377.
     model = view(QWEN3_NEXT)
     assert ENGINE.supports(model) is None
-    assert mamba_cache_per_req(model, 4) == 19464192
+    assert mamba_cache_per_req(model, 4) == 19316736
     fit = ENGINE.plan(model, request(4, context=32768, kv_memory=10 * GIB))
-    assert fit.kv_cache_tokens == 460389
-    assert fit.max_concurrency == 460389 / 32768
+    assert fit.kv_cache_tokens == 460377
+    assert fit.max_concurrency == 460377 / 32768
     # At 1024 tokens the pool holds 449.6 sequences, but max_running_requests = min(2048,
-    # 261 // 3 = 87): the states bound the concurrency.
+    # 263 // 3 = 87): the states bound the concurrency.
     short = ENGINE.plan(model, request(4, context=1024, kv_memory=10 * GIB))
     assert short.max_concurrency == 87.0
 

@@ -97,6 +97,16 @@ class State:
     parts: tuple[tuple[str, int], ...]  # ("conv", n), ("ssm", n), ...
     conv_kernel: int | None = None  # the conv part's width: that part is channels × this
 
+    @property
+    def kept_parts(self) -> tuple[tuple[str, int], ...]:
+        """The parts as serving engines keep them (vLLM, SGLang, llama.cpp): the conv window
+        holds ``conv_kernel - 1`` past columns (the newest input is not cached), where
+        ``parts`` counts the whole kernel, as transformers' caches do."""
+        k = self.conv_kernel
+        return tuple(
+            (part, n // k * (k - 1) if part == "conv" and k else n) for part, n in self.parts
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Layer:

@@ -108,13 +108,8 @@ def _pad(n: int, to: int = CTX_PAD) -> int:
 def _recurrent_elements(state: State) -> int:
     """``n_embd_r() + n_embd_s()`` (``src/llama-hparams.cpp``): the convolution keeps
     ``d_conv - 1`` columns (its first is shifted out each step), the SSM or delta-rule
-    state all of it; the description counts the whole kernel, as transformers keeps it."""
-    total = 0
-    for part, n in state.parts:
-        if part == "conv" and state.conv_kernel:
-            n = n // state.conv_kernel * (state.conv_kernel - 1)
-        total += n
-    return total
+    state all of it (:attr:`State.kept_parts`)."""
+    return sum(n for _, n in state.kept_parts)
 
 
 def _shape(model: ModelView) -> _Shape:

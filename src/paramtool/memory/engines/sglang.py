@@ -204,7 +204,7 @@ def mamba_cache_per_req(model: ModelView, tp: int) -> int:
     for la in model.dims.plan():
         if la.state is None:
             continue
-        for part, elements in la.state.parts:
+        for part, elements in la.state.kept_parts:  # conv: d_conv - 1 columns
             per = CONV_STATE_BYTES if part == "conv" else SSM_STATE_BYTES
             total += -(-elements // tp) * per
     return total

@@ -202,7 +202,8 @@ def layer_specs(
                 window = la.window if kind != "full" else None
                 out.append(Spec(kind, BLOCK_SIZE, page, window))
         if la.state is not None:
-            elements = _cdiv(la.state.elements, tensor_parallel)
+            kept = sum(n for _, n in la.state.kept_parts)  # conv: d_conv - 1 columns
+            elements = _cdiv(kept, tensor_parallel)
             out.append(Spec("mamba", BLOCK_SIZE, elements * st_b))
     return out
 
