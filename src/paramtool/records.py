@@ -101,6 +101,9 @@ class Checkpoint:
     hub: HubInfo | None = None
     # Pickle weight files beside the checkpoint (named, never opened); None: nobody looked.
     pickle_files: tuple[str, ...] | None = None
+    # Python files beside the weights, by name (what trust_remote_code could import, never
+    # opened); None: nobody listed the folder.
+    code_files: tuple[str, ...] | None = None
     format: str = "safetensors"  # or "gguf"
     # GGUF only: version, architecture, name, context_length, file_type, kind
     # ("model", "mmproj", "adapter"), alignment, split_count (paramtool.gguf_reader.summary).

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from paramtool import dtypes
 from paramtool.analysis.anatomy import CATEGORIES, PARTS, Role, classify_all
 from paramtool.analysis.model import ModelDescription, describe
+from paramtool.analysis.remote_code import RemoteCode, find_remote_code
 from paramtool.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class Breakdown:
     by_part: Mapping[str, Mapping[str, Tally]] = field(default_factory=dict)
     adapter: Adapter | None = None
     moe: MoE | None = None
+    remote_code: RemoteCode | None = None  # custom code the config declares, .py files there
 
     @property
     def layer_count(self) -> int:
@@ -279,6 +281,7 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
         quantization=quant,
         adapter=_adapter(checkpoint, tensors, roles, logical, base_summary, metadata),
         moe=_moe(description, tensors, roles, logical),
+        remote_code=find_remote_code(checkpoint.config, checkpoint.code_files),
     )
 
 

@@ -166,6 +166,7 @@ def to_json(
         "quantization": quantization_json(b.quantization, b),
         "adapter": adapter_json(b.adapter),
         "moe": moe_json(b.moe),
+        "remote_code": b.remote_code.to_dict() if b.remote_code is not None else None,
     }
     if ck.hub is not None:
         h = ck.hub

@@ -315,3 +315,38 @@ def _safetensors_only(rule: Rule, ctx: Context) -> Finding:
     )
     mtext = "none" if ok else _plural(len(pickles), "pickle file")
     return _finding(rule, ok, list(pickles), [], message, mtext, "no pickle files")
+
+
+@_evaluates("no_remote_code")
+def _no_remote_code(rule: Rule, ctx: Context) -> Finding:
+    rc = ctx.breakdown.remote_code
+    declared = rc.declared if rc is not None else ()
+    limit_text = "no custom code declared"
+    if rc is None or not declared:
+        if ctx.checkpoint.config is None:
+            message = "no config.json, so no custom code declared"
+        else:
+            message = "config.json declares no custom code (auto_map, custom_pipelines)"
+        if rc is not None and rc.code_files:
+            files = list(rc.code_files)
+            message += (
+                f"; {_plural(len(files), 'Python file')} in the folder ({_listing(files, 5)})"
+            )
+        return _finding(rule, True, [], [], message, "none", limit_text)
+    refs = [f"{r.key} → {r.reference}" for r in declared]
+    message = (
+        f"config.json declares {_plural(len(declared), 'class reference')} ({_listing(refs, 5)})"
+    )
+    if rc.modules:
+        message += (
+            f"; a trust_remote_code load would import and run {_listing(list(rc.modules), 5)}"
+        )
+    if rc.missing:
+        message += f" ({_listing(list(rc.missing), 5)} not in the folder)"
+    if rc.other_repos:
+        message += f"; code from {_listing(list(rc.other_repos), 5)}"
+    measured = [
+        {"declared_in": r.declared_in, "key": r.key, "reference": r.reference} for r in declared
+    ]
+    mtext = _plural(len(declared), "class reference")
+    return _finding(rule, False, measured, [], message, mtext, limit_text)

@@ -108,6 +108,13 @@ def check_command(
             help="Fail when pickle files (.bin .pt .pth .ckpt .pkl) sit beside the weights.",
         ),
     ] = False,
+    no_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--no-remote-code",
+            help="Fail when config.json declares custom code (auto_map, custom_pipelines).",
+        ),
+    ] = False,
     no_nan: Annotated[
         bool,
         typer.Option(
@@ -182,6 +189,7 @@ def check_command(
         "expect_layers": expect_layers,
         "require_metadata": require_metadata,
         "safetensors_only": safetensors_only,
+        "no_remote_code": no_remote_code,
         "no_nan": no_nan,
         "no_inf": no_inf,
         "sha256": sha256,

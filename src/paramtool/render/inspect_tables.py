@@ -321,6 +321,34 @@ def moe_table(b: Breakdown, binary: bool = False) -> Table | None:
     return t
 
 
+def remote_code_table(b: Breakdown, binary: bool = False) -> Table | None:
+    """The custom code the config declares (auto_map, custom_pipelines) and the .py files there."""
+    rc = b.remote_code
+    if rc is None:
+        return None
+    t = _kv("Custom code")
+    for r in rc.declared:
+        t.add_row("Declares", plain(f"{r.declared_in} {r.key} → {r.reference}"))
+    if rc.modules:
+        t.add_row("Would import", plain(", ".join(rc.modules)))
+    if rc.missing:
+        t.add_row("Missing", plain(", ".join(rc.missing) + " (not in the checkpoint's folder)"))
+    if rc.other_repos:
+        t.add_row("From other repos", plain(", ".join(rc.other_repos)))
+    if rc.code_files:
+        t.add_row("Python files", plain(", ".join(rc.code_files)))
+    for note in rc.notes:
+        t.add_row("Note", plain(note))
+    if rc.declared:
+        t.add_row(
+            "Warning",
+            "a trust_remote_code load would import and run this code; paramtool never does",
+        )
+    else:
+        t.add_row("Declares", "nothing: no auto_map or custom_pipelines in config.json")
+    return t
+
+
 def memory_table(b: Breakdown, binary: bool = False) -> FitTable:
     t = FitTable(title="Memory for these parameters", title_justify="left")
     t.add_column("precision")
@@ -425,7 +453,7 @@ def report(
     binary: bool = False,
 ) -> Group:
     parts: list[Any] = [summary_table(b, binary), anatomy_table(b, binary)]
-    for section in (parts_table, quantization_table, adapter_table, moe_table):
+    for section in (parts_table, quantization_table, adapter_table, moe_table, remote_code_table):
         table = section(b, binary)
         if table is not None:
             parts.append(table)

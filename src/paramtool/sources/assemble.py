@@ -31,6 +31,7 @@ def assemble(
     warnings: Iterable[str] = (),
     hub: HubInfo | None = None,
     pickle_files: tuple[str, ...] | None = None,
+    code_files: tuple[str, ...] | None = None,
 ) -> Checkpoint:
     """Check the shards against the index (when there is one) and build the Checkpoint.
 
@@ -81,6 +82,7 @@ def assemble(
         warnings=tuple(notes),
         hub=hub,
         pickle_files=pickle_files,
+        code_files=code_files,
     )
 
 

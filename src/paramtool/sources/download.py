@@ -114,6 +114,7 @@ def download_checkpoint(
         warnings=checkpoint.warnings,
         hub=info,
         pickle_files=checkpoint.pickle_files,
+        code_files=checkpoint.code_files,
     )
 
 

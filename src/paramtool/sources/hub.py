@@ -141,6 +141,9 @@ def _read_checkpoint(
     present = set(files)
     beside = [f for f in files if f.startswith(prefix) and "/" not in f[len(prefix) :]]
     pickles = tuple(sorted(f for f in beside if is_pickle_name(f))) if complete else None
+    code = (
+        tuple(sorted(f[len(prefix) :] for f in beside if f.endswith(".py"))) if complete else None
+    )
     sidecars = [prefix + s for s in _SIDECARS if prefix + s in present]
     small = [*sidecars, *([index_name] if index_name is not None else [])]
     limit = hub_timeout() if isinstance(src, HubRanges) else None
@@ -206,6 +209,7 @@ def _read_checkpoint(
         warnings=notes,
         hub=hub,
         pickle_files=pickles,
+        code_files=code,
     )
 
 

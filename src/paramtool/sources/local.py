@@ -174,6 +174,7 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
         adapter_config=adapter_config,
         warnings=notes,
         pickle_files=_pickles_beside(folders),
+        code_files=_code_beside(sidecar_dir) if sidecar_dir is not None else None,
         **extra,
     )
 
@@ -204,6 +205,15 @@ def _open_gguf(paths: Sequence[str | os.PathLike[str]], files: Sequence[Path]) -
         raise SourceNotFound(source, "inspect a GGUF model on its own, not with other files")
     folders = {f.parent for f in files}
     return open_gguf(files, source=source, pickle_files=_pickles_beside(sorted(folders)))
+
+
+def _code_beside(folder: Path) -> tuple[str, ...]:
+    """The Python files in ``folder``, by name (never opened): what custom code could import."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return ()
+    return tuple(sorted(e.name for e in entries if e.name.endswith(".py") and e.is_file()))
 
 
 def _pickles_beside(folders: Iterable[Path]) -> tuple[str, ...]:
