@@ -249,9 +249,9 @@ def test_safetensors_only(tmp_path):
     assert one(tmp_path / "model.safetensors", safetensors_only=True).measured == names
 
 
-def test_a_folder_of_pickles_only_is_an_error_not_a_finding(tmp_path):
+def test_a_folder_of_a_truncated_pickle_is_an_error_not_a_finding(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04")
-    with pytest.raises(errors.UnsafeFormat):
+    with pytest.raises(errors.HeaderError):
         check(tmp_path, safetensors_only=True)
 
 

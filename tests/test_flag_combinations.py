@@ -279,7 +279,7 @@ def _run_hook(
 
 def _pickle(folder: Path, name: str = "pytorch_model.bin") -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_bytes(b"\x80\x02}q\x00.")  # a pickle, never opened
+    (folder / name).write_bytes(b"\x80\x02}q\x00.")  # an empty dict: read, never unpickled
 
 
 def test_a_staged_pickle_fails_safetensors_only(tmp_path: Path) -> None:
@@ -289,11 +289,11 @@ def test_a_staged_pickle_fails_safetensors_only(tmp_path: Path) -> None:
     )
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "safetensors_only" in r.stdout and "FAIL" in r.stdout
-    assert "x/pytorch_model.bin: the weights are pickles, not safetensors" in r.stdout
+    assert "the weights are pickles, not safetensors (x/pytorch_model.bin)" in r.stdout
     assert "error" not in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_staged_pickle_beside_staged_safetensors_fails_and_names_the_other_rules(
+def test_a_staged_pickle_beside_staged_safetensors_fails_and_evaluates_the_other_rules(
     tmp_path: Path,
 ) -> None:
     _pickle(tmp_path / "x")
@@ -303,16 +303,18 @@ def test_a_staged_pickle_beside_staged_safetensors_fails_and_names_the_other_rul
         "paramtool-check", ["--safetensors-only", "--dtype", "f16", "--no-config"], staged, tmp_path
     )
     assert r.returncode == 1, (r.stdout, r.stderr)
-    assert r.stderr == (
-        "paramtool: warning: 1 other rule not evaluated (dtype): paramtool never opens a pickle\n"
-    )
+    assert r.stderr == ""  # pickles are read now: every rule is evaluated
+    assert "safetensors_only" in r.stdout and "dtype" in r.stdout
 
 
-def test_a_staged_pickle_without_safetensors_only_is_one_error_line(tmp_path: Path) -> None:
+def test_a_staged_pickle_without_safetensors_only_is_read_and_checked(tmp_path: Path) -> None:
     _pickle(tmp_path / "x", "model.pt")
     r = _run_hook("paramtool-check", ["--max-size", "1GB", "--no-config"], ["x/model.pt"], tmp_path)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    (tmp_path / "x" / "model.pt").write_bytes(b"\x80\x02}q")  # truncated: one error line
+    r = _run_hook("paramtool-check", ["--max-size", "1GB", "--no-config"], ["x/model.pt"], tmp_path)
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr.startswith("paramtool: error: x/model.pt: pickle checkpoints can execute")
+    assert r.stderr.startswith("paramtool: error: x/model.pt: ")
     assert r.stderr.count("\n") == 1
 
 

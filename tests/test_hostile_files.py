@@ -333,12 +333,16 @@ def test_safetensors_named_gguf_is_read_as_safetensors_and_fails_the_gate(tmp_pa
     assert code == 1, stdout
 
 
-def test_pickle_bytes_named_safetensors_are_refused(tmp_path):
+def test_pickle_bytes_named_safetensors_are_read_as_a_pickle_and_fail_the_format_rule(tmp_path):
     p = tmp_path / "model.safetensors"
-    p.write_bytes(b"\x80\x02}q\x00." + b"\0" * 40)
-    one_error("check", str(p), "--safetensors-only", words=("pickle", "not safetensors"))
+    p.write_bytes(b"\x80\x02}q\x00." + b"\0" * 40)  # an empty dict: read, never unpickled
+    code, stdout, stderr, _, _ = run("check", str(p), "--safetensors-only")
+    assert code == 1 and "Traceback" not in stderr, (code, stdout, stderr)
+    assert "named for one format but holding another" in stdout
+    p.write_bytes(b"\x80\x02}q" + b"\0" * 40)  # a broken pickle: one error line
+    one_error("check", str(p), "--safetensors-only", words=("model.safetensors",))
     p.write_bytes(b"PK\x03\x04" + b"\0" * 60)
-    one_error("inspect", str(p), words=("zip archive", "not safetensors"))
+    one_error("inspect", str(p), words=("zip archive",))  # zip bytes: read as a torch zip
 
 
 @pytest.mark.parametrize("command", ["inspect", "stats", "hash", "footprint"])

@@ -134,8 +134,8 @@ def test_hostile_names_are_not_markup(tmp_path):
         (lambda d: d / "missing.safetensors", "no such file"),
         (lambda d: d, "no safetensors checkpoint"),
         (
-            lambda d: _write(d / "pytorch_model.bin", b"\x80\x02}q\x00."),
-            "can execute arbitrary code",
+            lambda d: _write(d / "pytorch_model.bin", b"\x80\x02}q"),  # cut short
+            "not a valid pickle",
         ),
         (lambda d: _write(d / "x.safetensors", b""), "8-byte header length"),
         (lambda d: _write(d / "x.safetensors", b"GGUF" + b"\0" * 60), "GGUF"),

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "paramtool"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 # import name -> distribution name, where they differ
-DISTRIBUTION = {"tomli": "tomli", "re2": "google_re2"}  # import name -> distribution
+DISTRIBUTION = {"tomli": "tomli", "re2": "google_re2", "OpenSSL": "pyopenssl"}
 
 
 def _third_party_imports() -> set[str]:

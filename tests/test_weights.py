@@ -77,7 +77,15 @@ LISTINGS = {
     ),
     "pickles only": (
         ["training_args.bin", "pytorch_model.bin", "config.json"],
-        WeightPick("pickle", ("pytorch_model.bin", "training_args.bin")),
+        WeightPick("pickle", ("pytorch_model.bin",)),  # not the trainer's training_args.bin
+    ),
+    "a pickle index": (
+        ["pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin", "optimizer.pt"],
+        WeightPick("pickle", ("pytorch_model.bin.index.json",)),
+    ),
+    "pickles but the trainer's": (
+        ["optimizer.pt", "consolidated.00.pth", "rng_state.pth"],
+        WeightPick("pickle", ("consolidated.00.pth",)),
     ),
     "nothing": (["README.md", "config.json"], WeightPick(None)),
     "only this level": (
@@ -133,9 +141,18 @@ AGREE = {
     "a projector alone": (("files", ("mmproj-model-f16.gguf",)), ("refused", ("HubError",))),
     "a split is one model": (("files", (SPLIT[0],)), ("refused", ("HubError",))),
     "several GGUF models": (("refused", ("SourceNotFound",)), ("refused", ("HubError",))),
-    "pickles only": (("refused", ("UnsafeFormat",)),) * 2,
+    # Pickles are read locally (symbolically, never unpickled); the Hub still refuses them.
+    "pickles only": (("files", ("pytorch_model.bin",)), ("refused", ("UnsafeFormat",))),
+    "a pickle index": (
+        ("index", ("pytorch_model.bin.index.json",)),
+        ("refused", ("UnsafeFormat",)),
+    ),
+    "pickles but the trainer's": (
+        ("files", ("consolidated.00.pth",)),
+        ("refused", ("UnsafeFormat",)),
+    ),
     "nothing": (("refused", ("SourceNotFound",)), ("refused", ("HubError",))),
-    "only this level": (("refused", ("UnsafeFormat",)),) * 2,
+    "only this level": (("files", ("model.pt",)), ("refused", ("UnsafeFormat",))),
 }
 
 

@@ -9,8 +9,8 @@ The Python API is what the commands answer, as typed frozen records; each record
     1217664
 
 Nothing here prints or draws. Functions: :func:`inspect`, :func:`footprint`,
-:func:`fit`, :func:`check`, :func:`stats`, :func:`digest`, :func:`verify`, :func:`diff` and
-:func:`open_checkpoint`; errors derive from :class:`ParamtoolError`.
+:func:`fit`, :func:`check`, :func:`stats`, :func:`digest`, :func:`verify`, :func:`diff`,
+:func:`convert` and :func:`open_checkpoint`; errors derive from :class:`ParamtoolError`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from paramtool.analysis.inspection import Inspection
     from paramtool.api import (
         check,
+        convert,
         diff,
         digest,
         fit,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from paramtool.memory.estimate import Footprint
     from paramtool.memory.fit import Fit
     from paramtool.records import Checkpoint
+    from paramtool.values.convert import ConvertReport
     from paramtool.values.diff import DiffReport
     from paramtool.values.hashing import HashReport
     from paramtool.values.stats import StatsReport
@@ -54,6 +56,8 @@ _LAZY = {
     "verify": "paramtool.api",
     "diff": "paramtool.api",
     "open_checkpoint": "paramtool.api",
+    "convert": "paramtool.api",
+    "ConvertReport": "paramtool.values.convert",
     "Inspection": "paramtool.analysis.inspection",
     "Footprint": "paramtool.memory.estimate",
     "Fit": "paramtool.memory.fit",
@@ -67,6 +71,7 @@ _LAZY = {
 
 __all__ = [
     "Checkpoint",
+    "ConvertReport",
     "DiffReport",
     "Fit",
     "Footprint",
@@ -78,6 +83,7 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "check",
+    "convert",
     "diff",
     "digest",
     "fit",

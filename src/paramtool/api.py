@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from paramtool.memory.estimate import Footprint
     from paramtool.memory.fit import Fit
     from paramtool.records import Checkpoint
+    from paramtool.values.convert import ConvertReport
     from paramtool.values.diff import DiffReport
     from paramtool.values.hashing import HashReport
     from paramtool.values.stats import StatsReport
@@ -398,9 +399,8 @@ def check(
     (True, 0)
     """
     from paramtool.checks.config import rules_from_table
-    from paramtool.checks.evaluate import evaluate, pickle_report
+    from paramtool.checks.evaluate import evaluate
     from paramtool.checks.rules import RuleSet, finalize
-    from paramtool.errors import UnsafeFormat
 
     if isinstance(rules, RuleSet):
         chosen = finalize([rules])
@@ -408,15 +408,11 @@ def check(
         chosen = finalize([rules_from_table(rules)])
     else:
         chosen = tuple(rules)
-    try:
-        checkpoint = open_checkpoint(
-            source, revision=revision, token=token, subfolder=subfolder, progress=progress
-        )
-    except UnsafeFormat as e:  # pickles, refused unopened: a failed safetensors_only rule
-        report = pickle_report(e, chosen, config=config)
-        if report is None:
-            raise
-        return report
+    # Pickled weights are read symbolically like any checkpoint: every rule evaluates on
+    # them (safetensors_only fails, no_unsafe_pickle judges their globals).
+    checkpoint = open_checkpoint(
+        source, revision=revision, token=token, subfolder=subfolder, progress=progress
+    )
     return evaluate(checkpoint, chosen, config=config)
 
 
@@ -430,9 +426,19 @@ def _values_checkpoint(
 ) -> Checkpoint:
     from paramtool.sources.download import open_values_source
 
-    return open_values_source(
+    checkpoint = open_values_source(
         _paths(source), revision=revision, token=token, subfolder=subfolder, download=download
     )
+    pickled = next((f.path for f in checkpoint.files if f.format == "pickle"), None)
+    if pickled is not None:
+        from paramtool.errors import UnsupportedFormat
+
+        raise UnsupportedFormat(
+            pickled,
+            "reading the values of a pickled PyTorch checkpoint is not supported yet "
+            "(inspect, footprint, fit and check read its headers)",
+        )
+    return checkpoint
 
 
 def stats(
@@ -554,4 +560,52 @@ def diff(
     )
     return diff_checkpoints(
         ca, cb, pattern=pattern, workers=workers, progress=_bytes_progress(progress, total)
+    )
+
+
+def convert(
+    source: Source,
+    out: str | os.PathLike[str],
+    *,
+    max_shard_size: int | str = "5GB",
+    force: bool = False,
+    prefix: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> ConvertReport:
+    """Write a plain-state-dict PyTorch pickle as safetensors into the folder ``out``.
+
+    Nothing in the pickle is executed; an unsafe one is refused before anything is
+    written. Sharded above ``max_shard_size`` (``"5GB"`` as huggingface_hub, or bytes);
+    ``prefix`` keeps only the tensors under ``prefix.`` (``"state_dict"`` of a Lightning
+    checkpoint), without it. Every file is re-read and hashed before it is renamed into
+    place; existing output is replaced only with ``force=True``.
+    """
+    from paramtool.units import parse_size
+    from paramtool.values.convert import convert_checkpoint
+
+    if isinstance(max_shard_size, bool) or not isinstance(max_shard_size, int | str):
+        raise UsageError(
+            repr(max_shard_size), "give bytes or a size like 5GB", param="max_shard_size"
+        )
+    try:
+        size = parse_size(max_shard_size) if isinstance(max_shard_size, str) else max_shard_size
+    except UsageError as e:
+        raise UsageError(repr(max_shard_size), e.why, param="max_shard_size") from None
+    advance: list[Callable[[int], None] | None] = [None]
+
+    def on_total(total: int) -> None:
+        advance[0] = _bytes_progress(progress, total)
+
+    def step(n: int) -> None:
+        if advance[0] is not None:
+            advance[0](n)
+
+    return convert_checkpoint(
+        _paths(source),
+        os.fspath(out),
+        max_shard_size=size,
+        force=force,
+        prefix=prefix,
+        progress=step if progress is not None else None,
+        on_total=on_total,
     )

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-# Pickled PyTorch checkpoints, by name: never opened as tensors, never unpickled.
+# Pickled PyTorch checkpoints, by name: read symbolically, never unpickled.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
@@ -34,6 +34,9 @@ class TensorInfo:
     start: int
     end: int
     file: str = ""
+    # The bytes this tensor accounts for in the stored total, when not ``end - start``: a
+    # pickle's tensors sharing a storage (tied weights, views) count it once, on one of them.
+    stored: int | None = None
 
     @property
     def parameters(self) -> int:
@@ -46,10 +49,76 @@ class TensorInfo:
     def nbytes(self) -> int:
         return self.end - self.start
 
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes counted for this tensor in totals: a shared storage's bytes count once."""
+        return self.end - self.start if self.stored is None else self.stored
+
+    @property
+    def shared(self) -> bool:
+        """Whether another tensor of the file already counts this one's storage bytes."""
+        return self.stored == 0 and self.end > self.start
+
+
+@dataclass(frozen=True, slots=True)
+class PickleEntry:
+    """A pickle entry that is not a model tensor: a step counter, a hyperparameter, an
+    optimizer state dict's tensors (kind ``tensor``), listed, never counted as parameters."""
+
+    name: str
+    kind: str  # int, float, bool, str, bytes, None, dict, list, tuple, set, other, tensor
+
+
+@dataclass(frozen=True, slots=True)
+class PickleGlobal:
+    """A global a pickle names outside the allowlist, and the byte offset of its opcode."""
+
+    qualname: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class PickleInfo:
+    """What a pickled PyTorch file is, besides its tensors: container, verdict, the rest."""
+
+    container: str  # "zip", "legacy", or "pickle" (a bare pickle, no torch frame)
+    verdict: str  # "plain state dict" or "unsafe"
+    unsafe_globals: tuple[PickleGlobal, ...]
+    entries: tuple[PickleEntry, ...]
+    prefix: str  # the wrapping prefix taken off the tensor names ("state_dict."), or ""
+    file_size: int
+
+    @property
+    def unsafe(self) -> bool:
+        return self.verdict != "plain state dict"
+
+    def to_dict(self) -> dict[str, Any]:
+        kinds: dict[str, int] = {}
+        for e in self.entries:
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        return {
+            "format": self.container,
+            "verdict": self.verdict,
+            "unsafe_globals": [
+                {"name": g.qualname, "offset": g.offset} for g in self.unsafe_globals
+            ],
+            "prefix": self.prefix,
+            "other_entries": {
+                "count": len(self.entries),
+                "kinds": dict(sorted(kinds.items())),
+                "names": [e.name for e in self.entries[:50]],
+            },
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class FileHeader:
-    """A parsed safetensors header: its tensors (in header order) and metadata."""
+    """A parsed header: its tensors (in header order) and metadata.
+
+    For a pickled PyTorch file (``format == "pickle"``), tensor offsets are absolute in the
+    file, ``data_size`` is its storages' bytes (each once), ``header_size`` the rest of the
+    file, and ``pickle`` holds the container, the safety verdict and the other entries.
+    """
 
     path: str
     header_size: int  # n, the JSON length, without the 8-byte prefix
@@ -57,6 +126,7 @@ class FileHeader:
     tensors: tuple[TensorInfo, ...]
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     format: str = "safetensors"  # what the file's bytes are ("gguf"), whatever its name says
+    pickle: PickleInfo | None = None
 
     @property
     def misnamed(self) -> bool:
@@ -66,6 +136,8 @@ class FileHeader:
 
     @property
     def file_size(self) -> int:
+        if self.pickle is not None:
+            return self.pickle.file_size
         return 8 + self.header_size + self.data_size
 
     @property
@@ -99,12 +171,12 @@ class Checkpoint:
     index_metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     warnings: tuple[str, ...] = ()
     hub: HubInfo | None = None
-    # Pickle weight files beside the checkpoint (named, never opened); None: nobody looked.
+    # Pickle files beside the checkpoint (its own pickled weights too); None: nobody looked.
     pickle_files: tuple[str, ...] | None = None
     # Python files beside the weights, by name (what trust_remote_code could import, never
     # opened); None: nobody listed the folder.
     code_files: tuple[str, ...] | None = None
-    format: str = "safetensors"  # or "gguf"
+    format: str = "safetensors"  # or "gguf", or "pickle" (pickled PyTorch files)
     # GGUF only: version, architecture, name, context_length, file_type, kind
     # ("model", "mmproj", "adapter"), alignment, split_count (paramtool.gguf_reader.summary).
     gguf: Mapping[str, Any] | None = None

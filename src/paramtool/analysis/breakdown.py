@@ -4,7 +4,9 @@ Everything here is derived from the headers alone; JSON and tables are both
 rendered from the :class:`Breakdown` this module builds. Parameters are logical
 (a packed quantized weight counts the weights it holds, a scale or zero point
 none: :mod:`paramtool.analysis.quantization`); bytes and elements are what is stored, so
-the categories add up to the logical total and to the stored bytes alike.
+the categories add up to the logical total and to the stored bytes alike. A pickle's
+tensors sharing a storage (tied weights, views) count their parameters each, their bytes
+and stored elements once (:attr:`paramtool.records.TensorInfo.stored`).
 """
 
 from __future__ import annotations
@@ -233,7 +235,12 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
     parts: dict[str, dict[str, list[int]]] = {}
     layers: dict[int, dict[str, list[int]]] = {}
     for t, role, n, stored in zip(tensors, roles, logical, elements, strict=True):
-        nbytes = t.end - t.start
+        if t.stored is None:
+            nbytes = t.end - t.start
+        else:  # a pickle's tensor: a storage shared by several counts once, bytes and elements
+            nbytes = t.stored
+            if t.shared:
+                stored = 0
         part = parts.setdefault(role.part, {c: [0, 0, 0, 0] for c in CATEGORIES})
         buckets = [
             total,

@@ -69,7 +69,7 @@ def tensor_rows(b: Breakdown, pattern: NamePattern | None = None) -> list[dict[s
                 "dtype": t.dtype,
                 "shape": list(t.shape),
                 "parameters": n,
-                "bytes": t.nbytes,
+                "bytes": t.stored_bytes,  # a shared storage counts once
                 "category": role.category,
                 "layer": role.layer,
                 "component": role.component,
@@ -138,6 +138,7 @@ def to_json(
                 "tensors": len(f.tensors),
                 "parameters": n,
                 "metadata": dict(f.metadata),
+                "pickle": f.pickle.to_dict() if f.pickle is not None else None,
             }
             for f, n in zip(ck.files, _file_parameters(b), strict=True)
         ],

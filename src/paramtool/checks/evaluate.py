@@ -44,7 +44,6 @@ from paramtool.checks.findings import (
     _ratio_text,
 )
 from paramtool.checks.rules import STATUSES, UNAVAILABLE, Rule
-from paramtool.errors import ParamtoolError
 from paramtool.records import Checkpoint
 from paramtool.units import human_bytes, percent_text
 
@@ -58,39 +57,29 @@ def evaluate(
 ) -> Report:
     """Measure ``checkpoint`` against every rule (headers only, unless an evaluator needs more)."""
     ctx = Context(checkpoint, breakdown if breakdown is not None else build(checkpoint))
-    findings = tuple(EVALUATORS[r.kind](r, ctx) for r in rules)
+    findings = tuple(_evaluate_one(r, ctx) for r in rules)
     for f in findings:
         assert f.status in STATUSES, f.status
     revision = checkpoint.hub.revision if checkpoint.hub is not None else None
     return Report(checkpoint.source, revision, findings, config, checkpoint.warnings)
 
 
-def pickle_report(
-    refused: ParamtoolError, rules: Sequence[Rule], *, config: str | None = None
-) -> Report | None:
-    """The verdict on a pickle checkpoint, refused unopened (``refused``), or None.
+# Rules that read tensor values, which are not read from pickled storages yet.
+_VALUE_KINDS = ("no_nan", "no_inf")
 
-    With a ``safetensors_only`` rule, that rule fails (exit 1, not an error); the other
-    rules would need the file opened, so they are not evaluated and a warning names them.
-    Without it, None: the refusal stays an error.
-    """
-    rule = next((r for r in rules if r.kind == "safetensors_only"), None)
-    if rule is None:
-        return None
-    what = refused.value
-    message = (
-        f"{what}: the weights are pickles, not safetensors; pickles can run code when "
-        "loaded, so paramtool did not open them"
-    )
-    finding = _finding(rule, False, [what], [], message, "pickle weights", "no pickle files")
-    others = [r.name for r in rules if r is not rule]
-    warnings = (
-        (f"{_plural(len(others), 'other rule')} not evaluated ({_listing(others, 5)}): "
-         "paramtool never opens a pickle",)
-        if others
-        else ()
-    )  # fmt: skip
-    return Report(what, None, (finding,), config, warnings)
+
+def _evaluate_one(rule: Rule, ctx: Context) -> Finding:
+    if rule.kind in _VALUE_KINDS and any(f.format == "pickle" for f in ctx.checkpoint.files):
+        return Finding(
+            rule,
+            UNAVAILABLE,
+            None,
+            0,
+            "not available (the values of pickled weights are not read yet), so the gate fails",
+            "-",
+            "0 NaN values" if rule.kind == "no_nan" else "0 infinite values",
+        )
+    return EVALUATORS[rule.kind](rule, ctx)
 
 
 def _bound(rule: Rule, measured: int, limit: int) -> tuple[bool, int, str]:
@@ -294,6 +283,14 @@ def _safetensors_only(rule: Rule, ctx: Context) -> Finding:
         )
         mtext = _plural(len(misnamed), "misnamed file")
         return _finding(rule, False, misnamed, [], message, mtext, "no pickle files")
+    weights = [f.path for f in ctx.checkpoint.files if f.format == "pickle"]
+    if weights:  # read symbolically, never unpickled, but still not safetensors
+        message = (
+            f"the weights are pickles, not safetensors ({_listing(weights, 5)}); pickles can "
+            "run code when loaded (paramtool read them without unpickling)"
+        )
+        mtext = _plural(len(weights), "pickle weight file")
+        return _finding(rule, False, weights, [], message, mtext, "no pickle files")
     pickles = ctx.checkpoint.pickle_files
     if pickles is None:
         return Finding(
@@ -315,6 +312,33 @@ def _safetensors_only(rule: Rule, ctx: Context) -> Finding:
     )
     mtext = "none" if ok else _plural(len(pickles), "pickle file")
     return _finding(rule, ok, list(pickles), [], message, mtext, "no pickle files")
+
+
+@_evaluates("no_unsafe_pickle")
+def _no_unsafe_pickle(rule: Rule, ctx: Context) -> Finding:
+    """Every pickled weight file's verdict: only allowlisted globals, or the others named."""
+    pickled = [f for f in ctx.checkpoint.files if f.pickle is not None]
+    limit_text = "plain state dicts only"
+    if not pickled:
+        return _finding(rule, True, [], [], "no pickled weights", "none", limit_text)
+    unsafe = [
+        {"file": f.path, "global": g.qualname, "offset": g.offset}
+        for f in pickled
+        if f.pickle is not None
+        for g in f.pickle.unsafe_globals
+    ]
+    files = _plural(len(pickled), "pickle file")
+    if not unsafe:
+        message = f"{files}, each a plain state dict (only allowlisted globals)"
+        return _finding(rule, True, [], [], message, "none", limit_text)
+    bad = len({u["file"] for u in unsafe})
+    named = [f"{u['global']} at byte {u['offset']:,}" for u in unsafe]
+    message = (
+        f"{bad} of {files} unsafe: {_plural(len(unsafe), 'global')} outside the allowlist "
+        f"({_listing(named, 8)}); loading would import and call them (paramtool never did)"
+    )
+    mtext = _plural(len(unsafe), "unsafe global")
+    return _finding(rule, False, unsafe, [], message, mtext, limit_text)
 
 
 @_evaluates("no_remote_code")

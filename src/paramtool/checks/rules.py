@@ -248,6 +248,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("expect_layers", INT, "N", _layers),
     Option("require_metadata", KEYS, "KEY[=VALUE]", _metadata_keys),
     Option("safetensors_only", FLAG, "", _flag),
+    Option("no_unsafe_pickle", FLAG, "", _flag),
     Option("no_remote_code", FLAG, "", _flag),
     Option("no_nan", FLAG, "", _flag),
     Option("no_inf", FLAG, "", _flag),

@@ -25,6 +25,7 @@ COMMANDS = {
     "hash": "hash_cmd",
     "verify": "hash_cmd",
     "diff": "diff_cmd",
+    "convert": "convert_cmd",
 }
 
 

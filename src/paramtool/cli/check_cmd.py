@@ -105,7 +105,14 @@ def check_command(
         bool,
         typer.Option(
             "--safetensors-only",
-            help="Fail when pickle files (.bin .pt .pth .ckpt .pkl) sit beside the weights.",
+            help="Fail when the weights, or files beside them, are pickles (.bin .pt .pth .ckpt).",
+        ),
+    ] = False,
+    no_unsafe_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--no-unsafe-pickle",
+            help="Fail when a pickled weight file names globals outside the state-dict allowlist.",
         ),
     ] = False,
     no_remote_code: Annotated[
@@ -189,6 +196,7 @@ def check_command(
         "expect_layers": expect_layers,
         "require_metadata": require_metadata,
         "safetensors_only": safetensors_only,
+        "no_unsafe_pickle": no_unsafe_pickle,
         "no_remote_code": no_remote_code,
         "no_nan": no_nan,
         "no_inf": no_inf,

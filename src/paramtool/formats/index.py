@@ -1,4 +1,5 @@
-"""The shard index (``*.safetensors.index.json``): parsed and checked, never followed.
+"""The shard index (``*.safetensors.index.json``, or a pickle's ``pytorch_model.bin.index.json``,
+the same JSON): parsed and checked, never followed.
 
 An index maps each tensor name to the shard that holds it; every shard it names must
 stay inside the index's folder.
@@ -35,7 +36,8 @@ def check_shard_name(shard: str, index_path: str) -> None:
 
 
 def parse_index(raw: bytes, index_path: str) -> tuple[dict[str, str], Mapping[str, Any]]:
-    """Parse ``*.safetensors.index.json`` into (weight_map, metadata)."""
+    """Parse a shard index (``*.safetensors.index.json``, ``*.bin.index.json``) into
+    (weight_map, metadata)."""
     try:
         obj = json.loads(raw)
     except (ValueError, RecursionError) as e:

@@ -25,6 +25,7 @@ import io
 import os
 import pickletools
 import struct
+import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -286,6 +287,13 @@ class _Interpreter:
         return InvalidPickle(self.shown, f"{why} (opcode at byte {self.base + pos:,})")
 
     def run(self, stream: io.BytesIO) -> object:
+        # pickletools decodes protocol-0 STRING arguments with codecs.escape_decode, which
+        # warns (DeprecationWarning) on an invalid escape: the bytes are read all the same.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self._run(stream)
+
+    def _run(self, stream: io.BytesIO) -> object:
         stack: list[object] = []
         marks: list[list[object]] = []
         memo: dict[int, object] = {}

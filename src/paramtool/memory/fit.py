@@ -73,7 +73,7 @@ def model_view(
     routed: dict[int, list[int]] = {}
     embedding, output, other, mtp, vision, mtp_shared = ([0, 0] for _ in range(6))
     for t, role, n in zip(b.checkpoint.tensors, b.roles, b.parameters, strict=True):
-        nbytes = t.end - t.start
+        nbytes = t.stored_bytes  # a pickle's shared storage (tied weights) counts once
         if role.part == "mtp":
             acc = mtp
             if role.component in ("token_embedding", "lm_head"):

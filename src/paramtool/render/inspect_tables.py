@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console, Group
@@ -12,6 +13,7 @@ from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.analysis.breakdown import Breakdown, bits_per_weight
 from paramtool.analysis.inspection import memory_rows, tensor_rows
 from paramtool.patterns import NamePattern
+from paramtool.records import FileHeader
 from paramtool.render.bars import bar
 from paramtool.render.fit import FitTable
 from paramtool.safe_text import printable
@@ -61,9 +63,8 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
     quantized = b.stored_elements != b.logical_parameters
     t.add_row("Parameters", _count(b.logical_parameters) + (" logical" if quantized else ""))
     if quantized:
-        t.add_row(
-            "Stored elements", _count(b.stored_elements) + ", as stored: packed, scales included"
-        )
+        how = "shared storages once" if ck.format == "pickle" else "packed, scales included"
+        t.add_row("Stored elements", _count(b.stored_elements) + f", as stored: {how}")
     if ck.hub is not None and ck.hub.stated_parameters is not None:
         stated = ck.hub.stated_parameters  # the Hub adds up stored elements
         verdict = "agrees" if stated == b.stored_elements else "DISAGREES"
@@ -83,6 +84,8 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
     mix = ", ".join(f"{d} {v.parameters / total:.1%}" for d, v in b.by_dtype.items()) or "-"
     t.add_row("Dtypes", mix)
     t.add_row("Files", f"{len(ck.files)} ({human_bytes(ck.file_bytes, binary)} on disk)")
+    for label, text in pickle_rows(ck.files):
+        t.add_row(label, plain(text))
     t.add_row("Tensors", f"{b.total.tensors:,}")
     t.add_row("Layers", str(b.layer_count))
     cfg = b.config
@@ -102,6 +105,41 @@ def summary_table(b: Breakdown, binary: bool = False) -> Table:
             "Embeddings", ("tied" if b.tied_embeddings else "not tied") + f" ({b.tied_source})"
         )
     return t
+
+
+def pickle_rows(files: Sequence[FileHeader], shown: int = 8) -> list[tuple[str, str]]:
+    """The safety verdict of pickled files (every unsafe global named, with its byte
+    offset), the wrapping prefix taken off, and the entries that are not model tensors."""
+    pickled = [f for f in files if f.pickle is not None]
+    if not pickled:
+        return []
+    rows: list[tuple[str, str]] = []
+    containers = sorted({f.pickle.container for f in pickled if f.pickle is not None})
+    unsafe = [f for f in pickled if f.pickle is not None and f.pickle.unsafe]
+    if not unsafe:
+        where = "" if len(pickled) == 1 else f", all {len(pickled)} files"
+        rows.append(("Pickle", f"plain state dict ({', '.join(containers)}{where})"))
+    for f in unsafe:
+        assert f.pickle is not None
+        names = [f"{g.qualname} at byte {g.offset:,}" for g in f.pickle.unsafe_globals]
+        more = f", and {len(names) - shown:,} more" if len(names) > shown else ""
+        label = "UNSAFE" if len(pickled) == 1 else f"UNSAFE {f.path}"
+        rows.append(("Pickle", f"{label}: {', '.join(names[:shown])}{more} (never resolved)"))
+    prefixes = sorted(
+        {f.pickle.prefix for f in pickled if f.pickle is not None and f.pickle.prefix}
+    )
+    if prefixes:
+        rows.append(("Names", f"{', '.join(prefixes)} taken off (the model's own names)"))
+    kinds: dict[str, int] = {}
+    for f in pickled:
+        assert f.pickle is not None
+        for e in f.pickle.entries:
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+    if kinds:
+        count = sum(kinds.values())
+        mix = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        rows.append(("Other entries", f"{count:,} ({mix}), not counted as parameters"))
+    return rows
 
 
 def anatomy_table(b: Breakdown, binary: bool = False) -> FitTable:

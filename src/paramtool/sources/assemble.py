@@ -72,9 +72,11 @@ def assemble(
             )
     else:
         notes.extend(_duplicates_note(headers))
+    pickled = bool(headers) and all(h.format == "pickle" for h in headers)
     return Checkpoint(
         source=source,
         files=tuple(headers),
+        format="pickle" if pickled else "safetensors",
         config=config,
         adapter_config=adapter_config,
         index_path=index_path,

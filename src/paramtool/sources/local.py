@@ -19,7 +19,13 @@ from paramtool.formats.safetensors import read_local_header
 from paramtool.formats.sniff import PREFIX, sniff
 from paramtool.records import Checkpoint, FileHeader
 from paramtool.sources.assemble import assemble
-from paramtool.sources.weights import _pickle_refusal, is_pickle_name, pick_weights
+from paramtool.sources.pickled import read_pickle_header
+from paramtool.sources.weights import (
+    is_pickle_index_name,
+    is_pickle_name,
+    is_trainer_file,
+    pick_weights,
+)
 
 
 def read_json_sidecar(path: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -46,6 +52,21 @@ def read_json_sidecar(path: Path, notes: list[str]) -> dict[str, Any] | None:
     return obj
 
 
+def is_index_name(name: str) -> bool:
+    """A shard index: ``*.safetensors.index.json`` or a pickle's (``*.bin.index.json``)."""
+    return name.endswith(".safetensors.index.json") or is_pickle_index_name(name)
+
+
+def read_weight_file(path: Path | str, shown: str) -> FileHeader:
+    """One weight file's header: a pickled PyTorch file (zip or legacy) by its bytes, or by
+    its name when the bytes say nothing; safetensors otherwise (a FIFO is refused unopened)."""
+    p = Path(path)
+    kind = sniff(read_prefix(p, PREFIX) or b"") if is_regular(p) else None
+    if kind in ("zip", "pickle") or (kind is None and is_pickle_name(p.name)):
+        return read_pickle_header(p, shown)
+    return read_local_header(p, shown)
+
+
 def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
     folder = index.parent
     where = str(index)
@@ -64,7 +85,7 @@ def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
                 )
         if is_regular(p) is None:
             raise ShardIndexError(where, f"shard {shard!r} is missing")
-        headers.append(read_local_header(p, p))  # a FIFO or device is refused, never opened
+        headers.append(read_weight_file(p, p))  # a FIFO or device is refused, never opened
     kw = {
         "weight_map": weight_map,
         "shard_names": shards,
@@ -100,7 +121,7 @@ def _resolve_folder(folder: Path) -> tuple[list[Path], Path | None]:
     """
     names = [e.name for e in os.scandir(folder) if not e.is_dir()]
     pick = pick_weights(names)
-    if pick.kind == "index" and pick.choices:
+    if pick.kind in ("index", "pickle") and pick.choices:
         raise SourceNotFound(
             str(folder), f"several indexes ({', '.join(pick.choices)}); name the one to inspect"
         )
@@ -109,11 +130,9 @@ def _resolve_folder(folder: Path) -> tuple[list[Path], Path | None]:
             str(folder),
             f"several GGUF models ({', '.join(pick.choices)}); name the file to inspect",
         )
-    if pick.kind == "pickle":
-        raise _pickle_refusal(str(folder / pick.files[0]))
     if pick.kind is None:
         raise SourceNotFound(str(folder), "no safetensors checkpoint in this folder")
-    if pick.kind == "index":
+    if pick.kind in ("index", "pickle") and is_index_name(pick.files[0]):
         return [], folder / pick.files[0]
     if pick.kind == "gguf":  # the first part names the split; open_gguf finds the rest
         return [folder / pick.files[0]], None
@@ -133,8 +152,7 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
     ):
         paths = [idx[0]]
     for raw in paths:
-        if not is_pickle_name(Path(raw).name):
-            require_path(raw)
+        require_path(raw)
     if any(_is_gguf_file(Path(p)) for p in paths):
         return _open_gguf(paths, [Path(p) for p in paths])
     notes: list[str] = []
@@ -144,16 +162,15 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
     folders: list[Path] = []
     for raw in paths:
         p = Path(raw)
-        if is_pickle_name(p.name):
-            raise _pickle_refusal(str(p))
         folders.append(p if p.is_dir() else p.parent)
         if p.is_dir():
             files, index = _resolve_folder(p)
             if any(_is_gguf_file(f) for f in files):
                 return _open_gguf(paths, files)
+            notes.extend(_passed_over(p, files, index))
             sidecar_dir = sidecar_dir or p
         else:
-            files, index = ([], p) if p.name.endswith(".safetensors.index.json") else ([p], None)
+            files, index = ([], p) if is_index_name(p.name) else ([p], None)
             sidecar_dir = sidecar_dir or p.parent
         if index is not None:
             if len(paths) > 1:
@@ -161,7 +178,7 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
             hs, extra = _open_indexed(index)
             headers.extend(hs)
         else:
-            headers.extend(read_local_header(f, str(f)) for f in files)
+            headers.extend(read_weight_file(f, str(f)) for f in files)
     config = adapter_config = None
     if sidecar_dir is not None:
         config = read_json_sidecar(sidecar_dir / "config.json", notes)
@@ -185,7 +202,7 @@ def _is_gguf_file(p: Path) -> bool:
     A GGUF file named ``.safetensors`` is GGUF, a safetensors file named ``.gguf`` is
     safetensors (the name that lies is reported by the checkpoint's warnings).
     """
-    if is_pickle_name(p.name) or p.name.endswith(".safetensors.index.json"):
+    if is_pickle_name(p.name) or is_index_name(p.name):
         return False
     kind = sniff(read_prefix(p, PREFIX) or b"")
     if kind is not None:
@@ -205,6 +222,23 @@ def _open_gguf(paths: Sequence[str | os.PathLike[str]], files: Sequence[Path]) -
         raise SourceNotFound(source, "inspect a GGUF model on its own, not with other files")
     folders = {f.parent for f in files}
     return open_gguf(files, source=source, pickle_files=_pickles_beside(sorted(folders)))
+
+
+def _passed_over(folder: Path, files: Sequence[Path], index: Path | None) -> list[str]:
+    """A note when a folder holds pickled weights beside the safetensors it was read for."""
+    chosen = [index] if index is not None else list(files)
+    if any(is_pickle_name(f.name) or is_pickle_index_name(f.name) for f in chosen):
+        return []
+    names = sorted(
+        e.name
+        for e in os.scandir(folder)
+        if (is_pickle_name(e.name) and not is_trainer_file(e.name)) or is_pickle_index_name(e.name)
+    )
+    weights = pick_weights(names)
+    if not weights.files:
+        return []
+    shown = ", ".join(weights.files[:3]) + (", ..." if len(weights.files) > 3 else "")
+    return [f"{folder}: pickled weights here too ({shown}); the safetensors were read instead"]
 
 
 def _code_beside(folder: Path) -> tuple[str, ...]:

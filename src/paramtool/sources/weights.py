@@ -9,7 +9,11 @@ level), so a local folder and the same files on the Hub pick alike. Precedence:
 3. every other ``*.safetensors``;
 4. one GGUF model (the parts of a split count as one; an ``mmproj`` projector only
    when there is nothing else);
-5. pickles, which are refused and never opened.
+5. pickled PyTorch weights (read symbolically, never unpickled): a pickle index
+   (``pytorch_model.bin.index.json``, then the only one), then ``pytorch_model.bin``,
+   then every other pickle but a trainer's side files (``optimizer.pt``, ``training_args.bin``...).
+
+A local folder reads the pickles it picks; a Hub listing refuses them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from paramtool.errors import UnsafeFormat
 from paramtool.records import PICKLE_SUFFIXES
 
 _PREFERRED_INDEXES = (
@@ -30,6 +33,13 @@ _PREFERRED_SINGLES = (
     "model.safetensors",
     "adapter_model.safetensors",
     "diffusion_pytorch_model.safetensors",
+)
+_PICKLE_INDEX_SUFFIXES = (".bin.index.json", ".pt.index.json", ".pth.index.json")
+_PREFERRED_PICKLES = ("pytorch_model.bin", "adapter_model.bin", "diffusion_pytorch_model.bin")
+# What a trainer writes beside the weights: pickles, but not the model.
+_TRAINER_FILES = re.compile(
+    r"(optimizer|scheduler|scaler|training_args|rng_state(_\d+)?|trainer_state)\.(pt|pth|bin)",
+    re.IGNORECASE,
 )
 # llama.cpp's split naming (llama_split_path): PREFIX-00001-of-00003.gguf
 SPLIT_NAME = re.compile(r"(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf", re.IGNORECASE)
@@ -42,8 +52,8 @@ class WeightPick:
     """What to read among a listing.
 
     ``kind`` is None when nothing there holds weights. ``files`` is what to read: the
-    index, the safetensors files, or the GGUF model's parts in order; for ``pickle``, the
-    pickles that were refused. ``choices`` is set instead of ``files`` when several
+    index, the safetensors files, or the GGUF model's parts in order; for ``pickle``, a
+    pickle index or the pickled weight files. ``choices`` is set instead of ``files`` when several
     indexes or several GGUF models tie and the user must name one.
     """
 
@@ -54,6 +64,16 @@ class WeightPick:
 
 def is_pickle_name(name: str) -> bool:
     return name.lower().endswith(PICKLE_SUFFIXES)
+
+
+def is_pickle_index_name(name: str) -> bool:
+    """``pytorch_model.bin.index.json`` and its kin: the shard index of pickled weights."""
+    return name.lower().endswith(_PICKLE_INDEX_SUFFIXES)
+
+
+def is_trainer_file(name: str) -> bool:
+    """A pickle a trainer writes beside the weights (``optimizer.pt``, ``training_args.bin``)."""
+    return _TRAINER_FILES.fullmatch(name) is not None
 
 
 def is_gguf_name(name: str) -> bool:
@@ -88,9 +108,25 @@ def pick_weights(names: Iterable[str]) -> WeightPick:
     gguf = _pick_gguf([n for n in here if is_gguf_name(n)])
     if gguf is not None:
         return gguf
-    pickles = tuple(n for n in here if is_pickle_name(n))
-    if pickles:
-        return WeightPick("pickle", pickles)
+    return _pick_pickles(here)
+
+
+def _pick_pickles(here: list[str]) -> WeightPick:
+    """Pickled weights among ``here`` (sorted): an index, the preferred file, the rest."""
+    indexes = [n for n in here if is_pickle_index_name(n)]
+    if "pytorch_model.bin.index.json" in indexes:
+        return WeightPick("pickle", ("pytorch_model.bin.index.json",))
+    if len(indexes) == 1:
+        return WeightPick("pickle", (indexes[0],))
+    if indexes:
+        return WeightPick("pickle", tuple(indexes), choices=tuple(indexes))
+    pickles = [n for n in here if is_pickle_name(n)]
+    for single in _PREFERRED_PICKLES:
+        if single in pickles:
+            return WeightPick("pickle", (single,))
+    weights = tuple(n for n in pickles if not _TRAINER_FILES.fullmatch(n))
+    if weights or pickles:
+        return WeightPick("pickle", weights or tuple(pickles))
     return WeightPick(None)
 
 
@@ -107,13 +143,3 @@ def _pick_gguf(found: list[str]) -> WeightPick | None:
     if len(pool) == 1:
         return WeightPick("gguf", tuple(next(iter(pool.values()))))
     return WeightPick("gguf", choices=tuple(sorted(pool)))
-
-
-def _pickle_refusal(path: str) -> UnsafeFormat:
-    return UnsafeFormat(
-        path,
-        "pickle checkpoints can execute arbitrary code when loaded, so paramtool never opens them; "
-        "convert to safetensors first (e.g. `safetensors.torch.save_file("
-        "torch.load(p, weights_only=True), "
-        "'model.safetensors')` in a sandbox, or the Hub's convert space)",
-    )
