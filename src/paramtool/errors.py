@@ -105,7 +105,8 @@ def reading(shown: str) -> Iterator[None]:
 
 
 class UnsafeFormat(ParamtoolError):
-    """A pickle checkpoint (.bin/.pt/.pth/.ckpt), refused unopened."""
+    """A pickle refused: an unsafe one where a plain state dict is needed (convert), or a
+    pickle on the Hub, whose range reads are not built yet."""
 
 
 class UnsupportedFormat(ParamtoolError):

@@ -81,7 +81,8 @@ def _sniff_foreign(prefix: bytes, path: str) -> None:
     if prefix[:1] == b"\x80" and prefix[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         raise UnsupportedFormat(
             path,
-            "this is a Python pickle, not safetensors; pickles can run code and are never opened",
+            "this is a Python pickle, not safetensors (paramtool reads pickles by their own "
+            "name: .bin, .pt, .pth, .ckpt)",
         )
 
 

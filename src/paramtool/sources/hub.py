@@ -102,8 +102,9 @@ def pick_repo_weights(
         more = ", ..." if len(pick.files) > 1 else ""
         raise UnsafeFormat(
             repo_id,
-            f"the only weights are pickles ({prefix}{pick.files[0]}{more}); pickles can execute "
-            "code, so nothing was downloaded; look for a safetensors revision or convert it",
+            f"the only weights are pickles ({prefix}{pick.files[0]}{more}); paramtool reads "
+            "pickles from local files only for now, so nothing was downloaded: download the "
+            "repo and inspect the folder, or look for a safetensors revision",
         )
     nested = sorted({f.rsplit("/", 1)[0] for f in files if f.endswith(".safetensors") and "/" in f})
     if nested and not prefix:
