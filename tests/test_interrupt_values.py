@@ -1,6 +1,6 @@
 """Ctrl-C while reading values: every command stops within a second, exit 130, one line.
 
-A real ``paramtool`` subprocess reads a 4 GiB sparse safetensors file (a header, then
+A real ``paramtool`` subprocess reads a 664 GiB sparse safetensors file (a header, then
 ``truncate``: no disk used); SIGINT is sent once it has the file open, after a moment
 of reading. Before the fix ``hash`` went on hashing its whole 4 GiB job (4 to 25 s):
 the worker pool waited for the job, not the read.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-SIZE = 4 << 30  # bytes of tensor data
+SIZE = 64 << 30  # bytes of tensor data: sparse, and far more than any run reads in a second
 STOP_WITHIN = 1.0  # seconds from SIGINT to exit
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a subprocess")

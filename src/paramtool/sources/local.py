@@ -19,7 +19,6 @@ from paramtool.formats.safetensors import read_local_header
 from paramtool.formats.sniff import PREFIX, sniff
 from paramtool.records import Checkpoint, FileHeader
 from paramtool.sources.assemble import assemble
-from paramtool.sources.pickled import read_pickle_header
 from paramtool.sources.weights import (
     is_pickle_index_name,
     is_pickle_name,
@@ -63,6 +62,8 @@ def read_weight_file(path: Path | str, shown: str) -> FileHeader:
     p = Path(path)
     kind = sniff(read_prefix(p, PREFIX) or b"") if is_regular(p) else None
     if kind in ("zip", "pickle") or (kind is None and is_pickle_name(p.name)):
+        from paramtool.sources.pickled import read_pickle_header  # pickles only: lazily
+
         return read_pickle_header(p, shown)
     return read_local_header(p, shown)
 
