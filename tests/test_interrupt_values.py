@@ -92,7 +92,11 @@ def test_sigint_stops_within_a_second_with_exit_130(big, command):
 
 
 _LIBRARY_RUN = """
+import signal
 import sys
+# Python keeps SIGINT ignored when the parent ignored it (a CI job started in the
+# background does): Ctrl-C must raise KeyboardInterrupt here whatever started the tests.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from paramtool import api
 started = False
 def progress(done, total):
