@@ -108,10 +108,10 @@ def pick_weights(names: Iterable[str]) -> WeightPick:
     gguf = _pick_gguf([n for n in here if is_gguf_name(n)])
     if gguf is not None:
         return gguf
-    return _pick_pickles(here)
+    return pick_pickles(here)
 
 
-def _pick_pickles(here: list[str]) -> WeightPick:
+def pick_pickles(here: list[str]) -> WeightPick:
     """Pickled weights among ``here`` (sorted): an index, the preferred file, the rest."""
     indexes = [n for n in here if is_pickle_index_name(n)]
     if "pytorch_model.bin.index.json" in indexes:

@@ -48,6 +48,7 @@ from paramtool.files import open_fd, read_capped
 from paramtool.formats.index import MAX_JSON_SIDECAR, parse_index
 from paramtool.formats.safetensors import read_local_header
 from paramtool.formats.torch_pickle import TorchCheckpoint, TorchStorage, TorchTensor
+from paramtool.sources.weights import is_pickle_index_name, pick_pickles
 from paramtool.values.hashing import digest_prefix, file_sha256, tensor_digest, weights_digest
 
 SCHEMA_VERSION = 1  # of the --json document
@@ -57,9 +58,7 @@ RUN_BYTES = 64 << 10  # contiguous runs at least this long are copied run by run
 DEFAULT_MAX_SHARD_SIZE = "5GB"  # huggingface_hub's MAX_SHARD_SIZE
 METADATA = {"format": "pt"}
 INDEX_NAME = "model.safetensors.index.json"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 # What transformers' Trainer writes beside the weights: never a state dict of the model.
-TRAINER_FILES = re.compile(r"training_args\.bin|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state.*")
 _OUTPUT = re.compile(r"model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?")
 # The safetensors library's Dtype order; it writes the widest (last) first.
 _DTYPE_ORDER = (
@@ -161,50 +160,31 @@ class ConvertReport:
 # ------------------------------------------------------------------------------ sources
 
 
-def _index_in(folder: str) -> str | None:
-    names = sorted(
-        n
-        for n in os.listdir(folder)
-        if n.endswith(tuple(f"{s}.index.json" for s in PICKLE_SUFFIXES))
-    )
-    if len(names) > 1:
-        raise ConvertError(folder, f"holds {len(names)} pickle indexes ({', '.join(names[:3])})")
-    return os.path.join(folder, names[0]) if names else None
-
-
 def discover(folder: str) -> tuple[list[str], dict[str, str] | None]:
-    """The pickle files of a folder, and the index's weight_map when there is one.
-
-    With ``*.bin.index.json`` (``pytorch_model.bin.index.json``): the shards its
-    ``weight_map`` names. Else ``pytorch_model.bin`` alone when present, else every
-    ``.bin``/``.pt``/``.pth``/``.ckpt`` file but the Trainer's (``training_args.bin``,
-    ``optimizer.pt``, ``scheduler.pt``, ``scaler.pt``, ``rng_state*``).
-    """
+    """The pickle files of a folder, and the index's weight_map when there is one: the one
+    weight-picking rule (:func:`paramtool.sources.weights.pick_pickles`), whose index is
+    followed to the shards its ``weight_map`` names."""
     with reading(folder):
-        index = _index_in(folder)
-        if index is not None:
-            raw = read_capped(index, MAX_JSON_SIDECAR, too_large=ShardIndexError)
-            weight_map, _ = parse_index(raw, index)
-            if not weight_map:
-                raise ShardIndexError(index, "weight_map is empty")
-            shards = list(dict.fromkeys(sorted(weight_map.values())))
-            paths = [os.path.join(folder, s) for s in shards]
-            for p, s in zip(paths, shards, strict=True):
-                if not os.path.isfile(p):
-                    raise ShardIndexError(index, f"names shard {s!r}, which is not in the folder")
-            return paths, weight_map
-        if os.path.isfile(os.path.join(folder, "pytorch_model.bin")):
-            return [os.path.join(folder, "pytorch_model.bin")], None
-        found = sorted(
-            n
-            for n in os.listdir(folder)
-            if n.endswith(PICKLE_SUFFIXES)
-            and not TRAINER_FILES.fullmatch(n)
-            and os.path.isfile(os.path.join(folder, n))
-        )
-    if not found:
-        raise SourceNotFound(folder, "no PyTorch checkpoint (.bin, .pt, .pth, .ckpt) in it")
-    return [os.path.join(folder, n) for n in found], None
+        names = sorted(n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n)))
+        pick = pick_pickles(names)
+        if pick.choices:
+            shown = ", ".join(pick.choices[:3])
+            raise ConvertError(folder, f"holds {len(pick.choices)} pickle indexes ({shown})")
+        if not pick.files:
+            raise SourceNotFound(folder, "no PyTorch checkpoint (.bin, .pt, .pth, .ckpt) in it")
+        if not is_pickle_index_name(pick.files[0]):
+            return [os.path.join(folder, n) for n in pick.files], None
+        index = os.path.join(folder, pick.files[0])
+        raw = read_capped(index, MAX_JSON_SIDECAR, too_large=ShardIndexError)
+        weight_map, _ = parse_index(raw, index)
+        if not weight_map:
+            raise ShardIndexError(index, "weight_map is empty")
+        shards = list(dict.fromkeys(sorted(weight_map.values())))
+        paths = [os.path.join(folder, s) for s in shards]
+        for p, s in zip(paths, shards, strict=True):
+            if not os.path.isfile(p):
+                raise ShardIndexError(index, f"names shard {s!r}, which is not in the folder")
+        return paths, weight_map
 
 
 def _unsafe_line(ck: TorchCheckpoint) -> str:
