@@ -822,18 +822,8 @@ _DEEPSEEK_V3_CONFIG: dict[str, Any] = {
 }
 
 
-def deepseek_v3(mtp: bool = True, fp8: bool = True) -> Layout:
-    """deepseek-ai/DeepSeek-V3: MLA, 256 routed + 1 shared expert, first 3 layers dense.
-
-    Main model (61 layers, ``mtp=False``): 671,026,419,200 parameters, the technical
-    report's "671B". The Hub checkpoint also stores the multi-token-prediction module as
-    ``model.layers.61`` (a full MoE block plus embed_tokens, enorm, hnorm, eh_proj and
-    shared_head): 13,463,426,304 more, 684,489,845,504 in all (computed). With ``fp8``
-    (as on the Hub) every linear layer in the blocks is F8_E4M3 with a 128x128-block F32
-    ``weight_scale_inv``; embeddings, heads, norms, router, eh_proj stay BF16 (bias F32).
-    Counting the scales too gives the Hub's "685B params". 163 shards.
-    """
-    c = _DEEPSEEK_V3_CONFIG
+def _deepseek_v3_blocks(c: Mapping[str, Any], *, mtp: bool, fp8: bool) -> _Acc:
+    """The tensors of a DeepseekV3ForCausalLM checkpoint with config ``c``, in order."""
     acc = _Acc("BF16")
     hidden, vocab, heads = c["hidden_size"], c["vocab_size"], c["num_attention_heads"]
     q_head = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
@@ -888,6 +878,22 @@ def deepseek_v3(mtp: bool = True, fp8: bool = True) -> Layout:
         acc.add(f"{p}.post_attention_layernorm.weight", hidden)
     acc.add("model.norm.weight", hidden)
     acc.add("lm_head.weight", vocab, hidden)
+    return acc
+
+
+def deepseek_v3(mtp: bool = True, fp8: bool = True) -> Layout:
+    """deepseek-ai/DeepSeek-V3: MLA, 256 routed + 1 shared expert, first 3 layers dense.
+
+    Main model (61 layers, ``mtp=False``): 671,026,419,200 parameters, the technical
+    report's "671B". The Hub checkpoint also stores the multi-token-prediction module as
+    ``model.layers.61`` (a full MoE block plus embed_tokens, enorm, hnorm, eh_proj and
+    shared_head): 13,463,426,304 more, 684,489,845,504 in all (computed). With ``fp8``
+    (as on the Hub) every linear layer in the blocks is F8_E4M3 with a 128x128-block F32
+    ``weight_scale_inv``; embeddings, heads, norms, router, eh_proj stay BF16 (bias F32).
+    Counting the scales too gives the Hub's "685B params". 163 shards.
+    """
+    c = _DEEPSEEK_V3_CONFIG
+    acc = _deepseek_v3_blocks(c, mtp=mtp, fp8=fp8)
     expected = 684_489_845_504 if mtp else 671_026_419_200
     config = dict(c) if fp8 else {k: v for k, v in c.items() if k != "quantization_config"}
     return Layout(
@@ -898,6 +904,84 @@ def deepseek_v3(mtp: bool = True, fp8: bool = True) -> Layout:
         shards=163,
         non_parameters=frozenset(acc.extra),
     )
+
+
+# moonshotai/Kimi-K2-Instruct: DeepSeek-V3's architecture (its config names
+# DeepseekV3ForCausalLM) at other sizes: 384 routed experts, 64 heads, one dense layer,
+# a 163,840-token vocabulary, no multi-token-prediction layer.
+_KIMI_K2_CONFIG: dict[str, Any] = {
+    **_DEEPSEEK_V3_CONFIG,
+    "bos_token_id": 163584,
+    "eos_token_id": 163585,
+    "first_k_dense_replace": 1,
+    "max_position_embeddings": 131072,
+    "model_type": "kimi_k2",
+    "n_group": 1,
+    "n_routed_experts": 384,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 64,
+    "num_nextn_predict_layers": 0,
+    "rope_scaling": {
+        "beta_fast": 1.0,
+        "beta_slow": 1.0,
+        "factor": 32.0,
+        "mscale": 1.0,
+        "mscale_all_dim": 1.0,
+        "original_max_position_embeddings": 4096,
+        "type": "yarn",
+    },
+    "rope_theta": 50000.0,
+    "routed_scaling_factor": 2.827,
+    "topk_group": 1,
+    "transformers_version": "4.48.3",
+    "vocab_size": 163840,
+}
+
+
+def kimi_k2_like() -> Layout:
+    """A Kimi-K2-like 1T layout: DeepSeek-V3's blocks at Kimi K2's sizes, FP8, 62 shards.
+
+    61 layers (the first dense), 384 routed + 1 shared expert of 2048, hidden 7168, 64 MLA
+    heads (q_lora_rank 1536, kv_lora_rank 512, qk_nope 128, qk_rope 64, v_head 128), vocab
+    163,840, F8_E4M3 linears with 128x128-block F32 scales as DeepSeek-V3's: 139,583 tensors,
+    1,026,408,232,448 parameters (computed; Moonshot publishes "1T total"). For the speed
+    benchmarks (a frontier-sized header set), not a recorded checkpoint.
+    """
+    acc = _deepseek_v3_blocks(_KIMI_K2_CONFIG, mtp=False, fp8=True)
+    return Layout(
+        "moonshotai/Kimi-K2-Instruct",
+        acc.rows,
+        dict(_KIMI_K2_CONFIG),
+        None,
+        shards=62,
+        non_parameters=frozenset(acc.extra),
+        note="Kimi-K2-like: DeepSeek-V3's blocks at Kimi K2's config sizes",
+    )
+
+
+def million_tensors(count: int = 1_000_000) -> Layout:
+    """A synthetic single-file layout of ``count`` small tensors (speed benchmarks only).
+
+    An MoE-shaped model with short names: per layer 4 attention projections, 2 norms, a
+    router and 3 tiny BF16 matrices for each of 3,331 experts (10,000 tensors), layers
+    until ``count`` is reached (the last one cut short). Shapes are small so the header,
+    about 94 bytes a tensor (94.3 MB at 1M), stays under safetensors' 100,000,000-byte limit.
+    """
+    acc = _Acc("BF16")
+    hidden, experts = 64, 3331
+    i = 0
+    while len(acc.rows) < count:
+        p = f"layers.{i}"
+        for k in ("q", "k", "v", "o"):
+            acc.add(f"{p}.attn.{k}.weight", hidden, hidden)
+        acc.add(f"{p}.norm1.weight", hidden)
+        acc.add(f"{p}.norm2.weight", hidden)
+        acc.add(f"{p}.router.weight", experts, hidden)
+        for e in range(experts):
+            for w in ("w1", "w2", "w3"):
+                acc.add(f"{p}.experts.{e}.{w}", 8, 8)
+        i += 1
+    return Layout("synthetic/million-tensors", acc.rows[:count], {}, None, shards=1)
 
 
 # --- PEFT -------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import blake3
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 from layouts import make_checkpoint, tiny_model
 from paramtool.errors import HubError
@@ -59,18 +61,27 @@ def test_hash_progress_counts_each_file_byte_once(tmp_path, workers):
     ]
 
 
-def test_tensor_digests_from_the_one_pass_equal_hashlib_over_each_tensor(tmp_path, monkeypatch):
+def _blake3_digest(dtype: str, shape, data: bytes) -> str:
+    """The tensor digest as the docs define it, with the blake3 package."""
+    prefix = dtype.encode() + b"\0" + json.dumps(list(shape), separators=(",", ":")).encode()
+    return blake3.blake3(prefix + b"\0" + data).hexdigest()
+
+
+def _safetensors_digests(path: Path) -> dict[str, str]:
+    """Each tensor's digest over its bytes as the safetensors library reads them."""
+    want = {}
+    with safe_open(str(path), framework="numpy") as f:
+        for name in f.keys():
+            sl = f.get_slice(name)
+            data = np.ascontiguousarray(f.get_tensor(name)).tobytes()
+            want[name] = _blake3_digest(sl.get_dtype(), sl.get_shape(), data)
+    return want
+
+
+def test_tensor_digests_from_the_one_pass_equal_blake3_over_each_tensor(tmp_path, monkeypatch):
     p = make_checkpoint(tmp_path / "m", tiny_model(), shards=1) / "model.safetensors"
     raw = p.read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8 : 8 + n])
-    header.pop("__metadata__", None)
-    want = {}
-    for name, info in header.items():
-        a, b = info["data_offsets"]
-        want[name] = hashlib.sha256(
-            digest_prefix(info["dtype"], info["shape"]) + raw[8 + n + a : 8 + n + b]
-        ).hexdigest()
+    want = _safetensors_digests(p)
     for workers in (1, 2, 3):
         got = hash_checkpoint(open_local([str(p)]), workers=workers)
         assert {t.name: t.digest for t in got.tensors} == want
@@ -98,10 +109,14 @@ def test_tensor_digest_is_dtype_shape_and_bytes(tmp_path):
     r = hash_checkpoint(open_local([str(tmp_path / "m")]))
     got = {t.name: t.digest for t in r.tensors}
     assert digest_prefix("F32", (2, 3)) == b"F32\x00[2,3]\x00"
-    assert got["a"] == hashlib.sha256(b"F32\x00[2,3]\x00" + arrays["a"].tobytes()).hexdigest()
-    assert got["s"] == hashlib.sha256(b"I64\x00[]\x00" + arrays["s"].tobytes()).hexdigest()
+    assert got["a"] == blake3.blake3(b"F32\x00[2,3]\x00" + arrays["a"].tobytes()).hexdigest()
+    assert got["s"] == blake3.blake3(b"I64\x00[]\x00" + arrays["s"].tobytes()).hexdigest()
     pairs = json.dumps([["a", got["a"]], ["s", got["s"]]], separators=(",", ":"))
     assert r.weights_digest == hashlib.sha256(pairs.encode()).hexdigest()
+    doc = r.to_dict()
+    assert doc["digest_scheme"] == "blake3(dtype NUL json(shape) NUL bytes)"
+    assert doc["weights_digest_scheme"] == "sha256(json(sorted [name, digest] pairs))"
+    assert doc["schema_version"] == 2
     assert weights_digest(reversed(list(got.items()))) == r.weights_digest
 
 
@@ -164,6 +179,26 @@ def test_one_changed_element_or_name_changes_the_weights_digest(tmp_path):
 def test_hash_workers_agree(tmp_path):
     ck = open_local([str(make_checkpoint(tmp_path / "m", tiny_model(), shards=2))])
     assert hash_checkpoint(ck, workers=1) == hash_checkpoint(ck, workers=4)
+
+
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_shards_in_parallel_with_ragged_chunks_give_each_files_digests(
+    tmp_path, monkeypatch, workers
+):
+    folder = make_checkpoint(tmp_path / "m", tiny_model(), shards=5)
+    paths = sorted(folder.glob("*.safetensors"))
+    want = {}
+    for p in paths:
+        want.update(_safetensors_digests(p))
+    monkeypatch.setattr(hashing, "BUFFER_BYTES", 777)  # each buffer handed over many times
+    hashing._SCRATCH.raw.clear()
+    r = hash_checkpoint(open_local([str(folder)]), workers=workers)
+    assert {t.name: t.digest for t in r.tensors} == want
+    assert {f.path: f.sha256 for f in r.files} == {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths
+    }
+    with pytest.raises(ValueError, match="workers"):
+        hash_checkpoint(open_local([str(folder)]), workers=-1)
 
 
 # ---------------------------------------------------------------- the Hub

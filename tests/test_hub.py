@@ -298,11 +298,13 @@ def test_subfolder_variants(hub: HubEmulator, tmp_path: Path) -> None:
     assert "under 'nope'" in error_line(cli("inspect", "org/variants", "--subfolder", "nope"))
 
 
-def test_pickle_only_repo_is_refused_unread(hub: HubEmulator) -> None:
+def test_pickle_only_repo_is_read_by_ranges(hub: HubEmulator) -> None:
+    """Read symbolically, never unpickled (tests/test_hub_pickle.py has the rest)."""
     hub.add_repo("org/pickled", {"pytorch_model.bin": b"\x80\x02}q\x00.", "config.json": b"{}"})
-    line = error_line(cli("inspect", "org/pickled"))
-    assert "pytorch_model.bin" in line and "pickle" in line and "nothing was downloaded" in line
-    assert [r.path for r in hub.requests] == ["/api/models/org/pickled"]
+    doc = cli_json("inspect", "org/pickled")
+    assert doc["format"] == "pickle" and doc["total_parameters"] == 0
+    assert doc["files"][0]["pickle"]["verdict"] == "plain state dict"
+    assert all(r.range is not None for r in hub.requests if r.path.endswith(".bin"))
 
 
 def test_pickles_beside_the_weights_are_listed_unread(hub: HubEmulator, tmp_path: Path) -> None:
@@ -487,3 +489,47 @@ def test_footprint_and_check_take_a_hub_repo(tiny: dict[str, Any], hub: HubEmula
     assert report["passed"] is True and report["revision"] == tiny["v1"]
     r = cli("check", "org/tiny", "--expect-layers", "2")
     assert r.exit_code == 1  # main has 4 layers
+
+
+def test_distributed_checkpoint_repo_is_one_line(hub: HubEmulator) -> None:
+    hub.add_repo(
+        "org/dcp-only",
+        {".metadata": b"\x80\x02}q\x00.", "__0_0.distcp": b"\0" * 64, "README.md": b"hi"},
+    )
+    line = error_line(cli("inspect", "org/dcp-only"))
+    assert "distributed checkpoint" in line and "download the repo" in line, line
+    assert [r.path for r in hub.requests] == ["/api/models/org/dcp-only"]
+
+
+def test_token_headers_match_huggingface_hubs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token paramtool sends is build_hf_headers' in each way one is found."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers
+
+    from paramtool.sources.hub_http import hub_headers
+
+    stored = tmp_path / "token"
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(stored))
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(var, raising=False)
+    cases: list[tuple[dict[str, str], str | None, str | None]] = [
+        ({}, None, None),  # no login: no token
+        ({}, "hf_given", None),  # --token
+        ({"HF_TOKEN": " hf_env\n"}, None, None),
+        ({"HUGGING_FACE_HUB_TOKEN": "hf_old"}, None, None),
+        ({"HF_TOKEN": "hf_env"}, "hf_given", None),
+        ({}, None, "hf_stored\n"),  # a stored login
+        ({"HF_TOKEN": "hf_env"}, None, "hf_stored"),
+    ]
+    for env, token, file in cases:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        if file is not None:
+            stored.write_text(file)
+        ours = hub_headers(token).get("authorization")
+        assert ours == build_hf_headers(token=token).get("authorization"), (env, token, file)
+        for k in env:
+            monkeypatch.delenv(k)
+        stored.unlink(missing_ok=True)

@@ -248,5 +248,6 @@ def test_hostile_bytes_are_one_error_line(tmp_path: Path, data: bytes, command: 
     error_line(cli(command, str(path), *rules), "model.pt")
 
 
-def test_values_of_pickles_are_refused_cleanly() -> None:
-    error_line(cli("stats", str(FIXTURES / "state_zip.pt")), "pickled", "not supported")
+def test_values_of_pickles_are_read() -> None:  # against torch's truth: test_pickle_values.py
+    r = cli("stats", str(FIXTURES / "state_zip.pt"))
+    assert r.exit_code == 0 and r.stderr == ""

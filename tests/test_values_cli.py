@@ -127,6 +127,16 @@ def test_stats_bad_options(ckpt, args, fragment):
     assert fragment in error_line(cli("stats", str(ckpt), *args), stdout=None)
 
 
+@pytest.mark.parametrize("command", ["stats", "hash", "diff"])
+def test_workers_is_one_meaning_and_checked(ckpt, command):
+    sides = [str(ckpt), str(ckpt)] if command == "diff" else [str(ckpt)]
+    for bad in ("0", "-2"):
+        line = error_line(cli(command, *sides, "--workers", bad), stdout=None)
+        assert f"--workers {bad}: must be 1 or more" in line
+    one = strict_json(cli(command, *sides, "--json", "--workers", "1").stdout)
+    assert strict_json(cli(command, *sides, "--json", "--workers", "3").stdout) == one
+
+
 def test_stats_missing_path(tmp_path):
     error_line(cli("stats", str(tmp_path / "nothing.safetensors")), stdout=None)
 
@@ -153,7 +163,9 @@ def test_hash_text_is_sha256sum_format(ckpt, tmp_path):
 
 def test_hash_json_and_resharding(ckpt, tmp_path):
     doc = strict_json(cli("hash", str(ckpt), "--json").stdout)
-    assert doc["digest_scheme"] == "sha256(dtype NUL json(shape) NUL bytes)"
+    assert doc["digest_scheme"] == "blake3(dtype NUL json(shape) NUL bytes)"
+    assert doc["weights_digest_scheme"] == "sha256(json(sorted [name, digest] pairs))"
+    assert strict_json(cli("hash", str(ckpt), "--json", "--workers", "1").stdout) == doc
     assert [f["sha256"] for f in doc["files"]] == [
         hashlib.sha256(Path(f["path"]).read_bytes()).hexdigest() for f in doc["files"]
     ]

@@ -141,18 +141,12 @@ AGREE = {
     "a projector alone": (("files", ("mmproj-model-f16.gguf",)), ("refused", ("HubError",))),
     "a split is one model": (("files", (SPLIT[0],)), ("refused", ("HubError",))),
     "several GGUF models": (("refused", ("SourceNotFound",)), ("refused", ("HubError",))),
-    # Pickles are read locally (symbolically, never unpickled); the Hub still refuses them.
-    "pickles only": (("files", ("pytorch_model.bin",)), ("refused", ("UnsafeFormat",))),
-    "a pickle index": (
-        ("index", ("pytorch_model.bin.index.json",)),
-        ("refused", ("UnsafeFormat",)),
-    ),
-    "pickles but the trainer's": (
-        ("files", ("consolidated.00.pth",)),
-        ("refused", ("UnsafeFormat",)),
-    ),
+    # Pickles are read (symbolically, never unpickled) from a folder and from the Hub alike.
+    "pickles only": (("files", ("pytorch_model.bin",)),) * 2,
+    "a pickle index": (("index", ("pytorch_model.bin.index.json",)),) * 2,
+    "pickles but the trainer's": (("files", ("consolidated.00.pth",)),) * 2,
     "nothing": (("refused", ("SourceNotFound",)), ("refused", ("HubError",))),
-    "only this level": (("files", ("model.pt",)), ("refused", ("UnsafeFormat",))),
+    "only this level": (("files", ("model.pt",)),) * 2,
 }
 
 

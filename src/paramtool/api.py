@@ -429,15 +429,12 @@ def _values_checkpoint(
     checkpoint = open_values_source(
         _paths(source), revision=revision, token=token, subfolder=subfolder, download=download
     )
-    pickled = next((f.path for f in checkpoint.files if f.format == "pickle"), None)
-    if pickled is not None:
-        from paramtool.errors import UnsupportedFormat
+    if any(f.format == "pickle" for f in checkpoint.files):
+        # Read from the storages' bytes, never unpickled: refused when unsafe, big-endian,
+        # compressed, or a view too sparse to gather (one line, before any value is read).
+        from paramtool.values.pickles import check_pickles
 
-        raise UnsupportedFormat(
-            pickled,
-            "reading the values of a pickled PyTorch checkpoint is not supported yet "
-            "(inspect, footprint, fit and check read its headers)",
-        )
+        check_pickles(checkpoint)
     return checkpoint
 
 

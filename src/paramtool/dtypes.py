@@ -138,6 +138,11 @@ TABLE: tuple[DType, ...] = (
     _t("F6_E3M2", 4, 3, FLOAT, "fp6-e3m2", **_ST),
     _t("F4", 2, 1, FLOAT, "fp4-e2m1", "float4_e2m1fn", **_ST, note="FP4 E2M1, no scales"),
     _t("C64", 1, 8, COMPLEX, "complex64", **_ST),
+    # torch dtypes without a safetensors name (read from pickled checkpoints).
+    _t("C128", 1, 16, COMPLEX, "complex128", "cdouble"),
+    _t("C32", 1, 4, COMPLEX, "complex32", "chalf"),
+    _t("F4_E2M1_X2", 1, 1, FLOAT, "float4_e2m1fn_x2",
+       note="torch's packed FP4: two E2M1 values in each one-byte element; counted by element"),
     _t("I64", 1, 8, INT, "int64", **_BOTH),
     _t("U64", 1, 8, INT, "uint64", **_ST),
     _t("I32", 1, 4, INT, "int32", **_BOTH),

@@ -168,3 +168,20 @@ def read_prefix(path: str | os.PathLike[str], n: int) -> bytes | None:
             return f.read(n)
     except ParamtoolError:
         return None
+
+
+def pread_upto(fd: int, offset: int, n: int, size: int) -> bytes:
+    """Up to ``n`` bytes of the open file ``fd`` (``size`` bytes long) from ``offset``: fewer
+    at its end, none past it or for a negative offset or count."""
+    if offset < 0 or n < 0 or offset >= size:
+        return b""
+    n = min(n, size - offset)
+    parts: list[bytes] = []
+    while n > 0:
+        chunk = os.pread(fd, n, offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+        n -= len(chunk)
+    return b"".join(parts)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -37,6 +41,9 @@ class TensorInfo:
     # The bytes this tensor accounts for in the stored total, when not ``end - start``: a
     # pickle's tensors sharing a storage (tied weights, views) count it once, on one of them.
     stored: int | None = None
+    # A pickle's non-contiguous view: its strides in elements (``start`` is the byte of its
+    # first element); its values are gathered in C order. None: ``[start, end)`` holds them.
+    strides: tuple[int, ...] | None = None
 
     @property
     def parameters(self) -> int:
@@ -58,6 +65,43 @@ class TensorInfo:
     def shared(self) -> bool:
         """Whether another tensor of the file already counts this one's storage bytes."""
         return self.stored == 0 and self.end > self.start
+
+    @classmethod
+    def from_columns(
+        cls,
+        names: Sequence[str],
+        dtypes: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        starts: Sequence[int],
+        ends: Sequence[int],
+        file: str,
+    ) -> list[TensorInfo]:
+        """Many records at once, equal to ``TensorInfo(name, dtype, shape, start, end, file)``
+        each: the slots are filled column by column in C, not by a frozen ``__init__`` per
+        record (a frontier header has 100k+ tensors). The columns must be equally long."""
+        n = len(names)
+        if not len(dtypes) == len(shapes) == len(starts) == len(ends) == n:
+            raise ValueError("columns of different lengths")
+        objs: list[TensorInfo] = list(map(object.__new__, repeat(cls, n)))
+        for slot, column in (
+            ("name", names),
+            ("dtype", dtypes),
+            ("shape", shapes),
+            ("start", starts),
+            ("end", ends),
+            ("file", repeat(file, n)),
+            ("stored", repeat(None, n)),
+            ("strides", repeat(None, n)),
+        ):
+            deque(map(_SLOTS[slot], objs, column), maxlen=0)
+        return objs
+
+
+# Each slot's setter (a member descriptor's __set__), for TensorInfo.from_columns; a new
+# field must be filled there too (the assertion keeps the two in step).
+_SLOTS: dict[str, Any] = {f: TensorInfo.__dict__[f].__set__ for f in TensorInfo.__slots__}
+assert set(_SLOTS) == {"name", "dtype", "shape", "start", "end", "file", "stored", "strides"}
+_SHAPE = attrgetter("shape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +186,7 @@ class FileHeader:
 
     @property
     def parameters(self) -> int:
-        return sum(t.parameters for t in self.tensors)
+        return sum(map(math.prod, map(_SHAPE, self.tensors)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +227,7 @@ class Checkpoint:
 
     @property
     def tensors(self) -> tuple[TensorInfo, ...]:
-        return tuple(t for f in self.files for t in f.tensors)
+        return tuple(chain.from_iterable(f.tensors for f in self.files))
 
     @property
     def misnamed_files(self) -> tuple[str, ...]:

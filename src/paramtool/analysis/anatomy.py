@@ -593,18 +593,46 @@ def classify_all(
     stems: list[int] = []
     deep = num_hidden_layers if num_hidden_layers is not None else 1 << 62
     make, resolve, split, limit = _role, _resolve, _NUMBER.split, MAX_NAME_LENGTH
+    # Names with their digits masked (one C call): the shape of a name. Names of one shape
+    # share their template, and their numbers sit at the same places, unless a digit is
+    # part of a word (``fc1``, ``w2``): those shapes take the general path.
+    shapes: dict[bytes, _Shape | None] = {}
+    seen, append, mask, new, unread = shapes.get, roles.append, _MASK, _new, _UNREAD
+    set_category, set_component, set_part = _set_category, _set_component, _set_part
+    set_layer, set_expert = _set_layer, _set_expert
     for i, t in enumerate(tensors):
         name = t.name
-        if len(name) > limit:
-            roles.append(_UNREAD)
-            continue
-        if "#" in name:
-            name = name.replace("#", "?")
-        parts = split("." + name)
-        category, component, part, layer_at, expert_at, flags, _ = resolve(".#".join(parts[0::2]))
-        role = make(parts, category, component, part, layer_at, expert_at)
-        roles.append(role)
-        layer = role.layer
+        key = name.encode("utf-8", "surrogatepass").translate(mask)
+        if (shape := seen(key, _UNSEEN)) is _UNSEEN:
+            shape = shapes[key] = _shape_of(name) if len(name) <= limit else None
+        if shape is not None:
+            role, category, component, part, flags, layer_span, expert_span = shape
+            if role is None:
+                role = new(Role)
+                set_category(role, category)
+                set_component(role, component)
+                set_part(role, part)
+                layer = int(name[layer_span[0] : layer_span[1]]) if layer_span else None
+                set_layer(role, layer)
+                set_expert(
+                    role, int(name[expert_span[0] : expert_span[1]]) if expert_span else None
+                )
+            else:
+                layer = None
+            append(role)
+        else:
+            if len(name) > limit:
+                append(unread)
+                continue
+            if "#" in name:
+                name = name.replace("#", "?")
+            parts = split("." + name)
+            category, component, part, layer_at, expert_at, flags, _ = resolve(
+                ".#".join(parts[0::2])
+            )
+            role = make(parts, category, component, part, layer_at, expert_at)
+            append(role)
+            layer = role.layer
         if flags:
             if flags & _SETTLE and (category != _N or len(t.shape) >= 2):
                 pending.append(i)
@@ -625,6 +653,40 @@ def classify_all(
                 if entry is not None and entry[5] & _FLAT:
                     roles[i] = _with(role, part="mtp")
     return roles
+
+
+# Digits to '#', and a literal '#' to '?' (as classify reads it): a name's shape.
+_MASK = bytes.maketrans(b"0123456789#", b"##########?")
+Span = tuple[int, int] | None
+# A shape's answer: a shared Role when it has no numbers to read (else None), the resolved
+# category, component, part and flags, and where the layer and the expert numbers sit.
+_Shape = tuple[Role | None, str, str, Part, int, Span, Span]
+_UNSEEN: _Shape = (None, "", "", LANGUAGE_MODEL, 0, None, None)  # a shape not met yet
+
+
+def _shape_of(name: str) -> _Shape | None:
+    """What every name of ``name``'s shape is; None when digits sit inside words (the
+    general path reads those), or the name holds a literal '#'."""
+    if "#" in name:
+        return None
+    dotted = "." + name
+    spans = [m.span(1) for m in _NUMBER.finditer(dotted)]
+    if sum(b - a for a, b in spans) != sum(name.count(d) for d in "0123456789"):
+        return None
+    parts = _NUMBER.split(dotted)
+    category, component, part, layer_at, expert_at, flags, _ = _resolve(".#".join(parts[0::2]))
+
+    def span(at: int | None) -> Span:
+        if at is None:
+            return None
+        a, b = spans[at]
+        return (a - 1, b - 1) if b - a <= _MAX_DIGITS else None
+
+    layer_span, expert_span = span(layer_at), span(expert_at)
+    role = None
+    if layer_span is None and expert_span is None:
+        role = _role(parts, category, component, part, None, None)
+    return role, category, component, part, flags, layer_span, expert_span
 
 
 def _resolve_of(details: _Details, i: int) -> _Cached | None:

@@ -971,14 +971,34 @@ def _from_tensors(tensors: Sequence[TensorInfo]) -> ModelDescription:
     )
 
 
+_MASK = bytes.maketrans(b"0123456789#", b"##########?")  # a literal "#" is no digit
+_UNSEEN = (-1, -1)
+
+
+def _expert_layer_span(name: str) -> tuple[int, int] | None:
+    """Where the layer number of an expert's tensor sits in ``name``; None if not one."""
+    if not _EXPERT.search(name):
+        return None
+    m = _LAYER.search(name)
+    return m.span(1) if m else None
+
+
 def _cross_check(desc: ModelDescription, tensors: Sequence[TensorInfo]) -> ModelDescription:
     """Where the config says nothing about experts, the tensors decide which layers hold them."""
     if not tensors or desc.main is None or desc.experts is None:
         return desc
-    by_layer = _layer_tensors(tensors)
-    if not by_layer:
-        return desc
-    found = {i for i, ts in by_layer.items() if any(_EXPERT.search(t.name) for t in ts)}
+    # The layers holding a tensor named as an expert's. Both patterns read a name's digits
+    # only as digits: names alike but for them (one "shape") match alike, at one place.
+    found: set[int] = set()
+    spans: dict[bytes, tuple[int, int] | None] = {}
+    seen, mask = spans.get, _MASK
+    for t in tensors:
+        name = t.name
+        key = name.encode("utf-8", "surrogatepass").translate(mask)
+        if (span := seen(key, _UNSEEN)) is _UNSEEN:
+            span = spans[key] = _expert_layer_span(name)
+        if span is not None:
+            found.add(int(name[span[0] : span[1]]))
     stated = set(desc.moe_layers)
     n = len(desc.main.layers)
     found = {i for i in found if i < n}

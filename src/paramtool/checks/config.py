@@ -5,7 +5,8 @@ holds ``paramtool.toml`` (rules in its ``[check]`` table) or a ``pyproject.toml`
 ``[tool.paramtool]`` table (rules in ``[tool.paramtool.check]``); ``paramtool.toml`` wins
 in the same folder. Keys are the long option names without the dashes, written with
 underscores or dashes (``max_size``, ``allow-dtypes``). Unknown keys, wrong types and
-values that do not parse are errors naming the file and key, never ignored.
+values that do not parse are errors naming the file and key, never ignored. Files a config
+file names (``signature``, ``public_key``...) are relative to the folder holding it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from paramtool.checks.rules import (
     COUNT,
     DTYPE,
     DTYPES,
+    FILE,
+    FILES,
     FLAG,
     INT,
     KEYS,
@@ -203,7 +206,16 @@ def _options(path: Path | str, table: Mapping[str, Any]) -> dict[str, Any]:
                 f"{path}: {raw_key}", f"given twice (as {key!r} with dashes and underscores)"
             )
         out[key] = _value(f"{path}: {raw_key}", key, value)
+        if isinstance(path, Path) and BY_KEY[key].form in (FILE, FILES):
+            out[key] = _relative_to(path.parent, out[key])
     return out
+
+
+def _relative_to(folder: Path, value: str | list[str]) -> str | list[str]:
+    """File names in a config file, relative to its folder (absolute ones stay)."""
+    if isinstance(value, list):
+        return [str(folder / v) for v in value]
+    return str(folder / value)
 
 
 def _scalar(what: str, value: Any, *, ints: bool, floats: bool, example: str) -> str:
@@ -252,6 +264,10 @@ def _value(what: str, key: str, value: Any) -> Any:
         return _scalar(what, value, ints=True, floats=False, example="a whole number such as 32")
     if form in (DTYPE, TEXT):
         return _scalar(what, value, ints=False, floats=False, example="a string")
+    if form == FILE:
+        return _scalar(what, value, ints=False, floats=False, example="a file name (a string)")
+    if form == FILES:
+        return _strings(what, value, 'a list of file names such as ["ca.pem"]')
     if form == DTYPES:
         return _strings(what, value, 'a list of dtypes such as ["bf16", "f32"]')
     if form == PAIRS:

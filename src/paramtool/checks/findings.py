@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from paramtool.analysis.breakdown import Breakdown
-from paramtool.checks.rules import BY_KEY, FAIL, PASS, UNAVAILABLE, Rule
+from paramtool.checks.rules import BY_KEY, FAIL, PASS, SIGNATURE_PARTS, UNAVAILABLE, Rule
 from paramtool.records import Checkpoint
 from paramtool.units import human_bytes, human_count
 
@@ -121,7 +121,7 @@ EVALUATORS: dict[str, Evaluator] = {}
 
 def register(kind: str, evaluator: Evaluator) -> None:
     """Install the evaluator of a rule kind (e.g. a real ``no_nan`` once values can be read)."""
-    if kind not in BY_KEY or kind == "tolerance":
+    if kind not in BY_KEY or kind == "tolerance" or kind in SIGNATURE_PARTS:
         raise ValueError(f"unknown rule kind {kind!r}")
     EVALUATORS[kind] = evaluator
 

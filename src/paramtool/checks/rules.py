@@ -8,9 +8,10 @@ evaluator in :mod:`paramtool.checks.evaluate`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, TypeVar
 
@@ -35,6 +36,8 @@ KEYS = "keys"  # ["format=pt", "format"]
 INT = "int"  # "32"
 FLAG = "flag"  # True
 TEXT = "text"  # "org/name@rev"
+FILE = "file"  # "model.sig": a file that must exist (a config file's are relative to it)
+FILES = "files"  # ["ca.pem"], each a file
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _INT = re.compile(r"^\s*([0-9][0-9_]*)\s*$")
@@ -66,6 +69,14 @@ class RuleSet:
     rules: Mapping[str, Rule]
     tolerance: Fraction | None = None
     tolerance_text: str = ""
+    # How the signature rule verifies (public_key, certificate, ...), by key: no rules of
+    # their own, :func:`finalize` joins them to ``signature``.
+    signature_how: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """No rule and nothing that joins one."""
+        return not self.rules and self.tolerance is None and not self.signature_how
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +245,76 @@ def _hub_repo(f: Field, value: Any) -> list[Rule]:
     return [f.rule(repo.removeprefix("hf://"), repo.removeprefix("hf://"))]
 
 
+def _file(f: Field, value: Any) -> list[Rule]:
+    text = str(value)
+    name = text.strip()
+    if not name:
+        raise f.fail(text, "give a file name")
+    if not os.path.isfile(name):
+        why = "not a file" if os.path.exists(name) else "no such file"
+        raise f.fail(text, why)
+    return [f.rule(name, name)]
+
+
+def _files(f: Field, value: Any) -> list[Rule]:
+    names = tuple(_file(f, item)[0].value for item in _items(value))
+    return [f.rule(names, ", ".join(names))]
+
+
+def _text(f: Field, value: Any) -> list[Rule]:
+    text = str(value).strip()
+    if not text:
+        raise f.fail(str(value), "must not be empty")
+    return [f.rule(text, text)]
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureSpec:
+    """What the ``signature`` rule verifies: the bundle, and the one way its signer is trusted
+    (the parameters of :func:`paramtool.values.signatures.verify_signature`)."""
+
+    signature: str
+    method: str  # "key", "certificate" or "sigstore"
+    public_key: str | None = None
+    certificate: str | None = None
+    certificate_chain: tuple[str, ...] = ()
+    identity: str | None = None
+    identity_provider: str | None = None
+    trust_config: str | None = None
+    allow_uncovered: bool = False
+
+    def verify_kwargs(self) -> dict[str, Any]:
+        return {
+            "public_key": self.public_key,
+            "certificate": self.certificate,
+            "certificate_chain": self.certificate_chain,
+            "identity": self.identity,
+            "identity_provider": self.identity_provider,
+            "trust_config": self.trust_config,
+            "allow_uncovered": self.allow_uncovered,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule's ``limit`` in JSON."""
+        return {
+            "signature": self.signature,
+            "method": self.method,
+            "allow_uncovered": self.allow_uncovered,
+        }
+
+
+# The options that say how the signature rule verifies; not rules of their own.
+SIGNATURE_HOW = (
+    "public_key",
+    "certificate",
+    "certificate_chain",
+    "sigstore",
+    "identity",
+    "identity_provider",
+    "trust_config",
+)
+SIGNATURE_PARTS = (*SIGNATURE_HOW, "allow_uncovered")
+
 # In the order the rules are reported. `tolerance` is not a rule: it belongs to expect_params.
 OPTIONS: tuple[Option, ...] = (
     Option("max_size", SIZE, "SIZE", _size),
@@ -254,6 +335,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_inf", FLAG, "", _flag),
     Option("sha256", PAIRS, "FILE=HEX", _digests),
     Option("against_hub", TEXT, "ORG/NAME[@REV]", _hub_repo),
+    Option("signature", FILE, "FILE", _file),
+    Option("public_key", FILE, "FILE", _file),
+    Option("certificate", FILE, "FILE", _file),
+    Option("certificate_chain", FILES, "FILE", _files),
+    Option("sigstore", FLAG, "", _flag),
+    Option("identity", TEXT, "ID", _text),
+    Option("identity_provider", TEXT, "URL", _text),
+    Option("trust_config", FILE, "FILE", _file),
+    Option("allow_uncovered", FLAG, "", _flag),
 )
 BY_KEY: Mapping[str, Option] = {o.key: o for o in OPTIONS}
 _ORDER = {o.key: i for i, o in enumerate(OPTIONS)}
@@ -278,20 +368,37 @@ def parse_rules(
             continue
         for rule in opt.parse(Field(opt, where, error), value):
             rules[rule.name] = rule
+    how = {k: rules.pop(k).value for k in SIGNATURE_PARTS if k in rules}
     tolerance = rules.pop("tolerance", None)
     if tolerance is None:
-        return RuleSet(rules)
-    return RuleSet(rules, tolerance.value, tolerance.text)
+        return RuleSet(rules, signature_how=how)
+    return RuleSet(rules, tolerance.value, tolerance.text, how)
 
 
 def finalize(sets: Iterable[RuleSet]) -> tuple[Rule, ...]:
     """Merge rule sets (later ones win, rule by rule) into the rules to check, in report order."""
     rules: dict[str, Rule] = {}
     tolerance: tuple[Fraction, str] | None = None
+    how: dict[str, Any] = {}
     for s in sets:
         rules.update(s.rules)
         if s.tolerance is not None:
             tolerance = (s.tolerance, s.tolerance_text)
+        given = {k: v for k, v in s.signature_how.items() if k in SIGNATURE_HOW}
+        if given:  # a later source's way of trusting the signer replaces the earlier one
+            how = {k: v for k, v in how.items() if k not in SIGNATURE_HOW}
+        how.update(given)
+        if s.signature_how.get("allow_uncovered"):
+            how["allow_uncovered"] = True
+    if "signature" in rules:
+        sig = rules["signature"]
+        rules["signature"] = replace(sig, value=_signature_spec(sig.value, how))
+    elif how:
+        raise UsageError(
+            "",
+            lambda p: f"only applies together with {p('signature')}",
+            param=tuple(k for k in SIGNATURE_PARTS if k in how),
+        )
     if tolerance is not None:
         r = rules.get("expect_params")
         if r is None:
@@ -323,6 +430,51 @@ def finalize(sets: Iterable[RuleSet]) -> tuple[Rule, ...]:
             ),
         )
     return tuple(sorted(rules.values(), key=lambda r: _ORDER[r.kind]))
+
+
+def _signature_spec(signature: str, how: Mapping[str, Any]) -> SignatureSpec:
+    """The signature rule's value: exactly one way of trusting the signer, as verify takes it."""
+    sigstore = bool(how.get("sigstore"))
+    identity, provider = how.get("identity"), how.get("identity_provider")
+    if sigstore and (identity is None or provider is None):
+        raise UsageError(
+            "", lambda p: f"needs {p('identity')} and {p('identity_provider')}", param="sigstore"
+        )
+    if not sigstore and (identity is not None or provider is not None):
+        raise UsageError(
+            "",
+            lambda p: f"needs {p('sigstore')}",
+            param=tuple(k for k in ("identity", "identity_provider") if how.get(k) is not None),
+        )
+    if "trust_config" in how and not sigstore:
+        raise UsageError("", lambda p: f"needs {p('sigstore')}", param="trust_config")
+    chain = tuple(how.get("certificate_chain", ()))
+    ways = [
+        "key" if "public_key" in how else None,
+        "certificate" if "certificate" in how or chain else None,
+        "sigstore" if sigstore else None,
+    ]
+    chosen = [w for w in ways if w is not None]
+    if len(chosen) != 1:
+        raise UsageError(
+            repr(signature),
+            lambda p: (
+                f"give exactly one way of trusting the signer: {p('public_key')}, "
+                f"{p('certificate')} (or {p('certificate_chain')}) or {p('sigstore')}"
+            ),
+            param="signature",
+        )
+    return SignatureSpec(
+        signature=signature,
+        method=chosen[0],
+        public_key=how.get("public_key"),
+        certificate=how.get("certificate"),
+        certificate_chain=chain,
+        identity=identity,
+        identity_provider=provider,
+        trust_config=how.get("trust_config"),
+        allow_uncovered=bool(how.get("allow_uncovered")),
+    )
 
 
 def _scalar(rule: Rule) -> int:

@@ -1,4 +1,5 @@
-"""The rules that read values or hashes: ``no_nan``, ``no_inf``, ``sha256``, ``against_hub``."""
+"""The rules that read values or hashes: ``no_nan``, ``no_inf``, ``sha256``, ``against_hub``,
+``signature``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from paramtool.checks.findings import (
     _plural,
     unavailable,
 )
-from paramtool.checks.rules import UNAVAILABLE, Rule
+from paramtool.checks.rules import UNAVAILABLE, Rule, SignatureSpec
 from paramtool.errors import UsageError
 from paramtool.records import Checkpoint
 
@@ -134,3 +135,61 @@ def _against_hub(rule: Rule, ctx: Context) -> Finding:
         f"{report.count('ok')}/{len(report.files)} match",
         f"same files as {rule.value}",
     )
+
+
+def _signed_folder(ck: Checkpoint) -> str:
+    """The folder a signature over this checkpoint covers: the one named, or the files' own."""
+    if os.path.isdir(ck.source):
+        return ck.source
+    if not ck.files:
+        return "."
+    return os.path.dirname(ck.files[0].path) or "."
+
+
+@_evaluates("signature")
+def _signature(rule: Rule, ctx: Context) -> Finding:
+    spec: SignatureSpec = rule.value
+    ltext = f"{spec.method} signature" + (", uncovered allowed" if spec.allow_uncovered else "")
+    if ctx.checkpoint.hub is not None:
+        return unavailable(
+            "a signature is verified over a local folder; check a local copy",
+            lambda r: spec.to_dict(),
+            lambda r: ltext,
+        )(rule, ctx)
+    from paramtool.values.signatures import verify_signature
+
+    report = verify_signature(
+        _signed_folder(ctx.checkpoint), spec.signature, **spec.verify_kwargs()
+    )
+    measured = {
+        "signature_valid": report.signature_valid,
+        "reason": report.reason,
+        "covered": len(report.files),
+        "changed": list(report.changed),
+        "missing": list(report.missing),
+        "uncovered": list(report.uncovered),
+    }
+    covered = _plural(len(report.files), "covered file")
+    if not report.signature_valid or report.reason is not None:
+        message = f"the {spec.method} signature does not verify: {report.reason or 'no reason'}"
+        mtext = "NOT verified"
+    else:
+        problems = [f"{p} changed" for p in report.changed]
+        problems += [f"{p} missing" for p in report.missing]
+        uncovered = list(report.uncovered)
+        if uncovered and not spec.allow_uncovered:
+            problems += [f"{p} uncovered" for p in uncovered]
+        if problems:
+            message = f"{_listing(problems, 5)} (of {covered}, {spec.method} signature)"
+        else:
+            message = f"{spec.method} signature verified, {covered} intact"
+        if uncovered and spec.allow_uncovered:
+            message += f"; {_plural(len(uncovered), 'uncovered file')} allowed"
+            message += f" ({_listing(uncovered)})"
+        bad = len(report.changed) + len(report.missing)
+        mtext = f"{len(report.files) - bad}/{len(report.files)} intact"
+        if uncovered:
+            mtext += f", {len(uncovered):,} uncovered"
+    if report.warnings:
+        message += f" (model-signing: {report.warnings[0]})"
+    return _finding(rule, report.ok, measured, spec.to_dict(), message, mtext, ltext)

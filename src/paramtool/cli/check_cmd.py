@@ -12,11 +12,18 @@ from typing import Annotated, Any
 import typer
 
 from paramtool.cli.common import (
+    CertificateChainOpt,
+    CertificateOpt,
+    IdentityOpt,
+    IdentityProviderOpt,
     JsonOpt,
+    PublicKeyOpt,
     RevisionOpt,
+    SigstoreOpt,
     SourcesArg,
     SubfolderOpt,
     TokenOpt,
+    TrustConfigOpt,
     handle_errors,
     note,
     print_json,
@@ -150,6 +157,27 @@ def check_command(
             "The local files match the hashes this Hub repo records (nothing downloaded).",
         ),
     ] = None,
+    signature: Annotated[
+        str | None,
+        _opt(
+            "--signature",
+            "FILE",
+            "An OpenSSF model-signing signature over the folder must verify (see verify).",
+        ),
+    ] = None,
+    public_key: PublicKeyOpt = None,
+    certificate: CertificateOpt = None,
+    certificate_chain: CertificateChainOpt = None,
+    sigstore: SigstoreOpt = False,
+    identity: IdentityOpt = None,
+    identity_provider: IdentityProviderOpt = None,
+    trust_config: TrustConfigOpt = None,
+    allow_uncovered: Annotated[
+        bool,
+        typer.Option(
+            "--allow-uncovered", help="Files the signature does not cover do not fail --signature."
+        ),
+    ] = False,
     config: Annotated[
         Path | None,
         _opt(
@@ -202,6 +230,15 @@ def check_command(
         "no_inf": no_inf,
         "sha256": sha256,
         "against_hub": against_hub,
+        "signature": signature,
+        "public_key": public_key,
+        "certificate": certificate,
+        "certificate_chain": certificate_chain,
+        "sigstore": sigstore,
+        "identity": identity,
+        "identity_provider": identity_provider,
+        "trust_config": trust_config,
+        "allow_uncovered": allow_uncovered,
     }
     code = _run(
         sources,
@@ -248,18 +285,11 @@ def _run(
         cfg = load_config(config, explicit=True)
     elif not no_config:
         cfg = discover()
-    if (
-        cfg is not None
-        and not cfg.rules.rules
-        and cfg.rules.tolerance is None
-        and not cli_rules.rules
-    ):
+    if cfg is not None and cfg.rules.empty and not cli_rules.rules:
         raise UsageError("check", f"no rules given (none on the command line, none in {cfg.label})")
     rules = finalize([cfg.rules, cli_rules] if cfg is not None else [cli_rules])
     if cfg is not None:
-        also = (
-            " and the command line (which wins)" if cli_rules.rules or cli_rules.tolerance else ""
-        )
+        also = " and the command line (which wins)" if not cli_rules.empty else ""
         note(f"rules from {cfg.label}{also}")
 
     from paramtool.render.progress import count_progress

@@ -66,7 +66,59 @@ TopOpt = Annotated[
     int,
     typer.Option("--top", metavar="N", help="Show the N most notable tensors (0: none)."),
 ]
+# Who signed: the options `verify --signature` and `check --signature` share.
+PublicKeyOpt = Annotated[
+    str | None,
+    typer.Option("--public-key", metavar="FILE", help="The signer's EC public key (PEM)."),
+]
+CertificateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--certificate",
+        metavar="FILE",
+        help="The exact signing certificate (PEM) the signature must carry.",
+    ),
+]
+CertificateChainOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--certificate-chain",
+        metavar="FILE",
+        help="Trusted CA certificate(s) (PEM) for a certificate signature; repeatable.",
+    ),
+]
+SigstoreOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sigstore", help="A Sigstore signature: give --identity and --identity-provider."
+    ),
+]
+IdentityOpt = Annotated[
+    str | None,
+    typer.Option("--identity", metavar="ID", help="The Sigstore signer's identity (email, URI)."),
+]
+IdentityProviderOpt = Annotated[
+    str | None,
+    typer.Option("--identity-provider", metavar="URL", help="The signer's OIDC issuer."),
+]
+TrustConfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trust-config",
+        metavar="FILE",
+        help="A Sigstore client trust config, to verify without fetching the trust root.",
+    ),
+]
 TensorsOpt = Annotated[bool, typer.Option("--tensors", help="List every tensor read.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        metavar="N",
+        help="Threads that read and compute (default: one per core, at most 8).",
+        show_default=False,
+    ),
+]
 
 _GIB = "paramtool.gib"  # ctx.meta: the older --gib was given
 
@@ -140,6 +192,12 @@ def check_top(top: int) -> int:
     if top < 0:
         raise UsageError(f"--top {top}", "must be 0 or more")
     return top
+
+
+def check_workers(workers: int | None) -> int | None:
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}", "must be 1 or more")
+    return workers
 
 
 def _line(kind: str, message: str) -> None:

@@ -12,7 +12,9 @@ from paramtool.cli.common import (
     JsonOpt,
     TokenOpt,
     TopOpt,
+    WorkersOpt,
     check_top,
+    check_workers,
     handle_errors,
     print_json,
     stdout_console,
@@ -36,13 +38,23 @@ def _diff(
     download: bool,
     json_: bool,
     token: str | None,
+    workers: int | None,
 ) -> int:
     from paramtool import api
     from paramtool.render.values_progress import byte_progress
 
     check_top(top)
+    check_workers(workers)
     with byte_progress("Comparing", enabled=not json_) as progress:
-        report = api.diff(a, b, filter=filter_, download=download, token=token, progress=progress)
+        report = api.diff(
+            a,
+            b,
+            filter=filter_,
+            download=download,
+            workers=workers,
+            token=token,
+            progress=progress,
+        )
     for w in (*report.a.warnings, *report.b.warnings):
         warn(w)
     if json_:
@@ -64,11 +76,12 @@ def diff_command(
     download: DownloadOpt = False,
     json_: JsonOpt = False,
     token: TokenOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Tensors added, removed, reshaped, retyped, and how much each common one changed.
 
     Exit status 0 when identical, 1 when they differ (like diff), 2 on error.
     """
-    code = _diff(a, b, filter_, top, tensors, download, json_, token)
+    code = _diff(a, b, filter_, top, tensors, download, json_, token, workers)
     if code:
         raise typer.Exit(code)

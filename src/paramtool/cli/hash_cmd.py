@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from paramtool.cli.common import (
+    CertificateChainOpt,
+    CertificateOpt,
     DownloadOpt,
+    IdentityOpt,
+    IdentityProviderOpt,
     JsonOpt,
+    PublicKeyOpt,
     RevisionOpt,
+    SigstoreOpt,
     SourcesArg,
     SubfolderOpt,
     TokenOpt,
+    TrustConfigOpt,
+    WorkersOpt,
+    check_workers,
     die,
     handle_errors,
     print_json,
@@ -21,9 +30,6 @@ from paramtool.cli.common import (
     warn,
 )
 from paramtool.cli.root import app
-
-if TYPE_CHECKING:
-    from paramtool.values.signatures import SignatureReport
 
 
 @app.command("hash")
@@ -38,6 +44,7 @@ def hash_command(
     revision: RevisionOpt = None,
     token: TokenOpt = None,
     subfolder: SubfolderOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """SHA-256 of each file (as sha256sum and the Hub's LFS record), tensor and weights digests.
 
@@ -46,10 +53,12 @@ def hash_command(
     from paramtool import api
     from paramtool.render.values_progress import byte_progress
 
+    check_workers(workers)
     with byte_progress("Hashing", enabled=not json_) as progress:
         report = api.digest(
             sources,
             download=download,
+            workers=workers,
             revision=revision,
             token=token,
             subfolder=subfolder,
@@ -95,27 +104,10 @@ def _verify_signature(path: str, signature: str, json_: bool, **how: Any) -> int
     if json_:
         print_json(report.to_dict())
     else:
-        sys.stdout.write("\n".join(_signature_lines(report)) + "\n")
+        from paramtool.render.signature import signature_lines
+
+        sys.stdout.write("\n".join(signature_lines(report)) + "\n")
     return 0 if report.ok else 1
-
-
-def _signature_lines(report: SignatureReport) -> list[str]:
-    from paramtool.safe_text import clip
-
-    verdict = "verified" if report.ok else "NOT verified"
-    lines = [f"{clip(report.path)}: {verdict} ({report.method} signature {clip(report.signature)})"]
-    if report.reason:
-        lines.append(f"  reason: {clip(report.reason)}")
-    hashed = report.serialization.get("hash_type", "?")
-    per = report.serialization.get("method", "?")
-    lines.append(f"  covers {len(report.files)} file(s), {hashed} per {per}")
-    for f in report.files:
-        lines.append(f"  {f.status or 'unchecked':9} {clip(f.path)}")
-    for u in report.uncovered:
-        note = "allowed" if report.allow_uncovered else "fails"
-        lines.append(f"  uncovered {clip(u)} ({note})")
-    lines.append("  ignored: " + ", ".join(clip(i) for i in report.ignored))
-    return lines
 
 
 @app.command("verify")
@@ -146,50 +138,13 @@ def verify_command(
             help="An OpenSSF model-signing signature over PATH to verify (instead of --against).",
         ),
     ] = None,
-    public_key: Annotated[
-        str | None,
-        typer.Option("--public-key", metavar="FILE", help="The signer's EC public key (PEM)."),
-    ] = None,
-    certificate: Annotated[
-        str | None,
-        typer.Option(
-            "--certificate",
-            metavar="FILE",
-            help="The exact signing certificate (PEM) the signature must carry.",
-        ),
-    ] = None,
-    certificate_chain: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--certificate-chain",
-            metavar="FILE",
-            help="Trusted CA certificate(s) (PEM) for a certificate signature; repeatable.",
-        ),
-    ] = None,
-    sigstore: Annotated[
-        bool,
-        typer.Option(
-            "--sigstore", help="A Sigstore signature: give --identity and --identity-provider."
-        ),
-    ] = False,
-    identity: Annotated[
-        str | None,
-        typer.Option(
-            "--identity", metavar="ID", help="The Sigstore signer's identity (email, URI)."
-        ),
-    ] = None,
-    identity_provider: Annotated[
-        str | None,
-        typer.Option("--identity-provider", metavar="URL", help="The signer's OIDC issuer."),
-    ] = None,
-    trust_config: Annotated[
-        str | None,
-        typer.Option(
-            "--trust-config",
-            metavar="FILE",
-            help="A Sigstore client trust config, to verify without fetching the trust root.",
-        ),
-    ] = None,
+    public_key: PublicKeyOpt = None,
+    certificate: CertificateOpt = None,
+    certificate_chain: CertificateChainOpt = None,
+    sigstore: SigstoreOpt = False,
+    identity: IdentityOpt = None,
+    identity_provider: IdentityProviderOpt = None,
+    trust_config: TrustConfigOpt = None,
     allow_uncovered: Annotated[
         bool,
         typer.Option(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -80,6 +80,45 @@ def inspect_command(
             "--export/--json",
             "--export saves the tables, which --json does not print; run it once for each",
         )
+    import gc
+
+    # No cycles are made here; the collector's rescans of 100k+ records would cost more.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        _inspect(
+            api,
+            sources,
+            tensors,
+            pattern,
+            layers,
+            units,
+            export,
+            base,
+            json_,
+            revision,
+            token,
+            subfolder,
+        )
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _inspect(
+    api: Any,
+    sources: Any,
+    tensors: bool,
+    pattern: Any,
+    layers: bool,
+    units: str,
+    export: Path | None,
+    base: str | None,
+    json_: bool,
+    revision: str | None,
+    token: str | None,
+    subfolder: str | None,
+) -> None:
     from paramtool.render.progress import count_progress
 
     with count_progress("Reading shard headers", enabled=not json_, min_total=8) as progress:

@@ -13,7 +13,9 @@ from paramtool.cli.common import (
     TokenOpt,
     TopOpt,
     UnitsOpt,
+    WorkersOpt,
     check_top,
+    check_workers,
     handle_errors,
     print_json,
     stdout_console,
@@ -35,6 +37,7 @@ def stats_command(
     revision: RevisionOpt = None,
     token: TokenOpt = None,
     subfolder: SubfolderOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Min, max, mean, std, mean |x|, zeros, NaN and Inf of every tensor, by category and layer.
 
@@ -44,11 +47,13 @@ def stats_command(
     from paramtool.render.values_progress import byte_progress
 
     check_top(top)
+    check_workers(workers)
     with byte_progress("Reading values", enabled=not json_) as progress:
         report = api.stats(
             sources,
             filter=filter_,
             download=download,
+            workers=workers,
             revision=revision,
             token=token,
             subfolder=subfolder,

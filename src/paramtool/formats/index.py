@@ -44,13 +44,14 @@ def parse_index(raw: bytes, index_path: str) -> tuple[dict[str, str], Mapping[st
         raise ShardIndexError(index_path, f"not valid JSON: {e}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("weight_map"), dict):
         raise ShardIndexError(index_path, "expected a JSON object with a 'weight_map' object")
-    weight_map = obj["weight_map"]
-    for name, shard in weight_map.items():
-        if not isinstance(shard, str):
-            raise ShardIndexError(index_path, f"weight_map[{name!r}] is not a file name")
+    weight_map: dict[str, Any] = obj["weight_map"]
+    if weight_map and set(map(type, weight_map.values())) != {str}:
+        for name, shard in weight_map.items():
+            if not isinstance(shard, str):
+                raise ShardIndexError(index_path, f"weight_map[{name!r}] is not a file name")
     for shard in set(weight_map.values()):
         check_shard_name(shard, index_path)
     meta = obj.get("metadata") or {}
     if not isinstance(meta, dict):
         raise ShardIndexError(index_path, "'metadata' is not an object")
-    return dict(weight_map), MappingProxyType(meta)
+    return weight_map, MappingProxyType(meta)  # parsed here: nobody else holds it

@@ -11,12 +11,15 @@ header: :func:`read_local_header` here, and the Hub range reader.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
 import re
 import struct
 from collections.abc import Mapping
+from itertools import chain, repeat
+from operator import floordiv, itemgetter, mod, mul, sub
 from types import MappingProxyType
 
 from paramtool import dtypes
@@ -169,7 +172,24 @@ def parse_header(raw: bytes, path: str, data_size: int | None = None) -> FileHea
 
     ``data_size`` is the size of the data region when the file size is known;
     the tensors must then cover it exactly (safetensors' MetadataIncompleteBuffer).
+
+    A well-formed header takes :func:`_parse_fast`, which accepts only what
+    :func:`parse_header_strict` accepts, read the same; anything else, and every
+    refusal, goes through the strict parser, so each error message is its.
     """
+    collecting = gc.isenabled()  # its objects hold no cycles: no collection while made
+    if collecting:
+        gc.disable()
+    try:
+        header = _parse_fast(raw, path, data_size)
+    finally:
+        if collecting:
+            gc.enable()
+    return header if header is not None else parse_header_strict(raw, path, data_size)
+
+
+def parse_header_strict(raw: bytes, path: str, data_size: int | None = None) -> FileHeader:
+    """The strict diagnosing parser: one entry at a time, saying exactly what is wrong."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -214,6 +234,141 @@ def parse_header(raw: bytes, path: str, data_size: int | None = None) -> FileHea
     )
 
 
+_FAST_DTYPE = itemgetter("dtype")
+_FAST_SHAPE = itemgetter("shape")
+_FAST_OFFSETS = itemgetter("data_offsets")
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+_CANONICAL = {k: d.name for k, d in _SAFETENSORS.items()}  # one str object per dtype name
+_BYTES_PER_BLOCK = {k: d.bytes_per_block for k, d in _SAFETENSORS.items()}
+_BLOCK = {k: d.block_size for k, d in _SAFETENSORS.items()}
+_PACKED = frozenset(k for k, d in _SAFETENSORS.items() if d.block_size != 1)
+_INT = {int}
+_STR = {str}
+_LIST = {list}
+_TWO = {2}
+
+
+def _parse_fast(raw: bytes, path: str, data_size: int | None) -> FileHeader | None:
+    """The common well-formed header, validated in bulk; None whenever anything is off.
+
+    It parses with the C ``json`` scanner and no Python hooks, then checks the parsed
+    values column by column in C. Why it accepts only what the strict parser accepts, and
+    reads it the same (tests/test_header_fast.py checks the two agree on hostile input):
+
+    - No backslash in the header: no escape, so every string is its raw bytes between two
+      quotes, no two differently spelled keys decode equal, and no lone surrogate exists.
+    - No duplicate key at any depth, and no entry with more fields than ``dtype``,
+      ``shape`` and ``data_offsets`` (each entry is a dict holding those three, or getting
+      them fails): JSON has one colon outside strings per key/value pair, so the header's
+      colons count its pairs ``P`` plus the colons inside its strings ``C``. The parsed
+      tree has ``K <= P`` keys (a repeated key keeps one) and its strings, each one of the
+      header's (no escapes), hold ``c <= C`` colons; the count expected, with three keys an
+      entry, is ``E <= K``. ``P + C == E + c`` holds only when ``P == K == E``.
+    - Only ints and strings as leaves: dims and offsets must be ints by type (not a bool,
+      a float, ``NaN``, ``null``, a list), so the strict parser's number and constant hooks
+      cannot differ; ``-0`` is parsed with the strict parser's own int hook (a float, so
+      refused); a ``__metadata__`` value must be a string.
+    - A known dtype, no negative dim, no zero-sized tensor (a zero dim can hide an
+      overflowing partial product), ``end - start`` equal to the dtype's bytes for the
+      shape, the last end u64: so every dim, offset and byte size is u64 (the byte size
+      checked before the division for the packed dtypes).
+    - The spans tile ``[0, end)``: all spans being non-empty, that holds exactly when the
+      smallest start is 0 and the sorted starts after it equal the sorted ends before the
+      last (the entry with the smallest end must start at 0; remove it and repeat); in
+      header order when the header lists them so, as writers do.
+    """
+    if b"\\" in raw or not raw.startswith(b"{"):
+        return None
+    try:
+        text = raw.decode("utf-8")
+        obj = json.loads(text, parse_int=_int_or_negative_zero if "-0" in text else None)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    del text
+    if type(obj) is not dict:
+        return None
+    pairs = len(obj)
+    meta = obj.pop("__metadata__", None)
+    colons = 0  # colons inside the parsed strings: the metadata's; the names' if needed
+    if meta is None:
+        metadata = _EMPTY
+    elif type(meta) is dict:
+        values = list(meta.values())
+        if values and set(map(type, values)) != _STR:
+            return None
+        colons += sum(map(str.count, meta, repeat(":")))
+        colons += sum(map(str.count, values, repeat(":")))
+        pairs += len(meta)
+        metadata = MappingProxyType(dict(meta))
+    else:
+        return None
+    names = list(obj)
+    infos = list(obj.values())
+    del obj
+    n = len(names)
+    pairs += 3 * n
+    found = raw.count(b":")
+    if not n or (
+        found != pairs + colons
+        and found != pairs + colons + sum(map(str.count, names, repeat(":")))
+    ):
+        return None  # a duplicate key somewhere, or an entry with other fields
+    try:
+        dtypes = list(map(_CANONICAL.__getitem__, map(_FAST_DTYPE, infos)))
+        shapes = list(map(_FAST_SHAPE, infos))
+        offsets = list(map(_FAST_OFFSETS, infos))
+        del infos
+        if set(map(type, shapes)) != _LIST or set(map(len, offsets)) != _TWO:
+            return None
+    except (KeyError, TypeError):  # not a dict, a field missing, an unknown or unhashable
+        return None  # dtype, offsets without a length
+    dims = list(chain.from_iterable(shapes))
+    if dims and (set(map(type, dims)) != _INT or min(dims) < 0):
+        return None
+    del dims
+    flat = list(chain.from_iterable(offsets))
+    del offsets
+    if set(map(type, flat)) != _INT:
+        return None
+    numels = list(map(math.prod, shapes))
+    if 0 in numels:
+        return None
+    nbytes = list(map(mul, numels, map(_BYTES_PER_BLOCK.__getitem__, dtypes)))
+    del numels
+    if not _PACKED.isdisjoint(dtypes):
+        if max(nbytes) > _U64_MAX:
+            return None
+        blocks = list(map(_BLOCK.__getitem__, dtypes))
+        if any(map(mod, nbytes, blocks)):
+            return None
+        nbytes = list(map(floordiv, nbytes, blocks))
+    starts = flat[0::2]
+    ends = flat[1::2]
+    del flat
+    if list(map(sub, ends, starts)) != nbytes:
+        return None
+    del nbytes
+    if starts[0] != 0 or starts[1:] != ends[:-1]:  # not in header order: by offset
+        first = sorted(starts)
+        last = sorted(ends)
+        if first[0] != 0 or first[1:] != last[:-1]:
+            return None
+        end = last[-1]
+    else:
+        end = ends[-1]
+    if end > _U64_MAX or (data_size is not None and end != data_size):
+        return None
+    tensors = TensorInfo.from_columns(names, dtypes, list(map(tuple, shapes)), starts, ends, path)
+    return FileHeader(
+        path=path,
+        header_size=len(raw),
+        data_size=end if data_size is None else data_size,
+        tensors=tuple(tensors),
+        metadata=metadata,
+    )
+
+
 def _parse_metadata(meta: object, path: str) -> Mapping[str, str]:
     if meta is None:
         return _EMPTY
@@ -230,7 +385,8 @@ def _parse_metadata(meta: object, path: str) -> Mapping[str, str]:
 def _parse_tensor(name: str, info: object, path: str) -> TensorInfo:
     """Validate one header entry; the common well-formed case takes the fast path."""
     if type(info) is dict:
-        dt = _SAFETENSORS.get(info.get("dtype"))  # type: ignore[arg-type]
+        name_of = info.get("dtype")
+        dt = _SAFETENSORS.get(name_of) if type(name_of) is str else None
         shape = info.get("shape")
         offsets = info.get("data_offsets")
         if (

@@ -22,19 +22,28 @@ size, zip entries; hostile input is one :class:`TorchFormatError`.
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickletools
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 from paramtool import dtypes
 from paramtool.errors import HeaderError, reading
-from paramtool.files import open_fd
-from paramtool.formats.torch_zip import ReadAt, ZipDirectory, data_offset, read_directory
+from paramtool.files import open_fd, pread_upto
+from paramtool.formats.torch_zip import (
+    TORCH_ALIGNMENT,
+    ReadAt,
+    ZipDirectory,
+    ZipEntry,
+    data_offset,
+    predicted_data_offset,
+    read_directory,
+)
 
 MAX_PICKLE_BYTES = 64 << 20
 MAX_OPCODES = 16_000_000
@@ -49,7 +58,19 @@ MAX_DIMS = 64
 Verdict: TypeAlias = Literal["plain state dict", "unsafe"]
 Format: TypeAlias = Literal["zip", "legacy", "pickle"]  # pickle: a bare pickle, no torch frame
 OtherKind: TypeAlias = Literal[
-    "int", "float", "bool", "str", "bytes", "None", "dict", "list", "tuple", "set", "other"
+    "int",
+    "float",
+    "bool",
+    "str",
+    "bytes",
+    "None",
+    "dict",
+    "list",
+    "tuple",
+    "set",
+    "numpy",
+    "unread tensor",
+    "other",
 ]
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -136,6 +157,7 @@ _STORAGE_DTYPES: dict[str, str] = {
     "ByteStorage": "U8",
     "BoolStorage": "BOOL",
     "ComplexFloatStorage": "C64",
+    "ComplexDoubleStorage": "C128",
 }
 _TORCH_DTYPES: dict[str, str] = {
     "float32": "F32", "float": "F32", "float64": "F64", "double": "F64",
@@ -147,27 +169,72 @@ _TORCH_DTYPES: dict[str, str] = {
     "int16": "I16", "short": "I16", "int8": "I8", "uint8": "U8",
     "uint16": "U16", "uint32": "U32", "uint64": "U64",
     "bool": "BOOL", "complex64": "C64", "cfloat": "C64",
+    "complex128": "C128", "cdouble": "C128", "complex32": "C32", "chalf": "C32",
+    "float4_e2m1fn_x2": "F4_E2M1_X2",
 }  # fmt: skip
-# Storage classes and dtypes paramtool has no dtype for: still safe, but no records.
-_UNMAPPED_STORAGES = ("ComplexDoubleStorage", "QInt8Storage", "QUInt8Storage", "QInt32Storage")
-_UNMAPPED_DTYPES = ("complex128", "cdouble", "complex32", "chalf", "float4_e2m1fn_x2")
+# What torch's weights-only loader also accepts (torch/_weights_only_unpickler.py,
+# _get_allowed_globals, torch 2.13): safe to name, but these build nothing paramtool records as
+# a tensor with a storage span (quantized, sparse, meta, nested, wrapper-subclass tensors):
+# they are listed as entries.
+_UNMAPPED_STORAGES = ("QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage",
+                      "QUInt2x4Storage", "ComplexHalfStorage", "UntypedStorage")  # fmt: skip
+_UNMAPPED_DTYPES = (
+    *(f"uint{x}" for x in range(1, 8)), *(f"int{x}" for x in range(1, 8)),
+    "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "bits1x8", "bits2x4", "bits4x2",
+    "bits8", "bits16",
+)  # fmt: skip
+_REBUILD_OTHER = {
+    "_rebuild_qtensor": "quantized tensor",
+    "_rebuild_sparse_tensor": "sparse tensor",
+    "_rebuild_meta_tensor_no_storage": "meta tensor",
+    "_rebuild_nested_tensor": "nested tensor",
+    "_rebuild_wrapper_subclass": "tensor subclass",
+    "_rebuild_device_tensor_from_cpu_tensor": "device tensor",
+}
+_QSCHEMES = ("per_tensor_affine", "per_tensor_symmetric", "per_channel_affine",
+             "per_channel_symmetric", "per_channel_affine_float_qparams")  # fmt: skip
 
 _REBUILD_TENSOR = {"_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3"}
 _REBUILD_PARAMETER = {"_rebuild_parameter", "_rebuild_parameter_with_state"}
+_FROM_TYPE = ("torch._tensor", "_rebuild_from_type_v2")
+_PLAIN_TYPES = {
+    ("torch", "Tensor"),
+    ("torch._tensor", "Tensor"),
+    ("torch.nn.parameter", "Parameter"),
+}
 _UNTYPED = {("torch.storage", "UntypedStorage"), ("torch", "UntypedStorage")}
+# numpy's array and scalar constructors: they build data from bytes the pickle holds and call
+# nothing else (torch's weights-only loader wants them added by hand; Lightning checkpoints
+# hold numpy scalars in callback state). Listed as entries, never as tensors.
+_NUMPY = {
+    (m, n)
+    for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for n in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype")}
 
 ALLOWLIST: frozenset[tuple[str, str]] = frozenset(
-    {("torch._utils", n) for n in _REBUILD_TENSOR | _REBUILD_PARAMETER}
+    {("torch._utils", n) for n in _REBUILD_TENSOR | _REBUILD_PARAMETER | set(_REBUILD_OTHER)}
     | {("torch", n) for n in (*_STORAGE_DTYPES, *_UNMAPPED_STORAGES)}
-    | {("torch", n) for n in (*_TORCH_DTYPES, *_UNMAPPED_DTYPES)}
+    | {("torch", n) for n in (*_TORCH_DTYPES, *_UNMAPPED_DTYPES, *_QSCHEMES)}
     | _UNTYPED
-    | {("torch", "Size"), ("torch", "device"), ("collections", "OrderedDict")}
-    | {(m, n) for m in ("builtins", "__builtin__") for n in ("set", "frozenset")}
+    | _PLAIN_TYPES
+    | {_FROM_TYPE, ("torch.serialization", "_get_layout")}
+    | {("torch", "Size"), ("torch", "device")}
+    | {("collections", "OrderedDict"), ("collections", "Counter")}
+    | {
+        (m, n)
+        for m in ("builtins", "__builtin__")
+        for n in ("set", "frozenset", "bytearray", "complex")
+    }
     | {("_codecs", "encode")}  # protocol 2 writes bytes as _codecs.encode(str, "latin1")
+    | _NUMPY
 )
-"""The globals ``torch.save`` writes for a state dict (checked against torch 2.13):
-rebuild functions, storage classes, dtypes, ``torch.Size``, ``torch.device``,
-``collections.OrderedDict``, sets, and protocol 2's spelling of bytes."""
+"""What a state dict needs, no more than torch's weights-only loader accepts
+(``torch/_weights_only_unpickler.py``, ``_get_allowed_globals``, torch 2.13): rebuild
+functions, storage classes, dtypes, quantization schemes, ``torch.Size``, ``torch.device``,
+``torch.Tensor`` and ``Parameter`` (tensors with attributes, through
+``_rebuild_from_type_v2``), ``OrderedDict``/``Counter``, sets, bytearray, complex, protocol
+2's spelling of bytes; plus numpy's array and scalar constructors (data only)."""
 
 
 # --- records -----------------------------------------------------------------------------
@@ -186,10 +253,7 @@ class TorchTensor:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def parameters(self) -> int:
@@ -542,6 +606,10 @@ class _Extractor:
         func = node.func
         assert isinstance(func, Global)
         args = node.args
+        if (func.module, func.name) == _FROM_TYPE:  # (func, type, args, state): attributes
+            if depth > 2 or not isinstance(args, tuple) or len(args) < 3:
+                raise self.err("malformed _rebuild_from_type_v2 arguments", name)
+            return self.tensor(Call(args[0], args[2], node.offset), name, depth + 1)
         if func.name in _REBUILD_PARAMETER:
             if (
                 depth > 2
@@ -685,11 +753,25 @@ class _Extractor:
 
 
 def _is_tensor_call(v: Call) -> bool:
+    """A call that rebuilds a tensor paramtool records: the plain rebuilds, a parameter, or
+    ``_rebuild_from_type_v2`` of a plain rebuild into ``Tensor`` or ``Parameter`` (a tensor
+    with Python attributes)."""
     f = v.func
+    if not isinstance(f, Global):
+        return False
+    if f.module == "torch._utils":
+        return f.name in _REBUILD_TENSOR or f.name in _REBUILD_PARAMETER
+    if (f.module, f.name) != _FROM_TYPE:
+        return False
+    a = v.args
     return (
-        isinstance(f, Global)
-        and f.module == "torch._utils"
-        and f.name in _REBUILD_TENSOR | _REBUILD_PARAMETER
+        isinstance(a, tuple)
+        and len(a) >= 3
+        and isinstance(a[0], Global)
+        and a[0].module == "torch._utils"
+        and a[0].name in _REBUILD_TENSOR
+        and isinstance(a[1], Global)
+        and (a[1].module, a[1].name) in _PLAIN_TYPES
     )
 
 
@@ -753,6 +835,12 @@ def _other(name: str, v: object) -> OtherEntry:
             return OtherEntry(name, "set")
         if q == "_codecs.encode":
             return OtherEntry(name, "bytes")
+        if (v.func.module, v.func.name) in _NUMPY:
+            return OtherEntry(name, "numpy")
+        if v.func.module == "torch._utils" and v.func.name in _REBUILD_OTHER:
+            return OtherEntry(name, "unread tensor", _REBUILD_OTHER[v.func.name])
+        if (v.func.module, v.func.name) == _FROM_TYPE:
+            return OtherEntry(name, "unread tensor", "tensor subclass")
     return OtherEntry(name, "other")
 
 
@@ -778,6 +866,21 @@ def read_state_dict(data: bytes, shown: str, start: int = 0) -> StateDict:
 # --- containers ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Ranged:
+    """A byte source where every read is a request (HTTP ranges), and what it holds already.
+
+    Read this way, a zip's storage offsets follow torch's layout rule
+    (:func:`~paramtool.formats.torch_zip.predicted_data_offset`) instead of a local-header
+    read each, checked against every local header already fetched; a legacy file's storages
+    are placed by their sizes instead of a read of each one's count, and its pickles are read
+    from a prefix that doubles from ``first`` bytes until they parse.
+    """
+
+    held: Callable[[int, int], bool]  # (offset, length): are these bytes fetched already?
+    first: int  # bytes fetched from byte 0
+
+
 def _data_pkl(directory: ZipDirectory, shown: str) -> tuple[str, str]:
     roots = [
         e.name[: -len("data.pkl")]
@@ -791,7 +894,9 @@ def _data_pkl(directory: ZipDirectory, shown: str) -> tuple[str, str]:
     return roots[0], roots[0] + "data.pkl"
 
 
-def read_zip_checkpoint(read_at: ReadAt, size: int, shown: str) -> TorchCheckpoint:
+def read_zip_checkpoint(
+    read_at: ReadAt, size: int, shown: str, ranged: Ranged | None = None
+) -> TorchCheckpoint:
     """A zip-format checkpoint from a byte source: directory, data.pkl, storage offsets."""
     directory = read_directory(read_at, size, shown)
     root, pkl_name = _data_pkl(directory, shown)
@@ -799,7 +904,17 @@ def read_zip_checkpoint(read_at: ReadAt, size: int, shown: str) -> TorchCheckpoi
     assert pkl is not None
     if pkl.size > MAX_PICKLE_BYTES or pkl.compressed_size > MAX_PICKLE_BYTES:
         raise PickleLimit(shown, f"data.pkl is larger than {MAX_PICKLE_BYTES:,} bytes")
+    alignment = _alignment(read_at, directory, root, shown) if ranged is not None else 0
     start = data_offset(read_at, pkl, shown, directory.offset)
+    # data.pkl (in the first block) tells whether torch laid the archive out; if not (another
+    # zip writer), every local header is read, a request each.
+    torch_layout = ranged is not None and start == predicted_data_offset(pkl, alignment)
+
+    def offset_of(entry: ZipEntry) -> int:
+        if ranged is None or not torch_layout:
+            return data_offset(read_at, entry, shown, directory.offset)
+        return _ranged_offset(read_at, entry, directory, shown, ranged, alignment)
+
     raw = read_at(start, pkl.compressed_size)
     if len(raw) != pkl.compressed_size:
         raise TorchFormatError(shown, "data.pkl runs past the end of the file")
@@ -827,16 +942,52 @@ def read_zip_checkpoint(read_at: ReadAt, size: int, shown: str) -> TorchCheckpoi
                 f"storage {s.key!r} holds {entry.size:,} bytes but its tensors' dtype and "
                 f"size need {s.nbytes:,}",
             )
-        offset = data_offset(read_at, entry, shown, directory.offset) if entry.stored else None
+        offset = offset_of(entry) if entry.stored else None
         storages.append(TorchStorage(s.key, s.dtype, s.nbytes, s.location, offset))
     order = directory.find(root + "byteorder")
     byteorder = "little"
     if order is not None and order.stored and order.size <= 16:
-        raw_order = read_at(data_offset(read_at, order, shown, directory.offset), order.size)
+        raw_order = read_at(offset_of(order), order.size)
         byteorder = raw_order.decode("ascii", "replace").strip() or "little"
     return TorchCheckpoint(
         shown, "zip", sd.tensors, tuple(storages), sd.others, sd.unsafe_globals, byteorder
     )
+
+
+def _alignment(read_at: ReadAt, directory: ZipDirectory, root: str, shown: str) -> int:
+    """The storage alignment torch wrote with: its ``.storage_alignment`` record, else 64."""
+    entry = directory.find(root + ".storage_alignment")
+    if entry is None or not entry.stored or not 0 < entry.size <= 8:
+        return TORCH_ALIGNMENT
+    raw = read_at(data_offset(read_at, entry, shown, directory.offset), entry.size)
+    text = raw.decode("ascii", "replace").strip()
+    if not text.isdigit() or not 0 < int(text) <= 1 << 20:
+        raise TorchFormatError(shown, f"a .storage_alignment record of {text[:20]!r}")
+    return int(text)
+
+
+def _ranged_offset(
+    read_at: ReadAt,
+    entry: ZipEntry,
+    directory: ZipDirectory,
+    shown: str,
+    ranged: Ranged,
+    alignment: int,
+) -> int:
+    """An entry's data offset by torch's layout rule, checked where its header is fetched."""
+    guess = predicted_data_offset(entry, alignment)
+    if ranged.held(entry.header_offset, guess - entry.header_offset):
+        actual = data_offset(read_at, entry, shown, directory.offset)
+        if actual != guess:
+            raise TorchFormatError(
+                shown,
+                f"the zip is not laid out as torch writes it (the data of {entry.name[:80]!r} "
+                f"starts at byte {actual:,}, not {guess:,}); its storage offsets cannot be "
+                "predicted: download the file and inspect it locally",
+            )
+    if guess + entry.compressed_size > directory.offset:
+        raise StorageMismatch(shown, f"entry {entry.name[:80]!r} runs into the central directory")
+    return guess
 
 
 def _shift(sd: StateDict, by: int) -> StateDict:
@@ -844,9 +995,17 @@ def _shift(sd: StateDict, by: int) -> StateDict:
     return StateDict(sd.tensors, sd.storages, sd.others, unsafe, sd.end + by)
 
 
-def read_legacy_checkpoint(data: bytes, size: int, read_at: ReadAt, shown: str) -> TorchCheckpoint:
+def read_legacy_checkpoint(
+    data: bytes, size: int, read_at: ReadAt, shown: str, counts: bool = True
+) -> TorchCheckpoint:
     """A legacy-format checkpoint (``_use_new_zipfile_serialization=False``); ``data`` is
-    the file's first bytes, enough to hold its five pickles."""
+    the file's first bytes, enough to hold its five pickles.
+
+    Each storage is its 8-byte element count, then its bytes. ``counts``: read each count
+    and check it; without, the storages are placed by their sizes alone, and the last must
+    end exactly at the file's end (``torch.save`` writes nothing after them): one read fewer
+    per storage where each read is a request.
+    """
     magic, _, pos = interpret(data, shown)
     if magic != LEGACY_MAGIC or type(magic) is not int:
         sd = read_state_dict(data, shown)  # a bare pickle: still read, and judged
@@ -873,11 +1032,14 @@ def read_legacy_checkpoint(data: bytes, size: int, read_at: ReadAt, shown: str) 
         s = by_key.get(key[:1000])
         if s is None:
             raise StorageMismatch(shown, f"legacy storage {key[:80]!r} is used by no tensor")
-        head = read_at(pos, 8)
-        if len(head) != 8:
-            raise StorageMismatch(shown, f"legacy storage {key[:80]!r} runs past the end")
-        count = struct.unpack("<Q", head)[0]  # elements (typed storage) or bytes (untyped)
         nbytes = s.nbytes
+        if counts:
+            head = read_at(pos, 8)
+            if len(head) != 8:
+                raise StorageMismatch(shown, f"legacy storage {key[:80]!r} runs past the end")
+            count = struct.unpack("<Q", head)[0]  # elements (typed storage) or bytes (untyped)
+        else:
+            count = nbytes
         if nbytes not in (count, count * dtypes.lookup(s.dtype).bytes_per_block):
             raise StorageMismatch(
                 shown,
@@ -891,6 +1053,12 @@ def read_legacy_checkpoint(data: bytes, size: int, read_at: ReadAt, shown: str) 
     missing = [k for k in by_key if k not in storages]
     if missing:
         raise StorageMismatch(shown, f"storage {missing[0][:80]!r} is not in the file")
+    if not counts and pos != size:
+        raise StorageMismatch(
+            shown,
+            f"the storages end at byte {pos:,}, not at the end of the {size:,}-byte file; "
+            "their offsets cannot be placed without reading them: download the file",
+        )
     return TorchCheckpoint(
         shown,
         "legacy",
@@ -901,15 +1069,30 @@ def read_legacy_checkpoint(data: bytes, size: int, read_at: ReadAt, shown: str) 
     )
 
 
-def read_torch_source(read_at: ReadAt, size: int, shown: str) -> TorchCheckpoint:
-    """A PyTorch checkpoint, zip or legacy, from a byte source of ``size`` bytes."""
+def read_torch_source(
+    read_at: ReadAt, size: int, shown: str, ranged: Ranged | None = None
+) -> TorchCheckpoint:
+    """A PyTorch checkpoint, zip or legacy, from a byte source of ``size`` bytes.
+
+    ``ranged``: each read is a request (see :class:`Ranged`); the answer is the same.
+    """
     head = read_at(0, 4)
     if head[:2] == b"PK":
-        return read_zip_checkpoint(read_at, size, shown)
+        return read_zip_checkpoint(read_at, size, shown, ranged)
     if not head:
         raise TorchFormatError(shown, "file is empty")
-    data = read_at(0, min(size, MAX_PICKLE_BYTES))
-    return read_legacy_checkpoint(data, size, read_at, shown)
+    cap = min(size, MAX_PICKLE_BYTES)
+    if ranged is None:
+        return read_legacy_checkpoint(read_at(0, cap), size, read_at, shown)
+    n = max(4096, min(cap, ranged.first))
+    while True:
+        data = read_at(0, min(n, cap))
+        try:
+            return read_legacy_checkpoint(data, size, read_at, shown, counts=False)
+        except InvalidPickle:  # cut short by the prefix, or broken: only a longer read tells
+            if len(data) >= cap or len(data) < min(n, cap):
+                raise
+        n *= 2
 
 
 def read_torch_file(path: str | os.PathLike[str], display: str | None = None) -> TorchCheckpoint:
@@ -924,18 +1107,7 @@ def read_torch_file(path: str | os.PathLike[str], display: str | None = None) ->
         size = os.fstat(fd).st_size
 
         def read_at(offset: int, n: int) -> bytes:
-            if offset < 0 or n < 0 or offset >= size:
-                return b""
-            n = min(n, size - offset)
-            parts: list[bytes] = []
-            while n > 0:
-                chunk = os.pread(fd, n, offset)
-                if not chunk:
-                    break
-                parts.append(chunk)
-                offset += len(chunk)
-                n -= len(chunk)
-            return b"".join(parts)
+            return pread_upto(fd, offset, n, size)
 
         with reading(shown):
             return read_torch_source(read_at, size, shown)

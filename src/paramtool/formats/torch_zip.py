@@ -5,8 +5,9 @@ entry per storage, ``<root>/byteorder``, ``<root>/version``. The reader here par
 end-of-central-directory record (zip64 too) and the central directory itself, from a byte
 source ``read_at(offset, length)``, so the same code serves a local file and HTTP range
 reads: the end records, the directory, and 30 bytes plus a name per local header, never an
-entry's data. Every count and size is checked against the file's size before anything is
-read, and capped (:data:`MAX_ENTRIES`, :data:`MAX_DIRECTORY_BYTES`).
+entry's data (where each read is a request, :func:`predicted_data_offset` says where torch put
+an entry's data without reading its local header). Every count and size is checked against the
+file's size before anything is read, and capped (:data:`MAX_ENTRIES`, :data:`MAX_DIRECTORY_BYTES`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ def _read_exact(read_at: ReadAt, offset: int, n: int, shown: str, what: str) -> 
 def _find_eocd(read_at: ReadAt, size: int, shown: str) -> tuple[int, bytes]:
     if size < _EOCD_SIZE:
         raise InvalidZip(shown, f"file is {size} bytes, too short for a zip archive")
+    # torch writes no archive comment: the record is the last 22 bytes; else look further back.
+    last = _read_exact(read_at, size - _EOCD_SIZE, _EOCD_SIZE, shown, "end of central directory")
+    if last[:4] == _EOCD and last[20:22] == b"\0\0":
+        return size - _EOCD_SIZE, last
     tail_len = min(size, _EOCD_SIZE + _MAX_COMMENT)
     tail = _read_exact(read_at, size - tail_len, tail_len, shown, "end of central directory")
     pos = tail.rfind(_EOCD)
@@ -210,3 +215,25 @@ def data_offset(read_at: ReadAt, entry: ZipEntry, shown: str, limit: int) -> int
     if start + entry.compressed_size > limit:
         raise InvalidZip(shown, "entry data runs into the central directory", entry.name)
     return start
+
+
+TORCH_ALIGNMENT = 64  # caffe2/serialize/inline_container.h kFieldAlignment; .storage_alignment
+
+
+def predicted_data_offset(entry: ZipEntry, alignment: int = TORCH_ALIGNMENT) -> int:
+    """Where torch's writer put ``entry``'s data, from its central-directory record alone.
+
+    ``PyTorchStreamWriter`` (caffe2/serialize/inline_container.cc, ``getPadding``) pads the
+    local header's extra field (an ``FB`` record) so that the data starts at the next
+    multiple of the alignment after the 30-byte header, the name, the ``FB`` record's own 4
+    bytes and, when the size or the header's offset reaches 0xFFFFFFFF, miniz's zip64 extra
+    field (4 bytes, 16 for the two sizes, 8 for the offset).
+    """
+    start = entry.header_offset + 30 + len(entry.name.encode("utf-8")) + 4
+    if entry.size >= 0xFFFFFFFF or entry.header_offset >= 0xFFFFFFFF:
+        start += 4
+        if entry.size >= 0xFFFFFFFF:
+            start += 16
+        if entry.header_offset >= 0xFFFFFFFF:
+            start += 8
+    return -(-start // alignment) * alignment

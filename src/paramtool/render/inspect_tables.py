@@ -503,5 +503,76 @@ def report(
     return Group(*parts)
 
 
-def print_report(console: Console, b: Breakdown, **kw: Any) -> None:
-    console.print(report(b, **kw))
+TABLE_ROWS = 2_000
+"""Past this many tensors, ``--tensors`` is a plain listing streamed line by line: a Rich
+table lays out every cell before printing the first (about 0.5 ms a row)."""
+
+
+def print_report(
+    console: Console,
+    b: Breakdown,
+    *,
+    tensors: bool = False,
+    pattern: NamePattern | None = None,
+    binary: bool = False,
+    **kw: Any,
+) -> None:
+    shown = (
+        sum(1 for t in b.checkpoint.tensors if pattern is None or pattern.search(t.name))
+        if tensors
+        else 0
+    )
+    if shown <= TABLE_ROWS:
+        console.print(report(b, tensors=tensors, pattern=pattern, binary=binary, **kw))
+        return
+    console.print(report(b, binary=binary, **kw))
+    console.print(Text(f"Tensors ({shown:,} shown)", style="italic"))
+    for chunk in tensor_listing(b, pattern, binary):
+        if console.record:  # --export: through the console, which keeps what it prints
+            console.out(chunk, end="", highlight=False)
+        else:
+            console.file.write(chunk)
+
+
+def tensor_listing(
+    b: Breakdown, pattern: NamePattern | None = None, binary: bool = False
+) -> list[str]:
+    """The ``--tensors`` rows (those of :func:`tensors_table`) as aligned plain text, in
+    chunks of whole lines; names whole, never wrapped or cut."""
+    header = ("name", "dtype", "shape", "parameters", "bytes", "category", "layer")
+    sizes: dict[int, str] = {}
+    shapes: dict[tuple[int, ...], str] = {}
+    cells = []
+    for t, role, n in zip(b.checkpoint.tensors, b.roles, b.parameters, strict=True):
+        name = t.name
+        if pattern is not None and not pattern.search(name):
+            continue
+        stored = t.stored_bytes
+        size = sizes.get(stored)
+        if size is None:
+            size = sizes[stored] = human_bytes(stored, binary)
+        dims = shapes.get(t.shape)
+        if dims is None:
+            dims = shapes[t.shape] = "×".join(map(str, t.shape)) or "scalar"
+        layer = role.layer
+        cells.append(
+            (
+                name if name.isascii() and name.isprintable() else printable(name),
+                t.dtype,
+                dims,
+                f"{n:,}",
+                size,
+                role.category,
+                "" if layer is None else str(layer),
+            )
+        )
+    columns = list(zip(*cells, strict=True)) if cells else [()] * len(header)
+    widths = [
+        max(len(h), max(map(len, c), default=0)) for h, c in zip(header, columns, strict=True)
+    ]
+    w0, w1, w2, w3, w4, w5, w6 = widths
+    fmt = f"{{:<{w0}}}  {{:<{w1}}}  {{:<{w2}}}  {{:>{w3}}}  {{:>{w4}}}  {{:<{w5}}}  {{:>{w6}}}"
+    lines = [fmt.format(*header).rstrip(), "  ".join("-" * w for w in widths)]
+    lines.extend(fmt.format(*c).rstrip() for c in cells)
+    step = 10_000
+    return ["\n".join(lines[i : i + step]) + "\n" for i in range(0, len(lines), step)]

@@ -6,11 +6,15 @@ Shared by every byte source (local files, the Hub, the cache), so a Hub answer e
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from paramtool.errors import ShardIndexError
 from paramtool.formats.sniff import misnamed_note
 from paramtool.records import _EMPTY, Checkpoint, FileHeader, HubInfo
+
+_NAME = attrgetter("name")
 
 
 def misnamed_notes(headers: Iterable[FileHeader]) -> list[str]:
@@ -41,22 +45,23 @@ def assemble(
     if weight_map is not None:
         where = index_path or source
         assert shard_names is not None and len(shard_names) == len(headers)
-        seen: set[str] = set()
-        for h, shard in zip(headers, shard_names, strict=True):
-            for t in h.tensors:
-                owner = weight_map.get(t.name)
-                if owner is None:
-                    raise ShardIndexError(
-                        where,
-                        f"shard {shard!r} holds tensor {t.name!r}, which the index does not name",
-                    )
-                if owner != shard:
-                    raise ShardIndexError(
-                        where, f"tensor {t.name!r} is indexed in {owner!r} but found in {shard!r}"
-                    )
-                seen.add(t.name)
-        missing = [n for n in weight_map if n not in seen]
-        if missing:
+        names = [list(map(_NAME, h.tensors)) for h in headers]
+        for h_names, shard in zip(names, shard_names, strict=True):
+            owners = list(map(weight_map.get, h_names))
+            if owners.count(shard) != len(owners):  # name the first that is off
+                for name, owner in zip(h_names, owners, strict=True):
+                    if owner is None:
+                        raise ShardIndexError(
+                            where,
+                            f"shard {shard!r} holds tensor {name!r}, which the index does not name",
+                        )
+                    if owner != shard:
+                        raise ShardIndexError(
+                            where, f"tensor {name!r} is indexed in {owner!r} but found in {shard!r}"
+                        )
+        seen = set(chain.from_iterable(names))
+        if len(seen) != len(weight_map):  # every name seen is indexed: some were not seen
+            missing = [n for n in weight_map if n not in seen]
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise ShardIndexError(
                 where,
@@ -91,6 +96,11 @@ def assemble(
 def _duplicates_note(headers: Sequence[FileHeader]) -> list[str]:
     """One line for all the tensor names held by more than one file (two checkpoints read
     as one share thousands): how many, and the first of them."""
+    if len(headers) == 1 and headers[0].format == "safetensors":
+        return []  # one header's names are unique: its parser refuses a repeated key
+    every = list(chain.from_iterable(map(_NAME, h.tensors) for h in headers))
+    if len(set(every)) == len(every):
+        return []
     names: dict[str, str] = {}
     first: tuple[str, str, str] | None = None
     count = 0

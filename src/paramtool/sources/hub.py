@@ -22,6 +22,12 @@ inspection is:
    larger. Weights live in LFS, so the Hub answers with a redirect to its CDN,
    which the GET follows; a second range goes straight to that CDN URL, without
    the token (the token only ever goes to the Hub).
+4. A pickled shard (``pytorch_model*.bin``, ``*.pt``...; a repo without safetensors) is
+   read by ranges too, never unpickled: a block from byte 0 (a torch zip's ``data.pkl``,
+   a legacy file's pickles), for a zip a block from the end (its end records and central
+   directory), then what is missing: kilobytes per shard in three or four requests. The
+   storages' offsets in a zip follow torch's layout rule rather than a read of each local
+   header; a legacy file's prefix doubles until its pickles parse.
 
 Headers go through the same strict parser as local files and the checkpoint is
 assembled by the same code as a local one, so a Hub answer equals a local one.
@@ -39,22 +45,33 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from paramtool.errors import HubError, ShardIndexError, UnsafeFormat
+from paramtool.errors import HubError, ShardIndexError
 from paramtool.formats.index import parse_index
 from paramtool.records import Checkpoint, FileHeader, HubInfo
 from paramtool.sources.assemble import assemble
 from paramtool.sources.hub_errors import hub_errors, offline
 from paramtool.sources.hub_files import (
+    FIRST_RANGE_PICKLE,
     FIRST_RANGE_SINGLE,
+    MAX_PICKLE_REQUESTS,
+    TAIL_RANGE_PICKLE,
     ByteSource,
     CachedRanges,
     HubRanges,
     estimate_header_bytes,
+    estimate_pickle_bytes,
 )
-from paramtool.sources.hub_http import fetch, hub_timeout, shown_url
+from paramtool.sources.hub_http import fetch, hub_headers, hub_timeout, shown_url
 from paramtool.sources.hub_pool import Job, counter, run_all, run_one
 from paramtool.sources.hub_source import HubSource
-from paramtool.sources.weights import is_pickle_name, pick_weights
+from paramtool.sources.weights import (
+    DCP_METADATA,
+    is_pickle_index_name,
+    is_pickle_name,
+    is_trainer_file,
+    pick_pickles,
+    pick_weights,
+)
 
 _SIDECARS = ("config.json", "adapter_config.json")
 
@@ -78,6 +95,7 @@ def pick_repo_weights(
 
     The rule is a local folder's (:func:`~paramtool.sources.weights.pick_weights`); GGUF
     is read from local files only, so a repo whose weights are GGUF is an error here.
+    Pickled weights are read when there is nothing else: their index, or the files.
     """
     prefix = _prefix(subfolder)
     pick = pick_weights(f[len(prefix) :] for f in files if f.startswith(prefix))
@@ -98,14 +116,22 @@ def pick_repo_weights(
             f"the only weights are GGUF files ({prefix}{shown[0]}{more}); GGUF is "
             "read from local files: download one and inspect it",
         )
-    if pick.kind == "pickle":
-        more = ", ..." if len(pick.files) > 1 else ""
-        raise UnsafeFormat(
+    if pick.files[:1] == (DCP_METADATA,) or str(pick.kind) == "dcp":
+        raise HubError(
             repo_id,
-            f"the only weights are pickles ({prefix}{pick.files[0]}{more}); paramtool reads "
-            "pickles from local files only for now, so nothing was downloaded: download the "
-            "repo and inspect the folder, or look for a safetensors revision",
+            f"the weights{f' under {subfolder!r}' if prefix else ''} are a PyTorch distributed "
+            "checkpoint (.metadata and *.distcp); distributed checkpoints are read from local "
+            "folders: download the repo",
         )
+    if pick.kind == "pickle":
+        if pick.choices:
+            raise HubError(
+                repo_id,
+                f"several indexes ({', '.join(pick.choices)}); say which with a local path",
+            )
+        if is_pickle_index_name(pick.files[0]):
+            return prefix + pick.files[0], []
+        return None, [prefix + f for f in pick.files]
     nested = sorted({f.rsplit("/", 1)[0] for f in files if f.endswith(".safetensors") and "/" in f})
     if nested and not prefix:
         raise HubError(
@@ -171,24 +197,34 @@ def _read_checkpoint(
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise ShardIndexError(index_name, f"shard {missing[0]!r} is not in the repo{more}")
-        jobs = [(prefix + s, estimate_header_bytes(names_by_shard[s])) for s in shard_names]
+        jobs = [(prefix + s, _sizes(prefix + s, names_by_shard[s])) for s in shard_names]
     else:
-        jobs = [(f, FIRST_RANGE_SINGLE) for f in weight_files]
+        jobs = [(f, _sizes(f, None)) for f in weight_files]
     advance = counter(len(jobs), progress)
 
-    def fetch_header(name: str, first: int) -> FileHeader:
-        h = src.header(name, first)
+    def fetch_header(name: str, first: int, last: int) -> FileHeader:
+        if is_pickle_name(name):
+            h = src.pickle_header(name, first, last)
+        else:
+            h = src.header(name, first)
         advance()
         return h
 
-    two = 2 * limit if limit is not None else None  # a header takes up to two requests
+    def deadline(name: str) -> float | None:
+        if limit is None:
+            return None  # a header takes up to two requests; a pickle a few more
+        return (MAX_PICKLE_REQUESTS if is_pickle_name(name) else 2) * limit
+
     headers = run_all(
         [
-            Job(src.where(n), partial(fetch_header, n, first), two, "no complete header")
-            for n, first in jobs
+            Job(src.where(n), partial(fetch_header, n, *sizes), deadline(n), "no complete header")
+            for n, sizes in jobs
         ],
         workers=workers,
     )
+    chosen = [index_name] if index_name is not None else weight_files
+    if complete and not any(is_pickle_name(f) or is_pickle_index_name(f) for f in chosen):
+        notes.extend(_passed_over(beside, prefix))
     config = _json_object(raw, prefix + "config.json", notes)
     adapter_config = _json_object(raw, prefix + "adapter_config.json", notes)
 
@@ -212,6 +248,32 @@ def _read_checkpoint(
         pickle_files=pickles,
         code_files=code,
     )
+
+
+def _sizes(name: str, names: Sequence[str] | None) -> tuple[int, int]:
+    """The first (and, for a pickle, last) range to ask of a weight file."""
+    if is_pickle_name(name):
+        if names is None:
+            return FIRST_RANGE_PICKLE, TAIL_RANGE_PICKLE
+        return estimate_pickle_bytes(names, name)
+    return (estimate_header_bytes(names) if names is not None else FIRST_RANGE_SINGLE), 0
+
+
+def _passed_over(beside: Sequence[str], prefix: str) -> list[str]:
+    """A note when the repo holds pickled weights beside the safetensors that were read."""
+    names = [
+        f[len(prefix) :]
+        for f in beside
+        if (is_pickle_name(f) and not is_trainer_file(f.rsplit("/", 1)[-1]))
+        or is_pickle_index_name(f)
+    ]
+    weights = pick_pickles(sorted(names))
+    if not weights.files:
+        return []
+    shown = ", ".join(prefix + f for f in weights.files[:3]) + (
+        ", ..." if len(weights.files) > 3 else ""
+    )
+    return [f"pickled weights here too ({shown}); the safetensors were read instead"]
 
 
 def _json_object(raw: dict[str, bytes], name: str, notes: list[str]) -> dict[str, Any] | None:
@@ -348,12 +410,11 @@ def _model_info_body(
     repo_id: str, revision: str | None, token: str | None, query: str
 ) -> tuple[bytes, str, str]:
     from huggingface_hub import constants
-    from huggingface_hub.utils import build_hf_headers
 
     path = f"/revision/{quote(revision, safe='')}" if revision else ""
     url = f"{constants.ENDPOINT.rstrip('/')}/api/models/{repo_id}{path}"
     limit = hub_timeout()
-    headers = build_hf_headers(token=token)
+    headers = hub_headers(token)
     answer = run_one(
         Job(
             shown_url(url),

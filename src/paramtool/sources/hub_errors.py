@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -61,13 +63,100 @@ def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
         raise _hub_error(e, repo_id, revision) from None
 
 
+_REPO_API = re.compile(r"^https://[^/]+(/api/(models|datasets|spaces)/(.+)|/(.+)/resolve/(.+))")
+
+
+def _status_error(e: Any, repo_id: str, revision: str | None) -> ParamtoolError:
+    """An error status on the direct transport, classified as ``hf_raise_for_status`` does."""
+    from paramtool.sources.hub_http import shown_url
+
+    status, code, message = e.status, e.code, e.message
+    if code == "RevisionNotFound":
+        kind = "revision"
+    elif code == "EntryNotFound":
+        kind = "entry"
+    elif code == "GatedRepo":
+        kind = "gated"
+    elif message == "Access to this resource is disabled.":
+        kind = "disabled"
+    elif code == "RepoNotFound" or (
+        status == 401
+        and message != "Invalid credentials in Authorization header"
+        and _REPO_API.search(e.url) is not None
+    ):
+        kind = "repo"
+    else:
+        kind = ""
+    return _line(kind, status, shown_url(e.url), repo_id, revision)
+
+
+def _line(
+    kind: str, status: int | None, url: str | None, repo_id: str, revision: str | None
+) -> ParamtoolError:
+    """The one line for a Hub error of ``kind`` (or an HTTP ``status``)."""
+    endpoint = _endpoint()
+    if kind == "gated":
+        return HubError(
+            repo_id,
+            lambda p: (
+                "gated repo: accept its licence on the Hub, then set HF_TOKEN "
+                f"(or pass {p('token')})"
+            ),
+        )
+    if kind == "repo":
+        return HubError(
+            repo_id,
+            lambda p: (
+                f"repository not found on {endpoint} (if it is private or gated, "
+                f"set HF_TOKEN or pass {p('token')})"
+            ),
+        )
+    if kind == "revision":
+        return HubError(
+            f"{repo_id}@{revision}", "revision not found (no branch, tag or commit of that name)"
+        )
+    if kind == "disabled":
+        return HubError(repo_id, "this repository has been disabled on the Hub")
+    if kind == "entry":
+        return HubError(repo_id, "a file the repo lists is missing on the Hub")
+    if status in (401, 403):
+        return HubError(
+            repo_id,
+            lambda p: (
+                f"access denied ({status}): accept the repo's licence on the "
+                f"Hub if it is gated, and set HF_TOKEN (or pass {p('token')}) to a "
+                "token with access"
+            ),
+        )
+    if status == 429:
+        return HubError(endpoint, "rate limited by the Hub (429); wait, or set HF_TOKEN")
+    return HubError(url or endpoint, f"the Hub answered HTTP {status}")
+
+
 def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> ParamtoolError:
     """Map huggingface_hub / HTTP exceptions to one line; never their text, which has URLs."""
-    from huggingface_hub import errors as hf
-
-    from paramtool.sources.hub_http import http_errors, shown_url, unreachable
+    from paramtool.sources.hub_http import (
+        HubNetworkError,
+        HubStatusError,
+        http_errors,
+        shown_url,
+        unreachable,
+    )
 
     endpoint = _endpoint()
+    if isinstance(e, HubStatusError):
+        return _status_error(e, repo_id, revision)
+    if isinstance(e, HubNetworkError):
+        if isinstance(e.cause, TimeoutError):
+            return HubError(
+                endpoint, "timed out talking to the Hub (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)"
+            )
+        cause = unreachable(e.cause)
+        if cause is not None:
+            return _cannot_reach(endpoint, cause)
+        return HubError(endpoint, f"network failure talking to the Hub ({type(e.cause).__name__})")
+    from huggingface_hub import errors as hf
+
     if isinstance(e, hf.GatedRepoError):
         return HubError(
             repo_id,
@@ -85,11 +174,9 @@ def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> Paramtoo
             ),
         )
     if isinstance(e, hf.RevisionNotFoundError):
-        return HubError(
-            f"{repo_id}@{revision}", "revision not found (no branch, tag or commit of that name)"
-        )
+        return _line("revision", None, None, repo_id, revision)
     if isinstance(e, hf.DisabledRepoError):
-        return HubError(repo_id, "this repository has been disabled on the Hub")
+        return _line("disabled", None, None, repo_id, revision)
     if isinstance(e, hf.OfflineModeIsEnabled):
         return HubError(repo_id, "HF_HUB_OFFLINE is set and this needs the network")
     if isinstance(e, hf.LocalEntryNotFoundError):  # hf_hub_download could not reach the Hub
@@ -100,22 +187,11 @@ def _hub_error(e: BaseException, repo_id: str, revision: str | None) -> Paramtoo
             return _cannot_reach(endpoint, cause)
         return HubError(endpoint, "could not reach the Hub, and the file is not in the local cache")
     if isinstance(e, hf.EntryNotFoundError):
-        return HubError(repo_id, "a file the repo lists is missing on the Hub")
+        return _line("entry", None, None, repo_id, revision)
     if isinstance(e, hf.HfHubHTTPError):
         status = getattr(getattr(e, "response", None), "status_code", None)
-        if status in (401, 403):
-            return HubError(
-                repo_id,
-                lambda p: (
-                    f"access denied ({status}): accept the repo's licence on the "
-                    f"Hub if it is gated, and set HF_TOKEN (or pass {p('token')}) to a "
-                    "token with access"
-                ),
-            )
-        if status == 429:
-            return HubError(endpoint, "rate limited by the Hub (429); wait, or set HF_TOKEN")
         url = getattr(getattr(e, "response", None), "url", None)
-        return HubError(shown_url(str(url)) if url else endpoint, f"the Hub answered HTTP {status}")
+        return _line("", status, shown_url(str(url)) if url else None, repo_id, revision)
     if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError):
         return HubError(str(e.filename or repo_id), e.strerror)  # the cache, not the network
     if isinstance(e, http_errors().timeout):
@@ -150,11 +226,15 @@ def _endpoint() -> str:
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
+    from paramtool.sources.hub_http import HubNetworkError, HubStatusError, http_errors
+
+    if isinstance(sys.exc_info()[1], (HubNetworkError, HubStatusError)):
+        return (HubNetworkError, HubStatusError)  # without importing huggingface_hub's client
     from huggingface_hub import errors as hf
 
-    from paramtool.sources.hub_http import http_errors
-
     return (
+        HubNetworkError,
+        HubStatusError,
         hf.HfHubHTTPError,
         hf.OfflineModeIsEnabled,
         hf.EntryNotFoundError,

@@ -1,10 +1,13 @@
 """huggingface_hub's HTTP client, whichever it is: requests (0.x), httpx (1.x) or httpx2 (2.x).
 
-paramtool reaches the Hub only through huggingface_hub's public API: its session, its
-requests (``http_backoff``, and ``http_stream_backoff`` since 1.0) and its errors. What
-still differs between those lines (the exception classes, how a streamed body is read) is
-found here at run time, from the library huggingface_hub's own session is made with;
-paramtool imports no HTTP client of its own.
+huggingface_hub names the endpoint, the cache, the timeouts and (:func:`hub_headers`) the
+token; paramtool's own requests (model info, the small JSON files, header ranges) go out on
+Python's ``http.client`` with a keep-alive pool per host (:class:`_Pool`): importing
+huggingface_hub's HTTP client costs more than a whole first inspection's requests, and every
+range then reuses a connection. Where the environment asks for what only that client does
+(a proxy, a CA bundle: :func:`direct`), the same requests go through huggingface_hub's session
+(``http_backoff``, and ``http_stream_backoff`` since 1.0), found at run time like its errors.
+Either way a redirect to another origin (the Hub's CDN) is followed without the token.
 
 :func:`fetch` is the one GET every request of paramtool's own goes through (model info,
 the small JSON files, shard header ranges). It bounds what a server can cost: a total
@@ -19,11 +22,13 @@ import contextlib
 import functools
 import importlib
 import os
+import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from paramtool.errors import HubError, UsageError
 
@@ -46,8 +51,106 @@ class HttpErrors:
     transient: tuple[type[BaseException], ...]  # retried: timeouts, dropped keep-alive connections
 
 
+class HubStatusError(Exception):
+    """An error status from the Hub on the direct transport: hub_errors words it as
+    huggingface_hub's ``hf_raise_for_status`` would classify it."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], url: str) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status, self.url = status, url
+        self.code = headers.get("x-error-code")
+        self.message = headers.get("x-error-message")
+
+
+class HubNetworkError(Exception):
+    """A request that failed on the direct transport (``cause``: the socket's error)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+
+
 @functools.cache
+def _direct_errors() -> HttpErrors:
+    import http.client
+
+    transient = (
+        TimeoutError,
+        ConnectionResetError,
+        ConnectionAbortedError,
+        BrokenPipeError,
+        http.client.RemoteDisconnected,
+        http.client.IncompleteRead,
+    )
+    return HttpErrors(network=(HubNetworkError,), timeout=(TimeoutError,), transient=transient)
+
+
+_LIBRARY_ONLY = frozenset(
+    "http_proxy https_proxy all_proxy requests_ca_bundle curl_ca_bundle ssl_cert_file "
+    "ssl_cert_dir".split()
+)
+
+
+def direct() -> bool:
+    """Whether requests go out on ``http.client``: unless the environment names a proxy or a
+    CA bundle, which huggingface_hub's client honours (its session is then used)."""
+    return not any(k.lower() in _LIBRARY_ONLY and v for k, v in os.environ.items())
+
+
+def hub_headers(token: str | None) -> dict[str, str]:
+    """huggingface_hub's request headers (``build_hf_headers``): the same token, found the same
+    way. The common cases (``--token``, ``HF_TOKEN``, no login) are decided here without
+    importing its HTTP client; a stored login (which it may refresh), OIDC or Colab ask it."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    env = os.environ
+    stored = getattr(constants, "HF_TOKEN_PATH", None)
+    send: str | None = token
+    if token is None:
+        if env.get("HF_OIDC_RESOURCE") or "google.colab" in sys.modules or not direct():
+            return _library_headers(token)
+        if getattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False):
+            send = None
+        else:
+            send = _clean_token(env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN"))
+            if send is None and stored is not None and os.path.exists(stored):
+                return _library_headers(token)
+    agent = f"paramtool; hf_hub/{huggingface_hub.__version__}; python/{sys.version.split()[0]}"
+    headers = {"user-agent": agent}
+    if send is not None:
+        headers["authorization"] = f"Bearer {send}"
+    return headers
+
+
+def _clean_token(token: str | None) -> str | None:
+    if token is None:
+        return None
+    return token.replace("\r", "").replace("\n", "").strip() or None
+
+
+def _library_headers(token: str | None) -> dict[str, str]:
+    from huggingface_hub.utils import build_hf_headers
+
+    return dict(build_hf_headers(token=token))
+
+
+def resolve_url(repo_id: str, name: str, revision: str) -> str:
+    """``hf_hub_url`` for a model repo: the file's resolve URL at ``revision``."""
+    from huggingface_hub import constants
+
+    return str(constants.HUGGINGFACE_CO_URL_TEMPLATE).format(
+        repo_id=repo_id, revision=quote(revision, safe=""), filename=quote(name)
+    )
+
+
 def http_errors() -> HttpErrors:
+    """The classes of the transport in use (see :func:`direct`)."""
+    return _direct_errors() if direct() else library_errors()
+
+
+@functools.cache
+def library_errors() -> HttpErrors:
     """The classes of the client behind ``huggingface_hub.utils.get_session()``."""
     from huggingface_hub.utils import get_session
 
@@ -169,19 +272,34 @@ def fetch(
                 else:
                     body, complete = _read(r, limit, cut, url, what, deadline)
                     return Answer(status, r.headers, body, str(r.url), complete)
-        except errors.timeout:
+        except errors.timeout as e:
             if deadline.left() <= 0.05:
                 raise timed_out(url, what, deadline.seconds) from None
             if tries > RETRIES:
-                raise
+                raise _wrapped(e) from None
             wait = RETRY_WAITS[tries - 1]
         except errors.transient as e:
             if tries > RETRIES or unreachable(e) is not None:
-                raise
+                raise _wrapped(e) from None
             wait = RETRY_WAITS[tries - 1]
+        except Exception as e:  # the direct transport's other failures: refused, no such host
+            if direct() and isinstance(e, _socket_errors()):
+                raise HubNetworkError(e) from None
+            raise
         if wait > deadline.left():
             raise timed_out(url, what, deadline.seconds)
         time.sleep(wait)
+
+
+def _wrapped(e: BaseException) -> BaseException:
+    """A direct transport's socket error as a HubNetworkError; the library's as it is."""
+    return HubNetworkError(e) if direct() and isinstance(e, _socket_errors()) else e
+
+
+def _socket_errors() -> tuple[type[BaseException], ...]:
+    import http.client
+
+    return (OSError, http.client.HTTPException)
 
 
 def _read(
@@ -224,12 +342,14 @@ def _raise_for_status(r: Any, url: str, tries: int) -> None:
     Its body is read for that only when it is short; a long one is not read at all, nor is
     a 5xx's: their line is the status and the tries.
     """
-    from huggingface_hub.utils import hf_raise_for_status
-
     status = int(r.status_code)
     length = r.headers.get("content-length", "")
     if status < 500 and length.isdigit() and int(length) <= _ERROR_BODY:
         read_body(r)
+        if isinstance(r, _Response):
+            raise HubStatusError(status, r.headers, url)
+        from huggingface_hub.utils import hf_raise_for_status
+
         hf_raise_for_status(r)
     after = f" ({tries} tries)" if tries > 1 else ""
     raise HubError(shown_url(url), f"the Hub answered HTTP {status}{after}")
@@ -278,6 +398,13 @@ def stream_get(url: str, headers: Mapping[str, str], *, timeout: float) -> Itera
 
     huggingface_hub's own retries are off (:func:`fetch` retries, with bounded waits).
     """
+    if direct():
+        answer = _POOL.get(url, headers, timeout)
+        try:
+            yield answer
+        finally:
+            answer.close()
+        return
     from huggingface_hub import utils
 
     kw: dict[str, Any] = {
@@ -311,3 +438,105 @@ def read_body(r: Any) -> bytes:
     if hasattr(r, "iter_bytes"):
         return bytes(r.read())
     return bytes(r.content)
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 10
+
+
+class _Response:
+    """An answer on the direct transport, shaped like an httpx one where fetch looks."""
+
+    def __init__(self, pool: _Pool, key: tuple[str, str], conn: Any, raw: Any, url: str) -> None:
+        self._pool, self._key, self._conn, self._raw = pool, key, conn, raw
+        self.status_code = int(raw.status)
+        self.headers = {k.lower(): v for k, v in raw.getheaders()}
+        self.url = url
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        while True:
+            chunk = self._raw.read1(_CHUNK) if hasattr(self._raw, "read1") else self._raw.read()
+            if not chunk:
+                return
+            yield chunk
+
+    def read(self) -> bytes:
+        return bytes(self._raw.read())
+
+    def close(self) -> None:
+        """Hand the connection back when the body was read to its end, else close it."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._raw.isclosed() and not self._raw.will_close:
+            self._pool.put(self._key, conn)
+        else:
+            conn.close()
+
+
+class _Pool:
+    """Idle keep-alive connections per (scheme, host:port), shared by the request threads."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str], list[Any]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: tuple[str, str], conn: Any) -> None:
+        with self._lock:
+            self._idle.setdefault(key, []).append(conn)
+
+    def _connection(self, key: tuple[str, str], timeout: float) -> tuple[Any, bool]:
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                conn = idle.pop()
+                conn.timeout = timeout
+                if conn.sock is not None:
+                    conn.sock.settimeout(timeout)
+                return conn, True
+        import http.client
+
+        scheme, netloc = key
+        if scheme == "https":
+            return http.client.HTTPSConnection(netloc, timeout=timeout), False
+        if scheme != "http":
+            raise HubError(netloc, f"not an http(s) URL ({scheme})")
+        return http.client.HTTPConnection(netloc, timeout=timeout), False
+
+    def get(self, url: str, headers: Mapping[str, str], timeout: float) -> _Response:
+        """GET ``url``, following redirects (the token only to the first URL's origin)."""
+        import http.client
+
+        sent = dict(headers)
+        origin = urlsplit(url)[:2]
+        for _ in range(_MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            key = (parts.scheme, parts.netloc)
+            if key != origin:
+                sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            while True:
+                conn, reused = self._connection(key, timeout)
+                try:
+                    conn.request("GET", target, headers=sent)
+                    raw = conn.getresponse()
+                    break
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    conn.close()
+                    if not reused:  # a kept connection the server had closed: try a new one
+                        raise
+                except BaseException:
+                    conn.close()
+                    raise
+            r = _Response(self, key, conn, raw, url)
+            location = r.headers.get("location")
+            if r.status_code not in _REDIRECTS or not location:
+                return r
+            if int(r.headers.get("content-length", "0") or 0) <= _ERROR_BODY:
+                raw.read()
+            r.close()
+            url = urljoin(url, location)
+        raise HubError(shown_url(url), "too many redirects")
+
+
+_POOL = _Pool()

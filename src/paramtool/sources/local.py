@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,26 @@ from paramtool.formats.sniff import PREFIX, sniff
 from paramtool.records import Checkpoint, FileHeader
 from paramtool.sources.assemble import assemble
 from paramtool.sources.weights import (
+    DCP_METADATA,
     is_pickle_index_name,
     is_pickle_name,
     is_trainer_file,
     pick_weights,
 )
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (restored after): reading headers makes many
+    objects and no cycles, and each collection would rescan the growing heap."""
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def read_json_sidecar(path: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -60,6 +77,10 @@ def read_weight_file(path: Path | str, shown: str) -> FileHeader:
     """One weight file's header: a pickled PyTorch file (zip or legacy) by its bytes, or by
     its name when the bytes say nothing; safetensors otherwise (a FIFO is refused unopened)."""
     p = Path(path)
+    if p.name == DCP_METADATA:  # a distributed checkpoint: .metadata and its .distcp files
+        from paramtool.sources.distcp import read_dcp_header
+
+        return read_dcp_header(p, shown)
     kind = sniff(read_prefix(p, PREFIX) or b"") if is_regular(p) else None
     if kind in ("zip", "pickle") or (kind is None and is_pickle_name(p.name)):
         from paramtool.sources.pickled import read_pickle_header  # pickles only: lazily
@@ -76,6 +97,19 @@ def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
     roots = _allowed_roots(folder)
     headers = []
     shards = sorted(set(weight_map.values()))
+    with gc_paused():  # 100k+ records and no cycle: no rescans of the growing heap
+        headers.extend(_read_shards(folder, shards, roots, where))
+    kw = {
+        "weight_map": weight_map,
+        "shard_names": shards,
+        "index_path": where,
+        "index_metadata": meta,
+    }
+    return headers, kw
+
+
+def _read_shards(folder: Path, shards: list[str], roots: list[str], where: str) -> list[FileHeader]:
+    headers = []
     for shard in shards:
         p = os.path.join(folder, shard)
         if "/" in shard or os.path.islink(p):  # only then can the path leave the folder
@@ -87,13 +121,7 @@ def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
         if is_regular(p) is None:
             raise ShardIndexError(where, f"shard {shard!r} is missing")
         headers.append(read_weight_file(p, p))  # a FIFO or device is refused, never opened
-    kw = {
-        "weight_map": weight_map,
-        "shard_names": shards,
-        "index_path": where,
-        "index_metadata": meta,
-    }
-    return headers, kw
+    return headers
 
 
 def _allowed_roots(folder: Path) -> list[str]:
@@ -179,7 +207,8 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
             hs, extra = _open_indexed(index)
             headers.extend(hs)
         else:
-            headers.extend(read_weight_file(f, str(f)) for f in files)
+            with gc_paused():
+                headers.extend(read_weight_file(f, str(f)) for f in files)
     config = adapter_config = None
     if sidecar_dir is not None:
         config = read_json_sidecar(sidecar_dir / "config.json", notes)

@@ -46,6 +46,16 @@ def _element_size(dtype: str) -> int:
     return max(1, d.bytes_per_block // d.block_size)
 
 
+def _contiguous(t: TorchTensor) -> bool:
+    """Whether a view's elements lie back to back in C order (size-1 dimensions aside)."""
+    expect = 1
+    for d, s in zip(reversed(t.shape), reversed(t.strides), strict=True):
+        if d != 1 and s != expect:
+            return False
+        expect *= d
+    return True
+
+
 def to_header(ck: TorchCheckpoint, file_size: int) -> FileHeader:
     """The records of one read pickle (tensors in file order; offsets absolute)."""
     names = [t.name for t in ck.tensors]
@@ -72,8 +82,11 @@ def to_header(ck: TorchCheckpoint, file_size: int) -> FileHeader:
             data_size += stored
         else:
             stored = 0
+        strides = None if t.numel == 0 or _contiguous(t) else t.strides
         tensors.append(
-            TensorInfo(t.name[len(prefix) :], t.dtype, t.shape, start, end, ck.path, stored)
+            TensorInfo(
+                t.name[len(prefix) :], t.dtype, t.shape, start, end, ck.path, stored, strides
+            )
         )
     entries = [PickleEntry(t.name, "tensor") for t in aside]
     entries.extend(PickleEntry(o.name, o.kind) for o in ck.others)

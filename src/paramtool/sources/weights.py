@@ -9,11 +9,12 @@ level), so a local folder and the same files on the Hub pick alike. Precedence:
 3. every other ``*.safetensors``;
 4. one GGUF model (the parts of a split count as one; an ``mmproj`` projector only
    when there is nothing else);
-5. pickled PyTorch weights (read symbolically, never unpickled): a pickle index
+5. a PyTorch distributed checkpoint (``.metadata`` beside ``*.distcp`` files);
+6. pickled PyTorch weights (read symbolically, never unpickled): a pickle index
    (``pytorch_model.bin.index.json``, then the only one), then ``pytorch_model.bin``,
    then every other pickle but a trainer's side files (``optimizer.pt``, ``training_args.bin``...).
 
-A local folder reads the pickles it picks; a Hub listing refuses them.
+A local folder and a Hub listing read the pickles they pick (symbolically, by ranges on the Hub).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ _TRAINER_FILES = re.compile(
 # llama.cpp's split naming (llama_split_path): PREFIX-00001-of-00003.gguf
 SPLIT_NAME = re.compile(r"(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf", re.IGNORECASE)
 
+DCP_METADATA = ".metadata"  # a distributed checkpoint's pickled metadata, beside *.distcp
 WeightKind = Literal["index", "safetensors", "gguf", "pickle"]
 
 
@@ -108,6 +110,8 @@ def pick_weights(names: Iterable[str]) -> WeightPick:
     gguf = _pick_gguf([n for n in here if is_gguf_name(n)])
     if gguf is not None:
         return gguf
+    if DCP_METADATA in here and any(n.endswith(".distcp") for n in here):
+        return WeightPick("pickle", (DCP_METADATA,))
     return pick_pickles(here)
 
 

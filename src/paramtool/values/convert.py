@@ -38,7 +38,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +49,27 @@ from paramtool.formats.index import MAX_JSON_SIDECAR, parse_index
 from paramtool.formats.safetensors import read_local_header
 from paramtool.formats.torch_pickle import TorchCheckpoint, TorchStorage, TorchTensor
 from paramtool.sources.weights import is_pickle_index_name, pick_pickles
-from paramtool.values.hashing import digest_prefix, file_sha256, tensor_digest, weights_digest
+from paramtool.values.hashing import (
+    DIGEST_SCHEME,
+    WEIGHTS_DIGEST_SCHEME,
+    Hasher,
+    file_sha256,
+    tensor_digest,
+    tensor_hasher,
+    weights_digest,
+)
+from paramtool.values.views import (
+    GATHER_BYTES,
+    RUN_BYTES,
+    extent,
+    gather_refusal,
+    is_contiguous,
+    run_starts,
+    runs,
+)
 
-SCHEMA_VERSION = 1  # of the --json document
+SCHEMA_VERSION = 2  # of the --json document (2: tensor digests are BLAKE3; 1 had SHA-256)
 BUFFER_BYTES = 8 << 20  # one read or write
-GATHER_BYTES = 256 << 20  # the most storage a strided view with short runs is gathered from
-RUN_BYTES = 64 << 10  # contiguous runs at least this long are copied run by run
 DEFAULT_MAX_SHARD_SIZE = "5GB"  # huggingface_hub's MAX_SHARD_SIZE
 METADATA = {"format": "pt"}
 INDEX_NAME = "model.safetensors.index.json"
@@ -139,6 +154,8 @@ class ConvertReport:
             "total_size": self.total_size,
             "max_shard_size": self.max_shard_size,
             "weights_digest": self.weights_digest,
+            "digest_scheme": DIGEST_SCHEME,
+            "weights_digest_scheme": WEIGHTS_DIGEST_SCHEME,
             "tensor_count": len(self.tensors),
             "tensors": [
                 {
@@ -358,30 +375,12 @@ def layout(items: Sequence[_Item]) -> tuple[bytes, list[tuple[_Item, int]]]:
 
 
 def _contiguous(t: TorchTensor) -> bool:
-    expect = 1
-    for d, s in zip(reversed(t.shape), reversed(t.strides), strict=True):
-        if d != 1 and s != expect:
-            return False
-        expect *= d
-    return True
+    return is_contiguous(t.shape, t.strides)
 
 
 def _runs(t: TorchTensor) -> tuple[int, list[tuple[int, int]]]:
     """(elements per contiguous run, the strides and sizes of the outer dimensions)."""
-    run, k = 1, len(t.shape) - 1
-    while k >= 0 and (t.shape[k] == 1 or t.strides[k] == run):
-        run *= t.shape[k]
-        k -= 1
-    return run, [(t.shape[i], t.strides[i]) for i in range(k + 1)]
-
-
-def _starts(outer: list[tuple[int, int]], base: int) -> Iterator[int]:
-    if not outer:
-        yield base
-        return
-    (d, s), rest = outer[0], outer[1:]
-    for i in range(d):
-        yield from _starts(rest, base + i * s)
+    return runs(t.shape, t.strides)
 
 
 class _Writer:
@@ -391,7 +390,7 @@ class _Writer:
         self.fd = fd
         self.path = path
         self.file = hashlib.sha256()
-        self.tensor = hashlib.sha256()
+        self.tensor: Hasher = tensor_hasher("", ())
         self.progress = progress
 
     def write(self, data: bytes | memoryview, tensor: bool = True) -> None:
@@ -446,18 +445,10 @@ class _Sources:
 
 def _check_gather(t: TorchTensor, path: str, name: str) -> None:
     """Refuse, before anything is written, a strided view too sparse to gather in bounds."""
-    if t.numel == 0 or _contiguous(t):
-        return
     item = dtypes.lookup(t.dtype).bytes_per_block
-    run, _ = _runs(t)
-    span = 1 + sum((d - 1) * s for d, s in zip(t.shape, t.strides, strict=True))
-    if run * item < RUN_BYTES and span * item > GATHER_BYTES:
-        raise ConvertError(
-            path,
-            f"tensor {name!r} is a strided view spanning {span * item:,} bytes of its "
-            f"storage in runs of {run * item:,} bytes, more than the {GATHER_BYTES:,} bytes "
-            "gathered in memory; save it with .contiguous() first",
-        )
+    why = gather_refusal(t.shape, t.strides, item, run_bytes=RUN_BYTES, gather_bytes=GATHER_BYTES)
+    if why is not None:
+        raise ConvertError(path, f"tensor {name!r} is {why}")
 
 
 def _gather(src: _Sources, it: _Item, out: _Writer) -> None:
@@ -468,11 +459,11 @@ def _gather(src: _Sources, it: _Item, out: _Writer) -> None:
     assert base is not None
     run, outer = _runs(t)
     if run * item >= RUN_BYTES:
-        for start in _starts(outer, t.storage_offset):
+        for start in run_starts(outer, t.storage_offset):
             src.copy(path, base + start * item, run * item, out)
         return
     _check_gather(t, path, it.name)
-    span = 1 + sum((d - 1) * s for d, s in zip(t.shape, t.strides, strict=True))
+    span = extent(t.shape, t.strides)
     import numpy as np
 
     raw = bytearray(span * item)
@@ -495,7 +486,7 @@ def _gather(src: _Sources, it: _Item, out: _Writer) -> None:
 def _write_tensor(src: _Sources, it: _Item, out: _Writer) -> bool:
     """Copy one tensor's bytes; True when it was gathered from a strided view."""
     t = it.tensor
-    out.tensor = hashlib.sha256(digest_prefix(t.dtype, t.shape))
+    out.tensor = tensor_hasher(t.dtype, t.shape)
     if t.numel == 0:
         return False
     item = dtypes.lookup(t.dtype).bytes_per_block

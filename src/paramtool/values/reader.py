@@ -20,6 +20,10 @@ whole blocks at a time, so a NaN or infinite block scale becomes the NaN or
 infinite values llama.cpp would compute. A block type the installed ``gguf`` has
 no dequantizer for is not in :data:`CODECS`; :func:`undecoded` says why.
 
+Pickled PyTorch tensors are read the same way: their offsets are absolute in the file
+(:func:`data_offset` is 0), and a strided view's spans are gathered in C order
+(:mod:`paramtool.values.views`), so every command sees what a contiguous copy holds.
+
 Stopping: every read goes through :func:`read_exact`, which checks the stop flag of
 the map it runs under, so when the caller stops consuming (Ctrl-C, an error) each
 worker gives up after the span or the 8 MiB read it is in, and the pool's threads
@@ -38,11 +42,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from paramtool import dtypes
-from paramtool.errors import MetadataIncompleteBuffer, SourceNotFound
+from paramtool.errors import MetadataIncompleteBuffer, SourceNotFound, UnsupportedFormat
 from paramtool.files import open_fd
 from paramtool.formats.gguf import GGML_TYPES
 from paramtool.patterns import NamePattern
 from paramtool.records import Checkpoint, FileHeader, TensorInfo
+from paramtool.values import views
 
 CHUNK_ELEMENTS = 1 << 18  # elements per span: 1 MB of float32, about one core's L2 cache
 MAX_WORKERS = 8
@@ -259,8 +264,9 @@ def native(codec: Codec, raw: Any, count: int) -> Any:
 
 
 def data_offset(header: FileHeader) -> int:
-    """Where the data region of a safetensors file starts: after the prefix and the header."""
-    return 8 + header.header_size
+    """Where tensor offsets count from: a safetensors file's data region (after the prefix
+    and the header), a GGUF file's; 0 for a pickle, whose tensor offsets are absolute."""
+    return 0 if header.format == "pickle" else 8 + header.header_size
 
 
 def element_bytes(dtype: str, count: int) -> int:
@@ -279,26 +285,53 @@ class Span:
     first: int
     count: int
     last: bool  # the tensor's final span
+    # A strided view (a pickle's): its elements are gathered in C order, and ``offset`` is
+    # the byte of the view's first element, not of the span's.
+    view: TensorInfo | None = None
+
+
+class ViewError(UnsupportedFormat):
+    """A strided view that is not read: too sparse to gather in bounds, or not whole bytes."""
+
+
+def gather_refusal(tensor: TensorInfo) -> str | None:
+    """Why a strided view's values are not read, or None (contiguous, or gathered)."""
+    if tensor.strides is None:
+        return None
+    dt = dtypes.lookup(tensor.dtype)
+    if dt.block_size != 1:
+        return f"a strided view of {tensor.dtype}, whose elements are not whole bytes"
+    return views.gather_refusal(tensor.shape, tensor.strides, dt.bytes_per_block)
 
 
 def tensor_spans(
     index: int, header: FileHeader, tensor: TensorInfo, chunk: int = CHUNK_ELEMENTS
 ) -> Iterator[Span]:
-    """The spans of one tensor, in order; none for a tensor of zero elements."""
+    """The spans of one tensor, in order; none for a tensor of zero elements.
+
+    Raises :class:`ViewError` for a strided view that is not gathered (see
+    :mod:`paramtool.values.views`), before any of its spans.
+    """
     n = tensor.parameters
     block = dtypes.lookup(tensor.dtype).block_size
     step = max(block, chunk - chunk % block)
     base = data_offset(header) + tensor.start
+    view = tensor if tensor.strides is not None and n else None
+    if view is not None:
+        why = gather_refusal(tensor)
+        if why is not None:
+            raise ViewError(header.path, f"tensor {tensor.name!r} is {why}")
     for first in range(0, n, step):
         count = min(step, n - first)
         yield Span(
             index,
             tensor.file,
-            base + element_bytes(tensor.dtype, first),
+            base if view is not None else base + element_bytes(tensor.dtype, first),
             element_bytes(tensor.dtype, count),
             first,
             count,
             first + count >= n,
+            view,
         )
 
 
@@ -363,9 +396,21 @@ class Files:
             return fd
 
     def read(self, span: Span, buffer: bytearray) -> memoryview:
-        """The bytes of ``span``, read into (the start of) ``buffer``."""
+        """The bytes of ``span``, read into (the start of) ``buffer``; a strided view's
+        elements gathered in C order (what a contiguous copy of it holds)."""
         view = memoryview(buffer)[: span.nbytes]
-        read_exact(self.fd(span.path), span.offset, view, span.path)
+        fd = self.fd(span.path)
+        if span.view is None:
+            read_exact(fd, span.offset, view, span.path)
+            return view
+        t = span.view
+        assert t.strides is not None
+
+        def read_into(offset: int, out: memoryview) -> None:
+            read_exact(fd, offset, out, span.path)
+
+        item = dtypes.lookup(t.dtype).bytes_per_block
+        views.gather_into(read_into, span.offset, t.shape, t.strides, item, span.first, view)
         return view
 
     def release(self, path: str) -> None:

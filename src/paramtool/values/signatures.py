@@ -306,7 +306,9 @@ def _hashing_config(serialization: dict[str, Any], calls: dict[str, Any]) -> Any
     if method == "files":
         return config.use_file_serialization(**common)
     if method == "shards":
-        return config.use_shard_serialization(shard_size=serialization["shard_size"], **common)
+        # The bundle's JSON (a protobuf Struct) spells the size as a float: 1048576.0.
+        shard_size = int(serialization["shard_size"])
+        return config.use_shard_serialization(shard_size=shard_size, **common)
     raise SignatureError("signature", f"unknown serialization method {method!r}")
 
 
@@ -395,13 +397,14 @@ def verify_signature(
     by_file: dict[str, list[tuple[str, str, str]]] = {}
     for name, algorithm, digest in signed.resources:
         by_file.setdefault(_file_of(name, method_name), []).append((name, algorithm, digest))
+    hashed = "actual" in calls  # the folder was hashed (not stopped by an error on the way)
     actual: dict[str, str] = calls.get("actual", {})
     missing: set[str] = calls.get("missing", set())
     files = []
     for rel in sorted(by_file):
         items = by_file[rel]
         status: FileStatus | None = None
-        if valid:
+        if valid and hashed:
             if rel in missing:
                 status = "missing"
             elif all(actual.get(name) == digest for name, _, digest in items) and not any(
@@ -412,7 +415,7 @@ def verify_signature(
             else:
                 status = "changed"
         files.append(SignedFile(rel, items[0][1], tuple(d for _, _, d in items), status))
-    if valid and reason is not None and any(f.status != "ok" for f in files):
+    if valid and hashed and reason is not None and any(f.status != "ok" for f in files):
         reason = None  # the library's mismatch, said file by file instead
 
     ignored = list(GIT_PATHS) + [str(p) for p in signed.serialization.get("ignore_paths", ())]
