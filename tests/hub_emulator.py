@@ -100,6 +100,7 @@ class RequestRecord:
     bytes_sent: int  # response body bytes actually written
     token: str | None  # the Bearer token sent, if any
     server: str  # "hub" or "cdn"
+    commit: str | None = None  # the X-Repo-Commit answered (a resolve), if any
 
 
 @dataclass(slots=True)
@@ -671,7 +672,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         emu = self.emu
-        self._sent, self._rec = 0, None
+        self._sent, self._rec, self._repo_commit = 0, None, None
         raw_path, _, self._query = self.path.partition("?")
         self._segments = [unquote(s) for s in raw_path.split("/")[1:]]
         auth = self.headers.get("Authorization", "")
@@ -719,6 +720,7 @@ class _Handler(BaseHTTPRequestHandler):
             bytes_sent=bytes_sent,
             token=self._token,
             server=self.server.role,
+            commit=self._repo_commit,
         )
 
     def _read_body(self) -> bytes:
@@ -746,6 +748,7 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(length))
+        self._repo_commit = dict(headers).get("X-Repo-Commit")
         self._rec = self._record_for(status, 0 if self.command == "HEAD" else length)
         self.emu._record(self._rec)
         self.end_headers()

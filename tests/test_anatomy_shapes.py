@@ -21,6 +21,17 @@ NAMES = [
     "model.layers.61.mlp.experts.255.down_proj.weight",
     "model.layers.9.mlp.experts.3.down_proj.weight",
     "model.layers.1234567890123456789.self_attn.q_proj.weight",
+    # shapes alike but for their numbers' places share Roles: the same text between the
+    # first number and the last must read the same pair, whatever the shape
+    "model.layers.3.mlp.experts.107.gate_proj.weight",
+    "model.layers.3.mlp.experts.107.up_proj.weight",
+    "model.layers.31.mlp.experts.7.up_proj.weight",
+    "model.layers.3.mlp.experts.17.up_proj.weight",
+    "model.layers.3.mlp.experts.107.gate_proj.weight_scale_inv",
+    "model.experts.5.layers.6.mlp.up_proj.weight",
+    "model.layers.6.mlp.experts.5.up_proj.weight",
+    "model.layers.12345678901234567890.mlp.experts.4.up_proj.weight",
+    "model.layers.4.mlp.experts.12345678901234567890.up_proj.weight",
     "model.layers.1.self_attn.q_proj.weight",
     # text beyond ASCII, a lone surrogate (json.loads can make one), no numbers at all
     "modèle.layers.12.self_attn.k_proj.weight",

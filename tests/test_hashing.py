@@ -201,6 +201,71 @@ def test_shards_in_parallel_with_ragged_chunks_give_each_files_digests(
         hash_checkpoint(open_local([str(folder)]), workers=-1)
 
 
+def test_a_spare_thread_joins_the_last_file_under_way(tmp_path, monkeypatch):
+    # One large shard and two small ones on two threads: the small ones share the
+    # threads with the large one, then its reads and tensor digests move to a helper
+    # thread part-way through it; the digests are those of each tensor's bytes.
+    big = {f"w{i}": np.arange(i, i + 4096, dtype=np.float32) for i in range(6)}
+    folder = tmp_path / "m"
+    folder.mkdir()
+    paths = [
+        make_checkpoint(folder / "a.safetensors", big),
+        make_checkpoint(folder / "b.safetensors", {"x": ("BF16", (64, 16))}, seed=1),
+        make_checkpoint(folder / "c.safetensors", {"y": ("F16", (32,))}, seed=2),
+    ]
+    want = {}
+    for p in paths:
+        want.update(_safetensors_digests(p))
+    monkeypatch.setattr(hashing, "BUFFER_BYTES", 1000)
+    hashing._SCRATCH.raw.clear()
+    starts: list[int] = []
+    pipelined = hashing._pipelined
+
+    def recording(fd, path, done, *rest):
+        starts.append(done)
+        return pipelined(fd, path, done, *rest)
+
+    monkeypatch.setattr(hashing, "_pipelined", recording)
+    r = hash_checkpoint(open_local([str(p) for p in paths]), workers=2)
+    assert {t.name: t.digest for t in r.tensors} == want
+    assert [f.sha256 for f in r.files] == [
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in paths
+    ]
+    assert starts  # a helper took over at least one file
+    starts.clear()
+    hash_checkpoint(open_local([str(p) for p in paths]), workers=1)
+    assert starts == []  # one thread in all
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_file_cut_short_while_hashed_is_one_error_and_no_thread_stays(tmp_path, workers):
+    import threading
+
+    from paramtool.errors import MetadataIncompleteBuffer
+
+    p = make_checkpoint(tmp_path / "m", tiny_model(), shards=1) / "model.safetensors"
+    ck = open_local([str(p)])
+    size = p.stat().st_size
+    with open(p, "r+b") as f:
+        f.truncate(size - 100)
+    before = threading.active_count()
+    with pytest.raises(MetadataIncompleteBuffer, match="truncated or changed"):
+        hash_checkpoint(ck, workers=workers)
+    assert threading.active_count() == before
+
+
+def test_a_progress_callback_that_raises_stops_the_hash(tmp_path):
+    p = make_checkpoint(tmp_path / "m", tiny_model(), shards=1) / "model.safetensors"
+    ck = open_local([str(p)])
+
+    def fail(n: int) -> None:
+        raise RuntimeError("stop here")
+
+    for workers in (1, 2):
+        with pytest.raises(RuntimeError, match="stop here"):
+            hash_checkpoint(ck, workers=workers, progress=fail)
+
+
 # ---------------------------------------------------------------- the Hub
 
 

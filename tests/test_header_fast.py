@@ -9,8 +9,13 @@ and ``parse_header`` must give the strict parser's records or its error message.
 
 from __future__ import annotations
 
+import codecs
+import copy
 import dataclasses
 import json
+import os
+import re
+import struct
 from typing import Any
 
 import pytest
@@ -18,8 +23,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from layouts import nbytes
-from paramtool.errors import ParamtoolError
-from paramtool.formats.safetensors import _parse_fast, parse_header, parse_header_strict
+from paramtool.errors import ParamtoolError, ShardIndexError
+from paramtool.formats.index import parse_index
+from paramtool.formats.safetensors import (
+    _parse_fast,
+    parse_header,
+    parse_header_strict,
+    read_local_header,
+    read_local_header_if,
+)
+from paramtool.formats.sniff import PREFIX
 from paramtool.records import TensorInfo
 
 U64 = 2**64 - 1
@@ -161,7 +174,7 @@ def headers(draw: st.DrawFn, mutate: bool = True) -> tuple[bytes, int | None]:
             i for i, (k, v) in enumerate(top) if k != "__metadata__" and isinstance(v, Pairs)
         ]
         pick = draw(st.sampled_from(tensors)) if tensors else None
-        hostile = draw(st.sampled_from(HOSTILE))
+        hostile = copy.deepcopy(draw(st.sampled_from(HOSTILE)))  # HOSTILE stays as is
         if m == "dup_top" and top:
             k, _ = top[draw(st.integers(0, len(top) - 1))]
             top.append((k, _valid_entry(k, "F32", [1], end)[0][1]))
@@ -371,3 +384,135 @@ def test_from_columns_equals_the_constructor() -> None:
     assert got == [TensorInfo("a", "F32", (1,), 0, 4, "f"), TensorInfo("b", "I8", (), 4, 5, "f")]
     with pytest.raises(ValueError, match="lengths"):
         TensorInfo.from_columns(["a"], [], [], [], [], "f")
+
+
+# One open a shard: the local reader that sniffs the first bytes, then reads the header
+# from the same open file, must give what the two-open way gives, errors included.
+
+
+def _file(tmp_path: Any, name: str, data: bytes) -> Any:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def _header_bytes(tensors: dict[str, Any], pad: int = 0) -> bytes:
+    head = json.dumps(tensors, separators=(",", ":")).encode() + b" " * pad
+    return struct.pack("<Q", len(head)) + head
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _header_bytes({}),  # a 2-byte header: the whole file is shorter than the sniffed bytes
+        _header_bytes({"a": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}}) + b"\0" * 4,
+        _header_bytes({"a": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]}}, 5) + b"abc",
+        b"\x05\0\0",  # shorter than the length prefix
+        struct.pack("<Q", 7) + b"{}",  # the length runs past the end
+        struct.pack("<Q", 2) + b"[]",  # not an object
+        b"GGUF\x03\0\0\0" + b"\0" * 40,  # another format's magic
+    ],
+)
+def test_one_open_reader_equals_the_two_open_one(tmp_path: Any, data: bytes) -> None:
+    p = _file(tmp_path, "m.safetensors", data)
+
+    def run(fn: Any) -> tuple[Any, ...]:
+        try:
+            return ("ok", fn())
+        except ParamtoolError as e:
+            return ("error", type(e).__name__, str(e))
+
+    two = run(lambda: read_local_header(p, "shown"))
+    one = run(lambda: read_local_header_if(p, "shown", PREFIX, lambda first: True))
+    assert one == two
+
+
+def test_one_open_reader_declines_without_reading_the_header(tmp_path: Any) -> None:
+    p = _file(tmp_path, "m.safetensors", b"PK\x03\x04" + b"\0" * 60)
+    seen: list[bytes] = []
+
+    def accept(first: bytes) -> bool:
+        seen.append(first)
+        return False
+
+    assert read_local_header_if(p, "shown", PREFIX, accept) is None
+    assert seen == [(b"PK\x03\x04" + b"\0" * 60)[:PREFIX]]
+    assert read_local_header_if(tmp_path / "missing.safetensors", "x", PREFIX, accept) is None
+    fifo = tmp_path / "fifo.safetensors"
+    os.mkfifo(fifo)
+    assert read_local_header_if(fifo, "x", PREFIX, accept) is None  # refused, never opened
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"weight_map": {"a": "x.safetensors"}}',
+        codecs.BOM_UTF8 + b'{"weight_map": {"a": "x.safetensors"}}',
+        '{"weight_map": {"\u00e9": "x.safetensors"}}'.encode("utf-16-le"),
+        '{"weight_map": {"a": "x.safetensors"}}'.encode("utf-32"),
+        b'{"weight_map": {"\xed\xa0\x80": "x.safetensors"}}',  # an encoded surrogate
+        b'{"weight_map": {"a": "x.safetensors", "a": "y.safetensors"}}',
+    ],
+)
+def test_index_is_read_as_json_loads_reads_its_bytes(raw: bytes) -> None:
+    weight_map, _ = parse_index(raw, "i.json")
+    assert weight_map == json.loads(raw)["weight_map"]
+
+
+def test_index_refusals_are_unchanged() -> None:
+    cases = {
+        b'{"weight_map": {"a": ["x"]}}': "weight_map['a'] is not a file name",
+        b'{"weight_map": {"a": "x.safetensors", "b": 3}}': "weight_map['b'] is not a file name",
+        b'{"weight_map": {"a": "../x.safetensors"}}': "points outside the checkpoint folder",
+        b'{"weight_map": {"a": "x.safetensors"}': "not valid JSON",
+        b'\xff{"weight_map": {}}': "not valid JSON",
+    }
+    for raw, why in cases.items():
+        with pytest.raises(ShardIndexError, match=re.escape(why)):
+            parse_index(raw, "i.json")
+
+
+def _sharded(tmp_path: Any, shards: dict[str, list[str]], weight_map: dict[str, str]) -> str:
+    for shard, names in shards.items():
+        entry = {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}
+        tensors = {n: {**entry, "data_offsets": [i, i + 1]} for i, n in enumerate(names)}
+        _file(tmp_path, shard, _header_bytes(tensors) + b"\0" * len(names))
+    index = {"metadata": {}, "weight_map": weight_map}
+    _file(tmp_path, "model.safetensors.index.json", json.dumps(index).encode())
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("shards", "weight_map", "why"),
+    [
+        (  # one name in two shards, indexed in one of them
+            {"s1.safetensors": ["a", "b"], "s2.safetensors": ["b", "c"]},
+            {"a": "s1.safetensors", "b": "s1.safetensors", "c": "s2.safetensors"},
+            "tensor 'b' is indexed in 's1.safetensors' but found in 's2.safetensors'",
+        ),
+        (
+            {"s1.safetensors": ["a"], "s2.safetensors": ["c"]},
+            {
+                "a": "s1.safetensors",
+                "b": "s2.safetensors",
+                "c": "s2.safetensors",
+                "d": "s1.safetensors",
+            },
+            "indexed tensor 'b' is not in its shard 's2.safetensors' (and 1 more)",
+        ),
+        (
+            {"s1.safetensors": ["a", "x"]},
+            {"a": "s1.safetensors"},
+            "shard 's1.safetensors' holds tensor 'x', which the index does not name",
+        ),
+    ],
+)
+def test_index_against_the_shards(
+    tmp_path: Any, shards: dict[str, list[str]], weight_map: dict[str, str], why: str
+) -> None:
+    from paramtool.sources.local import open_local
+
+    folder = _sharded(tmp_path, shards, weight_map)
+    with pytest.raises(ShardIndexError, match=re.escape(why)):
+        open_local([folder])

@@ -136,7 +136,16 @@ def test_subprocess_reads_only_headers_index_and_config(hub: HubEmulator, tmp_pa
     small = [r for r in hub.requests if r.path.endswith(".json")]
     cdn = [r for r in hub.requests if r.server == "cdn"]
     assert len(info) == 1 and len(small) == 2  # model info; one GET of the index and config
-    assert all(f"/resolve/{sha}/" in r.path for r in hub.requests if "/resolve/" in r.path)
+    # Every file comes from the commit the model info pinned: the shards are asked for at that
+    # sha; the index and config at `main` at the same time as the model info, answered (the
+    # Hub's X-Repo-Commit) from that same commit, so neither is asked for again.
+    resolved = [r for r in hub.requests if "/resolve/" in r.path]
+    assert all(r.commit == sha for r in resolved), [(r.path, r.commit) for r in resolved]
+    assert sorted(r.path for r in small) == [
+        f"/meta-llama/Llama-3.1-8B/resolve/main/{n}"
+        for n in ("config.json", "model.safetensors.index.json")
+    ]
+    assert all(f"/resolve/{sha}/" in r.path for r in resolved if r not in small)
     assert len(hub.requests) == 1 + 2 + 2 * len(shards)  # one range per shard (+ its CDN hop)
     headers = sum(header_bytes(s) for s in shards)
     for r in cdn:  # one range from byte 0 per shard, each sent in full
@@ -453,13 +462,24 @@ def test_network_failure_names_the_endpoint_quickly(hub: HubEmulator) -> None:
     assert "offline?" in line
 
 
+def guessed(r: Any) -> bool:
+    """A small file asked for at `main` beside the model info, before the commit is known."""
+    name = r.path.rsplit("/", 1)[-1]
+    return "/resolve/main/" in r.path and name in ("config.json", "model.safetensors.index.json")
+
+
 def test_gguf_only_repo_is_refused_with_a_hint(hub: HubEmulator) -> None:
     hub.add_repo(
         "org/gguf-only", {"model-Q4_K_M.gguf": b"GGUF\x03\x00\x00\x00", "README.md": b"hi"}
     )
     line = error_line(cli("inspect", "org/gguf-only"))
     assert "model-Q4_K_M.gguf" in line and "GGUF" in line and "download" in line
-    assert [r.path for r in hub.requests] == ["/api/models/org/gguf-only"]
+    # refused from the model info: nothing read but the small files guessed beside it
+    assert [r.path for r in hub.requests if not guessed(r)] == ["/api/models/org/gguf-only"]
+    # (the guesses run beside the model info: a refusal may come before they are asked)
+    assert {r.path for r in hub.requests if guessed(r)} <= {
+        f"/org/gguf-only/resolve/main/{n}" for n in ("config.json", "model.safetensors.index.json")
+    }
 
 
 def test_a_missing_path_under_a_local_folder_is_not_a_hub_repo(
@@ -498,7 +518,12 @@ def test_distributed_checkpoint_repo_is_one_line(hub: HubEmulator) -> None:
     )
     line = error_line(cli("inspect", "org/dcp-only"))
     assert "distributed checkpoint" in line and "download the repo" in line, line
-    assert [r.path for r in hub.requests] == ["/api/models/org/dcp-only"]
+    # refused from the model info: nothing read but the small files guessed beside it
+    assert [r.path for r in hub.requests if not guessed(r)] == ["/api/models/org/dcp-only"]
+    # (the guesses run beside the model info: a refusal may come before they are asked)
+    assert {r.path for r in hub.requests if guessed(r)} <= {
+        f"/org/dcp-only/resolve/main/{n}" for n in ("config.json", "model.safetensors.index.json")
+    }
 
 
 def test_token_headers_match_huggingface_hubs(

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -242,17 +243,59 @@ def test_every_file_comes_from_the_commit_model_info_named(
     old = hub.add_repo("org/moving", write_tiny(tmp_path / "a", layers=2, shards=2))
     new = hub.add_repo("org/moving", write_tiny(tmp_path / "b", layers=4, shards=3))
     hub.move_branch("org/moving", "main", old)
-    hub.move_branch("org/moving", "main", new, after=1)  # right after the model info
-    local = cli_json("stats", str(tmp_path / "a"))
+    hub.move_branch("org/moving", "main", new, after=1)  # right after the run's first request
+    local = {
+        old: cli_json("stats", str(tmp_path / "a")),
+        new: cli_json("stats", str(tmp_path / "b")),
+    }
     hub.reset_counters()
 
     doc = cli_json("stats", "org/moving", "--download")
-    assert doc["revision"] == old and doc["tensor_count"] == local["tensor_count"]
-    assert doc["total"] == local["total"]
-    resolved = [q.path for q in hub.requests if "/resolve/" in q.path]
-    assert resolved and all(f"/resolve/{old}/" in p for p in resolved), resolved
+    # The first request is the model info or a small file asked for beside it at `main`:
+    # whichever commit the model info named, every file this run used is that commit's.
+    pinned, other = (old, new) if doc["revision"] == old else (new, old)
+    assert doc["revision"] == pinned and doc["tensor_count"] == local[pinned]["tensor_count"]
+    assert doc["total"] == local[pinned]["total"]
+    resolved = [q for q in hub.requests if "/resolve/" in q.path]
+    at_sha = [q for q in resolved if f"/resolve/{pinned}/" in q.path]
+    assert at_sha and all(q.commit == pinned for q in at_sha)
+    for q in resolved:  # anything else was asked for at `main` beside the model info
+        assert q in at_sha or ("/resolve/main/" in q.path and q.path.endswith(".json")), q.path
+    for q in resolved:  # a file answered from the other commit was asked for again at the sha
+        if q.commit == other:
+            again = q.path.replace("/resolve/main/", f"/resolve/{pinned}/")
+            assert any(r.path == again for r in at_sha), q.path
     refs = hub_cache() / "models--org--moving" / "refs" / "main"
-    assert refs.read_text() == old  # where main pointed when this run looked
+    assert refs.read_text() == pinned  # where main pointed when this run looked
+    assert not (hub_cache() / "models--org--moving" / "snapshots" / other).exists()
+
+
+def test_a_small_file_answered_from_another_commit_is_asked_again(
+    hub: HubEmulator, tmp_path: Path
+) -> None:
+    """The model info pins one commit while `main` already names the next: the index and
+    config.json asked for at `main` beside it come from that next commit (X-Repo-Commit),
+    so they are not used: both are asked again at the pinned sha."""
+    old = hub.add_repo("org/moving", write_tiny(tmp_path / "a", layers=2, shards=2))
+    new = hub.add_repo("org/moving", write_tiny(tmp_path / "b", layers=4, shards=3))
+    query = "&".join(f"expand={f}" for f in ("sha", "siblings", "cardData", "gated", "private"))
+    with urllib.request.urlopen(f"{hub.url}/api/models/org/moving/revision/{old}?{query}") as r:
+        info_at_old = r.read()
+    assert json.loads(info_at_old)["sha"] == old
+    hub.add_fault(r"^/api/models/org/moving$", "body", body=info_at_old)  # as if main moved
+    hub.reset_counters()
+
+    doc = cli_json("inspect", "org/moving")
+    assert doc["revision"] == old
+    assert doc["total_parameters"] == cli_json("inspect", str(tmp_path / "a"))["total_parameters"]
+    early = [q for q in hub.requests if "/resolve/main/" in q.path]
+    assert sorted(q.path.rsplit("/", 1)[1] for q in early) == ["config.json", INDEX]
+    assert all(q.commit == new and q.status == 200 for q in early)
+    again = sorted(q.path for q in hub.requests if "/resolve/" in q.path and q not in early)
+    assert [p for p in again if p.endswith(".json")] == [
+        f"/org/moving/resolve/{old}/{n}" for n in ("config.json", INDEX)
+    ]
+    assert all(q.commit == old for q in hub.requests if f"/resolve/{old}/" in q.path)
     assert not (hub_cache() / "models--org--moving" / "snapshots" / new).exists()
 
 

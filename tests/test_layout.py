@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "paramtool"
 # Rank 0 is the foundation every layer shares (records, errors, the dtype table, parsers).
 RANK: dict[str, float] = {
     "records": 0, "errors": 0, "dtypes": 0, "units": 0, "safe_text": 0, "jsonable": 0,
-    "patterns": 0, "fields": 0, "files": 0,
+    "patterns": 0, "fields": 0, "files": 0, "frozen": 0,
     "formats": 1,   # bytes -> records
     "sources": 2,   # what the user typed -> a Checkpoint
     "analysis": 3,  # the model description, anatomy, quantization, adapters, MoE

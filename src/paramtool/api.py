@@ -108,15 +108,34 @@ def inspect(
     >>> r.by_category["attention"].parameters
     163840
     """
-    from paramtool.analysis.breakdown import build
-    from paramtool.analysis.inspection import Inspection
-
+    _import_while_fetching(source)
     checkpoint = open_checkpoint(
         source, revision=revision, token=token, subfolder=subfolder, progress=progress
     )
+    from paramtool.analysis.breakdown import build
+    from paramtool.analysis.inspection import Inspection
+
     notes: list[str] = []
     base_checkpoint = _open_base(checkpoint, base, token, notes)
     return Inspection(build(checkpoint, base=base_checkpoint), base_checkpoint, tuple(notes))
+
+
+def _import_while_fetching(source: Source) -> None:
+    """For a source that is no local path (a Hub repo, most likely), import the analysis on
+    a daemon thread: it runs while the first requests are in flight rather than before."""
+    one = source[0] if isinstance(source, list | tuple) and len(source) == 1 else source
+    if not isinstance(one, str) or os.path.lexists(one):
+        return
+    import threading
+
+    def load() -> None:
+        try:
+            import paramtool.analysis.breakdown
+            import paramtool.analysis.inspection  # noqa: F401
+        except BaseException:  # imported again (and raised) where it is used
+            pass
+
+    threading.Thread(target=load, name="paramtool-import", daemon=True).start()
 
 
 def _open_base(

@@ -19,10 +19,10 @@ nothing the source has. Other models get a somewhat different mix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 
 if TYPE_CHECKING:
     from fractions import Fraction

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from itertools import chain, repeat
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
+
+from paramtool.frozen import dataclass
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Pickled PyTorch checkpoints, by name: read symbolically, never unpickled.

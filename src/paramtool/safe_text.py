@@ -12,6 +12,7 @@ with a marker (:func:`clip`).
 from __future__ import annotations
 
 import re
+from functools import cache
 
 # Unicode's control (Cc: C0, DEL, C1), format (Cf: bidi embeddings, overrides and isolates,
 # the marks U+200E/U+200F/U+061C, zero-width characters, the BOM, tag characters), line and
@@ -23,9 +24,19 @@ FORMAT_CHARS = (
     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     "\U000e0001\U000e0020-\U000e007f"
 )
-_UNSAFE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{FORMAT_CHARS}]")
-# What json.dumps(ensure_ascii=False) leaves raw: it already escapes C0 (and only C0).
-_UNSAFE_IN_JSON = re.compile(f"[\\x7f-\\x9f{FORMAT_CHARS}]")
+
+
+# Compiled on first use: each costs about half a millisecond, which every start-up would pay.
+@cache
+def _unsafe() -> re.Pattern[str]:
+    return re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{FORMAT_CHARS}]")
+
+
+@cache
+def _unsafe_in_json() -> re.Pattern[str]:
+    """What json.dumps(ensure_ascii=False) leaves raw: it already escapes C0 (and only C0)."""
+    return re.compile(f"[\\x7f-\\x9f{FORMAT_CHARS}]")
+
 
 MAX_SHOWN = 200
 """How many characters of a hostile name or value an error line shows (:func:`clip`)."""
@@ -33,7 +44,10 @@ MAX_SHOWN = 200
 
 def printable(text: object, replacement: str = "?") -> str:
     """``text`` as a string with each control, format or bidi character replaced."""
-    return _UNSAFE.sub(replacement, str(text))
+    text = str(text)
+    if text.isascii() and text.isprintable():  # no control character: nothing to replace
+        return text
+    return _unsafe().sub(replacement, text)
 
 
 def _json_escape(m: re.Match[str]) -> str:
@@ -55,9 +69,11 @@ def escape_json(document: str) -> str:
     >>> escape_json('{"name": "a\u202eb\x9b"}')
     '{"name": "a\\\\u202eb\\\\u009b"}'
     """
-    if _UNSAFE_IN_JSON.search(document) is None:
+    if document.isascii() and "\x7f" not in document:  # DEL is the only ASCII one
         return document
-    return _UNSAFE_IN_JSON.sub(_json_escape, document)
+    if (unsafe := _unsafe_in_json()).search(document) is None:
+        return document
+    return unsafe.sub(_json_escape, document)
 
 
 def clip(text: str, limit: int = MAX_SHOWN) -> str:
@@ -79,7 +95,6 @@ def clip(text: str, limit: int = MAX_SHOWN) -> str:
     return f"{text[:head]}…(+{len(text) - keep:,} chars)…{text[len(text) - tail :]}"
 
 
-_LONG_WORD = re.compile(f"\\S{{{MAX_SHOWN + 1},}}")
 MAX_LINE = 400
 """The most characters a message line (an error, a warning, a note) holds."""
 
@@ -93,5 +108,5 @@ def shorten(message: str) -> str:
     """
     if len(message) <= MAX_SHOWN:
         return message
-    message = _LONG_WORD.sub(lambda m: clip(m.group()), message)
+    message = re.sub(f"\\S{{{MAX_SHOWN + 1},}}", lambda m: clip(m.group()), message)
     return clip(message, MAX_LINE)

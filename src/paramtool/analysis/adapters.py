@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from paramtool.analysis.anatomy import Role
 from paramtool.fields import is_int
+from paramtool.frozen import dataclass
 from paramtool.records import TensorInfo
 
 PEFT_PREFIX = "base_model.model."

@@ -41,11 +41,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, Protocol
 
 from paramtool.analysis.parts import LANGUAGE_MODEL, PARTS, Part, part_of_tokens
+from paramtool.frozen import dataclass
 
 CATEGORIES = ("embedding", "attention", "feed_forward", "norm", "adapter", "quantization", "other")
 __all__ = ["CATEGORIES", "PARTS", "Part", "Role", "Shaped", "classify", "classify_all"]
@@ -596,43 +596,45 @@ def classify_all(
     # Names with their digits masked (one C call): the shape of a name. Names of one shape
     # share their template, and their numbers sit at the same places, unless a digit is
     # part of a word (``fc1``, ``w2``): those shapes take the general path.
-    shapes: dict[bytes, _Shape | None] = {}
-    seen, append, mask, new, unread = shapes.get, roles.append, _MASK, _new, _UNREAD
-    set_category, set_component, set_part = _set_category, _set_component, _set_part
-    set_layer, set_expert = _set_layer, _set_expert
+    shapes: dict[bytes, _Entry | None] = {}
+    # Roles are shared: names of one answer (category, component, part, flags, which numbers
+    # they carry, in which order) and the same numbers are one Role. Keyed by the text from
+    # the first number to the last (``3.mlp.experts.107``): its leading and trailing digits
+    # are the two numbers, so one text is one pair of numbers, and a hit reads no int.
+    pools: dict[tuple[object, ...], dict[str, Role]] = {}
+    seen, append, mask, unread = shapes.get, roles.append, _MASK, _UNREAD
+    per_tensor = _SETTLE | _STEM
     for i, t in enumerate(tensors):
         name = t.name
         key = name.encode("utf-8", "surrogatepass").translate(mask)
-        if (shape := seen(key, _UNSEEN)) is _UNSEEN:
-            shape = shapes[key] = _shape_of(name) if len(name) <= limit else None
-        if shape is not None:
-            role, category, component, part, flags, layer_span, expert_span = shape
+        if (entry := seen(key, _UNSEEN)) is _UNSEEN:
+            entry = shapes[key] = _entry_of(name, pools) if len(name) <= limit else None
+        if entry is not None:
+            role, a, b, pool, flags = entry[:5]
             if role is None:
-                role = new(Role)
-                set_category(role, category)
-                set_component(role, component)
-                set_part(role, part)
-                layer = int(name[layer_span[0] : layer_span[1]]) if layer_span else None
-                set_layer(role, layer)
-                set_expert(
-                    role, int(name[expert_span[0] : expert_span[1]]) if expert_span else None
-                )
-            else:
-                layer = None
+                text = name[a:b]
+                if (role := pool.get(text)) is None:
+                    role = pool[text] = _role_of(name, entry)
+                    layer = role.layer
+                    if flags & _FLAT and layer is not None and (flags & _MARKER or layer >= deep):
+                        markers.add(layer)
             append(role)
-        else:
-            if len(name) > limit:
-                append(unread)
-                continue
-            if "#" in name:
-                name = name.replace("#", "?")
-            parts = split("." + name)
-            category, component, part, layer_at, expert_at, flags, _ = resolve(
-                ".#".join(parts[0::2])
-            )
-            role = make(parts, category, component, part, layer_at, expert_at)
-            append(role)
-            layer = role.layer
+            if flags & per_tensor:
+                if flags & _SETTLE and (role.category != _N or len(t.shape) >= 2):
+                    pending.append(i)
+                if flags & _STEM:
+                    stems.append(i)
+            continue
+        if len(name) > limit:
+            append(unread)
+            continue
+        if "#" in name:
+            name = name.replace("#", "?")
+        parts = split("." + name)
+        category, component, part, layer_at, expert_at, flags, _ = resolve(".#".join(parts[0::2]))
+        role = make(parts, category, component, part, layer_at, expert_at)
+        append(role)
+        layer = role.layer
         if flags:
             if flags & _SETTLE and (category != _N or len(t.shape) >= 2):
                 pending.append(i)
@@ -649,8 +651,8 @@ def classify_all(
     if markers:
         for i, role in enumerate(roles):
             if role.layer in markers and role.part != "mtp":
-                entry = _resolve_of(details, i)
-                if entry is not None and entry[5] & _FLAT:
+                cached = _resolve_of(details, i)
+                if cached is not None and cached[5] & _FLAT:
                     roles[i] = _with(role, part="mtp")
     return roles
 
@@ -658,13 +660,14 @@ def classify_all(
 # Digits to '#', and a literal '#' to '?' (as classify reads it): a name's shape.
 _MASK = bytes.maketrans(b"0123456789#", b"##########?")
 Span = tuple[int, int] | None
-# A shape's answer: a shared Role when it has no numbers to read (else None), the resolved
-# category, component, part and flags, and where the layer and the expert numbers sit.
-_Shape = tuple[Role | None, str, str, Part, int, Span, Span]
-_UNSEEN: _Shape = (None, "", "", LANGUAGE_MODEL, 0, None, None)  # a shape not met yet
+# A shape's answer: a Role shared by every name of it when it has no numbers to read (else
+# None); where the text keying its pool of Roles starts and ends, the pool, the flags; the
+# category, component and part; where the layer and the expert numbers sit.
+_Entry = tuple[Role | None, int, int, dict[str, Role], int, str, str, Part, Span, Span]
+_UNSEEN: _Entry = (None, 0, 0, {}, 0, "", "", LANGUAGE_MODEL, None, None)  # not met yet
 
 
-def _shape_of(name: str) -> _Shape | None:
+def _entry_of(name: str, pools: dict[tuple[object, ...], dict[str, Role]]) -> _Entry | None:
     """What every name of ``name``'s shape is; None when digits sit inside words (the
     general path reads those), or the name holds a literal '#'."""
     if "#" in name:
@@ -683,10 +686,28 @@ def _shape_of(name: str) -> _Shape | None:
         return (a - 1, b - 1) if b - a <= _MAX_DIGITS else None
 
     layer_span, expert_span = span(layer_at), span(expert_at)
-    role = None
-    if layer_span is None and expert_span is None:
+    numbered = [s for s in (layer_span, expert_span) if s is not None]
+    if not numbered:
         role = _role(parts, category, component, part, None, None)
-    return role, category, component, part, flags, layer_span, expert_span
+        return role, 0, 0, {}, flags, category, component, part, None, None
+    start, end = min(s[0] for s in numbered), max(s[1] for s in numbered)
+    first = "layer" if layer_span is not None and layer_span[0] == start else "expert"
+    pool = pools.setdefault(
+        (category, component, part, flags, layer_span is None, expert_span is None, first), {}
+    )
+    return None, start, end, pool, flags, category, component, part, layer_span, expert_span
+
+
+def _role_of(name: str, entry: _Entry) -> Role:
+    """The Role of ``name``, of the shape ``entry`` describes."""
+    _, _, _, _, _, category, component, part, layer_span, expert_span = entry
+    role = _new(Role)
+    _set_category(role, category)
+    _set_component(role, component)
+    _set_part(role, part)
+    _set_layer(role, int(name[layer_span[0] : layer_span[1]]) if layer_span else None)
+    _set_expert(role, int(name[expert_span[0] : expert_span[1]]) if expert_span else None)
+    return role
 
 
 def _resolve_of(details: _Details, i: int) -> _Cached | None:

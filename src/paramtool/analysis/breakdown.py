@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
 from paramtool.analysis.anatomy import CATEGORIES, PARTS, Role, classify_all
 from paramtool.analysis.model import ModelDescription, describe
 from paramtool.analysis.remote_code import RemoteCode, find_remote_code
+from paramtool.frozen import dataclass
 from paramtool.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -204,10 +205,15 @@ def build(checkpoint: Checkpoint, base: Checkpoint | None = None) -> Breakdown:
 
 
 def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
+    from math import prod
+
+    from paramtool.analysis.model import _cross_check as cross_check
+
     tensors = checkpoint.tensors
-    description = describe(
-        checkpoint.config, tensors, source="gguf" if checkpoint.format == "gguf" else "config.json"
-    )
+    config = checkpoint.config
+    source = "gguf" if checkpoint.format == "gguf" else "config.json"
+    # The tensors cross-check the config's experts once the names are read (below).
+    description = describe(config, (), source=source) if config else describe(None, tensors)
     # Names first; the shapes (against the description's widths) settle what names leave open.
     roles = tuple(
         classify_all(
@@ -217,7 +223,36 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
             num_hidden_layers=description.layers if description.kind == "decoder" else None,
         )
     )
-    elements = [t.parameters for t in tensors]
+    if config:
+        description = cross_check(description, tensors)
+    # One pass over the tensors: groups of one role (Roles are shared) and dtype, in the
+    # order of their first tensors, a few hundred (tens of thousands with numbered experts);
+    # every later pass (quantization, tallies, experts) reads the groups.
+    # A group: [role, dtype, indexes, elements, bytes (end - start), counted bytes and
+    # elements (a pickle's shared storage counts once)].
+    groups: dict[tuple[int, str], list[Any]] = {}
+    get = groups.get
+    elements: list[int] = []
+    add_elements = elements.append
+    pickled = any(t.stored is not None for t in tensors)
+    for i, (t, role) in enumerate(zip(tensors, roles, strict=True)):
+        n = prod(t.shape)
+        add_elements(n)
+        dtype = t.dtype
+        if (g := get((id(role), dtype))) is None:
+            g = groups[id(role), dtype] = [role, dtype, [], 0, 0, 0, 0]
+        g[2].append(i)
+        g[3] += n
+        g[4] += t.end - t.start
+        if pickled:
+            g[5] += t.end - t.start if t.stored is None else t.stored
+            g[6] += 0 if t.shared else n
+    grouped = list(groups.values())
+    if not pickled:
+        for g in grouped:
+            g[5], g[6] = g[4], g[3]
+    categories = {g[0].category for g in grouped}
+    components = {g[0].component for g in grouped}
     gguf = checkpoint.gguf  # GGUF: general.file_type names the mix (Q4_K_M)
     file_type = gguf.get("file_type") if gguf is not None else None
     # The quantization, adapter and MoE modules are imported only for checkpoints that need
@@ -226,14 +261,14 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
     if (
         declared
         or gguf is not None
-        or any(t.dtype not in dtypes.UNPACKED for t in tensors)
-        or any(r.category == "quantization" for r in roles)
+        or any(g[1] not in dtypes.UNPACKED for g in grouped)
+        or "quantization" in categories
     ):
         from paramtool.analysis import quantization
 
-        analysis = quantization.analyze(
+        analysis = quantization.analyze_groups(
             tensors,
-            roles,
+            grouped,
             declared,
             elements,
             file_type if isinstance(file_type, str) else None,
@@ -241,26 +276,26 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
         logical, unpacked, quant = analysis.parameters, analysis.unpacked, analysis.quantization
     else:
         logical, unpacked, quant = tuple(elements), {}, None
-    # One pass: plain [parameters, bytes, tensors, elements] accumulators per (dtype,
-    # category, part, layer), a few hundred at most; every tally is added up from them.
+    # Each group's logical parameters: none for metadata, the unpacked figure for packed
+    # weights, else its elements.
+    sums = [0 if g[0].category == "quantization" else g[3] for g in grouped]
+    if unpacked:
+        at = {i: k for k, g in enumerate(grouped) for i in g[2]}
+        for i, u in unpacked.items():
+            sums[at[i]] += u.parameters - elements[i]
+    # Plain [parameters, bytes, tensors, elements] accumulators per (dtype, category, part,
+    # layer), a few hundred at most; every tally is added up from them.
     acc: dict[tuple[str, str, str, int | None], list[int]] = {}
-    get = acc.get
-    for t, role, n, stored in zip(tensors, roles, logical, elements, strict=True):
-        if t.stored is None:
-            nbytes = t.end - t.start
-        else:  # a pickle's tensor: a storage shared by several counts once, bytes and elements
-            nbytes = t.stored
-            if t.shared:
-                stored = 0
-        key = (t.dtype, role.category, role.part, role.layer)
-        a = get(key)
-        if a is None:
-            a = acc[key] = [n, nbytes, 1, stored]
+    for g, n in zip(grouped, sums, strict=True):
+        role = g[0]
+        key = (g[1], role.category, role.part, role.layer)
+        if (a := acc.get(key)) is None:
+            acc[key] = [n, g[5], len(g[2]), g[6]]
         else:
             a[0] += n
-            a[1] += nbytes
-            a[2] += 1
-            a[3] += stored
+            a[1] += g[5]
+            a[2] += len(g[2])
+            a[3] += g[6]
     total = [0, 0, 0, 0]
     by_dtype: dict[str, list[int]] = {}
     by_category: dict[str, list[int]] = {c: [0, 0, 0, 0] for c in CATEGORIES}
@@ -286,8 +321,8 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
         )
         for i, cats in sorted(layers.items())
     )
-    config = ModelConfig.from_description(description) if checkpoint.config else None
-    tied, source = _tied(config, roles, checkpoint.format)
+    model_config = ModelConfig.from_description(description) if config else None
+    tied, tied_source = _tied(model_config, components, checkpoint.format)
     base_summary = base_info(build(base)) if base is not None else None
     metadata = checkpoint.files[0].metadata if checkpoint.files else None
     return Breakdown(
@@ -301,48 +336,50 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
             for p, cats in sorted(parts.items(), key=lambda kv: PARTS.index(kv[0]))
         },
         by_layer=by_layer,
-        config=config,
+        config=model_config,
         description=description,
         tied_embeddings=tied,
-        tied_source=source,
+        tied_source=tied_source,
         parameters=logical,
         unpacked=unpacked,
         quantization=quant,
-        adapter=_adapter(checkpoint, tensors, roles, logical, base_summary, metadata),
-        moe=_moe(description, tensors, roles, logical),
+        adapter=(
+            _adapter(checkpoint, tensors, roles, logical, base_summary, metadata)
+            if "adapter" in categories
+            else None
+        ),
+        moe=_moe(description, tensors, grouped, sums) if "expert" in components else None,
         remote_code=find_remote_code(checkpoint.config, checkpoint.code_files),
     )
 
 
 def _adapter(ck: Checkpoint, tensors: Any, roles: Any, logical: Any, base: Any, meta: Any) -> Any:
-    if not any(r.category == "adapter" for r in roles):
-        return None
     from paramtool.analysis import adapters
 
     return adapters.analyze(tensors, roles, logical, ck.adapter_config, base, meta)
 
 
-def _moe(desc: ModelDescription, tensors: Any, roles: Any, logical: Any) -> Any:
-    if not any(r.component == "expert" for r in roles):
-        return None
+def _moe(desc: ModelDescription, tensors: Any, grouped: Any, sums: Any) -> Any:
     from paramtool.analysis import moe
 
-    return moe.analyze(tensors, roles, logical, desc.experts)
+    groups = [[g[0], n, g[2]] for g, n in zip(grouped, sums, strict=True)]
+    return moe.analyze_groups(tensors, groups, desc.experts)
 
 
 def _tied(
-    config: ModelConfig | None, roles: tuple[Role, ...], fmt: str = "safetensors"
+    config: ModelConfig | None, components: set[str], fmt: str = "safetensors"
 ) -> tuple[bool | None, str]:
     """Tied input/output embeddings, as config.json states it; else only a present head says no.
 
     A GGUF file has no config.json: its tie is read from whether ``output.weight`` exists.
+    ``components``: those the checkpoint's tensors have.
     """
     if fmt == "gguf":
-        head = any(r.component == "lm_head" for r in roles)
+        head = "lm_head" in components
         return not head, "output.weight present" if head else "no output.weight"
     if config is not None and config.tie_word_embeddings is not None:
         return config.tie_word_embeddings, "config.json"
-    if any(r.component == "lm_head" for r in roles):
+    if "lm_head" in components:
         return False, "output head tensor present"
     return None, ""
 

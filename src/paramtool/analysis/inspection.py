@@ -8,12 +8,12 @@ from the same record.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
 from paramtool.analysis.anatomy import CATEGORIES
 from paramtool.analysis.breakdown import Breakdown, Tally, bits_per_weight
+from paramtool.frozen import dataclass
 from paramtool.patterns import NamePattern
 from paramtool.records import Checkpoint
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Literal
 
 from paramtool.fields import is_int, positive_int
+from paramtool.frozen import dataclass
 from paramtool.records import TensorInfo
 
 Mixer = Literal[
@@ -989,16 +990,17 @@ def _cross_check(desc: ModelDescription, tensors: Sequence[TensorInfo]) -> Model
         return desc
     # The layers holding a tensor named as an expert's. Both patterns read a name's digits
     # only as digits: names alike but for them (one "shape") match alike, at one place.
-    found: set[int] = set()
+    texts: set[str] = set()  # the layer numbers as written; read once each
     spans: dict[bytes, tuple[int, int] | None] = {}
-    seen, mask = spans.get, _MASK
+    seen, mask, add = spans.get, _MASK, texts.add
     for t in tensors:
         name = t.name
         key = name.encode("utf-8", "surrogatepass").translate(mask)
         if (span := seen(key, _UNSEEN)) is _UNSEEN:
             span = spans[key] = _expert_layer_span(name)
         if span is not None:
-            found.add(int(name[span[0] : span[1]]))
+            add(name[span[0] : span[1]])
+    found = {int(text) for text in texts}
     stated = set(desc.moe_layers)
     n = len(desc.main.layers)
     found = {i for i in found if i < n}

@@ -18,10 +18,11 @@ Pure: no typer, no rich.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 from paramtool.analysis.anatomy import Role
 from paramtool.analysis.model import Experts
+from paramtool.frozen import dataclass
 from paramtool.records import TensorInfo
 
 
@@ -76,6 +77,21 @@ def analyze(
     ``experts`` is what the model description read from config.json (counts, ``k``). The
     roles' part axis says which tensors are the multi-token-prediction head's.
     """
+    groups: dict[int, list[Any]] = {}
+    for i, (r, n) in enumerate(zip(roles, parameters, strict=True)):
+        if (g := groups.get(id(r))) is None:
+            g = groups[id(r)] = [r, 0, []]
+        g[1] += n
+        g[2].append(i)
+    return analyze_groups(tensors, list(groups.values()), experts)
+
+
+def analyze_groups(
+    tensors: Sequence[TensorInfo], groups: Sequence[list[Any]], experts: Experts | None
+) -> MoE | None:
+    """:func:`analyze` over the tensors grouped by role: ``groups`` are lists ``[role,
+    logical parameters, indexes]``, in the order of their first tensors (a role may have
+    several)."""
     n_cfg = experts.routed if experts else None
     k = experts.per_token if experts else None
     shared_cfg = (experts.shared or None) if experts else None
@@ -88,22 +104,25 @@ def analyze(
     shared_layers: set[Key] = set()
     total = shared = router = embed = 0
     by_layer: dict[Key, int] = {}
-    for t, r, n in zip(tensors, roles, parameters, strict=True):
+    for r, n, indexes in groups:
         total += n
         key = (r.part == "mtp", r.layer)
         by_layer[key] = by_layer.get(key, 0) + n
-        if r.component == "expert":
+        component = r.component
+        if component == "expert":
             routed[key] = routed.get(key, 0) + n
             if r.expert is not None:
                 numbered.setdefault(key, set()).add(r.expert)
-            elif (e := fused_experts(t.shape, n_cfg)) is not None:
-                fused[key] = max(fused.get(key, 0), e)
-        elif r.component == "shared_expert":
+                continue
+            for i in indexes:
+                if (e := fused_experts(tensors[i].shape, n_cfg)) is not None:
+                    fused[key] = max(fused.get(key, 0), e)
+        elif component == "shared_expert":
             shared += n
             shared_layers.add(key)
-        elif r.component == "router":
+        elif component == "router":
             router += n
-        elif r.component == "token_embedding":
+        elif component == "token_embedding":
             embed += n
     if not routed:
         return None

@@ -21,12 +21,13 @@ source. Pure: no typer, no rich.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from paramtool import dtypes
 from paramtool.analysis.anatomy import Role
 from paramtool.fields import positive_int
+from paramtool.frozen import dataclass
 from paramtool.records import TensorInfo
 
 FP8 = frozenset({"F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ"})
@@ -461,10 +462,32 @@ def analyze(
     """
     if elements is None:
         elements = [t.parameters for t in tensors]
+    groups: dict[tuple[int, str], list[Any]] = {}
+    get = groups.get
+    for i, (t, r, n) in enumerate(zip(tensors, roles, elements, strict=True)):
+        if (g := get((id(r), t.dtype))) is None:
+            g = groups[id(r), t.dtype] = [r, t.dtype, [], 0, 0]
+        g[2].append(i)
+        g[3] += n
+        g[4] += t.end - t.start
+    return analyze_groups(tensors, list(groups.values()), config, elements, file_type)
+
+
+def analyze_groups(
+    tensors: Sequence[TensorInfo],
+    groups: Sequence[list[Any]],
+    config: Mapping[str, Any] | None,
+    elements: Sequence[int],
+    file_type: str | None = None,
+) -> Analysis:
+    """:func:`analyze` over the tensors grouped by role and dtype: ``groups`` are lists
+    ``[role, dtype, indexes (ascending), elements, bytes (end - start), ...]``. Metadata, plain
+    tensors and FP8 experts are tallied a group at once; the rest are unpacked one by one,
+    in the tensors' order."""
     decl = declared(config)
     # A plain float tensor can only be a bitsandbytes 4-bit weight stored in a float dtype
     # (bnb_4bit_quant_storage), which always has an absmax beside it.
-    bnb = any(r.component in ("absmax", "quant_state") for r in roles)
+    bnb = any(g[0].component in ("absmax", "quant_state") for g in groups)
     by_name: dict[str, TensorInfo] | None = None  # built when a rule needs a sibling
     parameters = list(elements)
     unpacked: dict[int, Unpacked] = {}
@@ -476,22 +499,34 @@ def analyze(
     mlx_bits: dict[int, int] = {}  # bits -> MLX weights stored at them (mixed recipes)
     mlx_modes: set[str] = set()
     notes: list[str] = []
-    for i, (t, r) in enumerate(zip(tensors, roles, strict=True)):
-        dtype = t.dtype
+    one_by_one: list[int] = []
+    for r, dtype, indexes, n, nbytes, *_ in groups:
         if r.category == "quantization":
-            parameters[i] = 0
-            overhead[0] += 1
-            overhead[1] += elements[i]
-            overhead[2] += t.end - t.start
+            for i in indexes:
+                parameters[i] = 0
+            overhead[0] += len(indexes)
+            overhead[1] += n
+            overhead[2] += nbytes
+        elif dtype in _PLAIN and not bnb:
             continue
-        if dtype in _PLAIN and not bnb:
-            continue
-        if dtype in FP8:
-            if t.name.endswith(".weight") or r.component == "expert":
-                fp8[0] += 1
-                fp8[1] += elements[i]
-                fp8[2] += t.end - t.start
-            continue
+        elif dtype in FP8:
+            if r.component == "expert":
+                fp8[0] += len(indexes)
+                fp8[1] += n
+                fp8[2] += nbytes
+                continue
+            for i in indexes:
+                t = tensors[i]
+                if t.name.endswith(".weight"):
+                    fp8[0] += 1
+                    fp8[1] += elements[i]
+                    fp8[2] += t.end - t.start
+        else:
+            one_by_one.extend(indexes)
+    one_by_one.sort()
+    roles = {i: g[0] for g in groups for i in g[2]} if one_by_one else {}
+    for i in one_by_one:
+        t, r = tensors[i], roles[i]
         if by_name is None:
             by_name = {x.name: x for x in tensors}
         u = unpack(t, r, by_name, decl, elements[i])
@@ -564,7 +599,7 @@ def analyze(
         overhead_bytes=overhead[2],
         logical_parameters=sum(parameters),
         stored_elements=sum(elements),
-        stored_bytes=sum(t.end - t.start for t in tensors),
+        stored_bytes=sum(g[4] for g in groups),
         notes=tuple(notes),
     )
     return Analysis(tuple(parameters), unpacked, summary)

@@ -22,8 +22,9 @@ the record says which declared modules are there and which are missing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from paramtool.frozen import dataclass
 
 DeclaredIn = Literal["auto_map", "custom_pipelines"]
 MAX_REFERENCES = 256  # a config is hostile text: list this many, count the rest

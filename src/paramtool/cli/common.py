@@ -12,6 +12,7 @@ from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 
+from paramtool.cli import resume_collection
 from paramtool.cli.interrupts import INTERRUPTED, ctrl_c
 from paramtool.errors import OutputError, ParamtoolError, UsageError
 from paramtool.safe_text import escape_json, printable, shorten
@@ -306,6 +307,7 @@ def handle_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        resume_collection()  # paused for start-up by cli.main
         stdout = sys.stdout
         sys.stdout = _GuardedOutput(stdout)
         if not ctrl_c.depth:

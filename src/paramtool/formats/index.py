@@ -38,18 +38,28 @@ def check_shard_name(shard: str, index_path: str) -> None:
 def parse_index(raw: bytes, index_path: str) -> tuple[dict[str, str], Mapping[str, Any]]:
     """Parse a shard index (``*.safetensors.index.json``, ``*.bin.index.json``) into
     (weight_map, metadata)."""
+    text: str | bytes = raw
+    if raw[:1] == b"{" and raw[1:2] != b"\x00":  # json.loads(raw) would decode it as UTF-8
+        try:  # with "surrogatepass" (slower), which only differs where strict UTF-8 refuses
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     try:
-        obj = json.loads(raw)
+        obj = json.loads(text)
     except (ValueError, RecursionError) as e:
         raise ShardIndexError(index_path, f"not valid JSON: {e}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("weight_map"), dict):
         raise ShardIndexError(index_path, "expected a JSON object with a 'weight_map' object")
     weight_map: dict[str, Any] = obj["weight_map"]
-    if weight_map and set(map(type, weight_map.values())) != {str}:
+    try:
+        shards = set(weight_map.values())
+    except TypeError:  # a list or an object among them
+        shards = {None}
+    if weight_map and set(map(type, shards)) != {str}:
         for name, shard in weight_map.items():
             if not isinstance(shard, str):
                 raise ShardIndexError(index_path, f"weight_map[{name!r}] is not a file name")
-    for shard in set(weight_map.values()):
+    for shard in shards:
         check_shard_name(shard, index_path)
     meta = obj.get("metadata") or {}
     if not isinstance(meta, dict):

@@ -17,10 +17,11 @@ import math
 import os
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import chain, repeat
 from operator import floordiv, itemgetter, mod, mul, sub
 from types import MappingProxyType
+from typing import BinaryIO
 
 from paramtool import dtypes
 from paramtool.errors import (
@@ -31,11 +32,13 @@ from paramtool.errors import (
     InvalidHeaderLength,
     InvalidOffset,
     MetadataIncompleteBuffer,
+    ParamtoolError,
     TensorInvalidInfo,
     UnsupportedFormat,
     ValidationOverflow,
+    reading,
 )
-from paramtool.files import open_binary
+from paramtool.files import open_binary, open_fd
 from paramtool.records import FileHeader, TensorInfo
 
 MAX_HEADER_SIZE = 100_000_000  # the reference library's limit, in bytes
@@ -462,9 +465,34 @@ def read_local_header(path: str | os.PathLike[str], display: str | None = None) 
     """
     shown = display if display is not None else os.fspath(path)
     with open_binary(path, shown) as f:
-        size = os.fstat(f.fileno()).st_size
-        n = header_length(f.read(8), shown, size)
-        raw = f.read(n)
+        return read_open_header(f, shown)
+
+
+def read_local_header_if(
+    path: str | os.PathLike[str], shown: str, want: int, accept: Callable[[bytes], bool]
+) -> FileHeader | None:
+    """:func:`read_local_header` with one open, when the caller must first see the file's
+    first ``want`` bytes: None when the file does not open (the caller's own way then says
+    why) or when ``accept`` refuses those bytes (another format's)."""
+    try:
+        fd = open_fd(path, shown)
+    except ParamtoolError:
+        return None
+    with reading(shown), os.fdopen(fd, "rb") as f:
+        first = f.read(want)
+        return read_open_header(f, shown, first) if accept(first) else None
+
+
+def read_open_header(f: BinaryIO, shown: str, first: bytes = b"") -> FileHeader:
+    """:func:`read_local_header` on a file opened by :func:`paramtool.files.open_binary`, of
+    which ``first`` (the file's first bytes, as many as the caller sniffed) is already read."""
+    size = os.fstat(f.fileno()).st_size
+    if len(first) < 8:
+        first += f.read(8 - len(first))
+    n = header_length(first[:8], shown, size)
+    raw = first[8 : 8 + n]
+    if len(raw) < n:
+        raw += f.read(n - len(raw))
     if len(raw) != n:
         raise InvalidHeaderLength(shown, "file shrank while its header was read")
     return parse_header(raw, shown, data_size=size - 8 - n)

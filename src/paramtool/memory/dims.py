@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from paramtool.analysis.model import Attention, Layer, ModelDescription, describe
+from paramtool.frozen import dataclass
 
 
 @dataclass(frozen=True, slots=True)

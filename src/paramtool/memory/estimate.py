@@ -19,12 +19,12 @@ no typer, no rich. Every formula and default is documented in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from paramtool import dtypes
 from paramtool.dtypes import DType
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 from paramtool.memory import footprint_json
 from paramtool.memory.dims import ModelDims
 from paramtool.memory.gpu_fit import MAX_GPUS, GpuFit, fit_serving, fit_training

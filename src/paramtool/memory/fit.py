@@ -13,12 +13,13 @@ count that does. Pure: no typer, no rich, never prints.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
 from paramtool.dtypes import DType
 from paramtool.errors import ParamtoolError, UsageError
+from paramtool.frozen import dataclass
 from paramtool.memory.dims import ModelDims
 from paramtool.memory.engines import engine_name, get_engine
 from paramtool.memory.engines.base import (

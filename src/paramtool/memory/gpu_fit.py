@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from paramtool.frozen import dataclass
 from paramtool.memory.gpus import Gpu
 from paramtool.memory.kv_cache import KVCache
 from paramtool.memory.overhead import Overhead

@@ -36,10 +36,11 @@ it; the logs show 2/3 of RAM up to 32 GiB and 3/4 above (:func:`apple_working_se
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 
 MIB = 2**20
 GIB = 2**30

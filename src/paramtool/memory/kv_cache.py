@@ -20,7 +20,6 @@ Every figure is an exact integer: elements × tokens × batch at the cache dtype
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
@@ -28,6 +27,7 @@ from paramtool import dtypes
 from paramtool.analysis.model import Attention, Layer
 from paramtool.dtypes import DType
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 from paramtool.memory.dims import ModelDims
 
 DEFAULT_KV_DTYPE = "BF16"

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 from paramtool.units import parse_size, percent_value
 
 DEFAULT_OVERHEAD = "20%"

@@ -5,12 +5,12 @@ checkpoint's own bytes as stored.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paramtool import dtypes
 from paramtool.dtypes import DType
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 
 if TYPE_CHECKING:
     from paramtool.analysis.breakdown import Breakdown

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 
 from paramtool import dtypes
 from paramtool.dtypes import DType
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 from paramtool.memory.dims import ModelDims
 from paramtool.memory.overhead import Overhead
 

@@ -17,7 +17,7 @@ folded. When even that does not fit, Rich's own layout is the last resort.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from rich import box as boxes
@@ -34,6 +34,8 @@ from rich.padding import Padding
 from rich.style import StyleType
 from rich.table import Table
 from rich.text import Text
+
+from paramtool.frozen import dataclass
 
 _UNBOUNDED = 1_000_000  # a width to measure cells at without wrapping them
 STACK_INDENT = 4  # the rest of a row, under a name on its own line

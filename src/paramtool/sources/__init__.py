@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 from paramtool.errors import UsageError
@@ -23,8 +24,6 @@ def open_source(
     ``progress`` is called with (shard headers read, shard headers to read) while a Hub
     repo is read; nothing is drawn.
     """
-    from paramtool.sources.hub_source import is_hub_source
-
     hub = [s for s in sources if is_hub_source(s)]
     if hub:
         if len(sources) != 1:
@@ -51,3 +50,20 @@ def open_source(
             "", "only apply to Hub repos, not local paths", param=("revision", "subfolder")
         )
     return open_local(sources)
+
+
+def is_hub_source(text: str) -> bool:
+    """:func:`paramtool.sources.hub_source.is_hub_source`, without importing that module
+    for a path that is there (the usual case: a local run builds none of the Hub's records)."""
+    if not text.startswith("hf://"):
+        try:
+            os.lstat(text)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except (OSError, ValueError):
+            return False  # local, though it cannot be looked at (is_local_path)
+        else:
+            return False  # a local path of that name wins
+    from paramtool.sources.hub_source import is_hub_source as by_name
+
+    return by_name(text)

@@ -59,8 +59,14 @@ def assemble(
                         raise ShardIndexError(
                             where, f"tensor {name!r} is indexed in {owner!r} but found in {shard!r}"
                         )
-        seen = set(chain.from_iterable(names))
-        if len(seen) != len(weight_map):  # every name seen is indexed: some were not seen
+        if all(h.format == "safetensors" for h in headers) and len(set(shard_names)) == len(
+            shard_names
+        ):  # a header's names are unique (its parser refuses a repeated key), and each
+            seen_count = sum(map(len, names))  # is indexed in its own shard: none is in two
+        else:
+            seen_count = len(set(chain.from_iterable(names)))
+        if seen_count != len(weight_map):  # every name seen is indexed: some were not seen
+            seen = set(chain.from_iterable(names))
             missing = [n for n in weight_map if n not in seen]
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise ShardIndexError(

@@ -29,8 +29,7 @@ def open_values_source(
     commit), then exactly those files are fetched into the huggingface_hub cache;
     ``progress`` is called with (files fetched, files to fetch).
     """
-    from paramtool.sources import open_source
-    from paramtool.sources.hub_source import is_hub_source
+    from paramtool.sources import is_hub_source, open_source
 
     hub = sources[0] if len(sources) == 1 and is_hub_source(sources[0]) else None
     if hub is not None and not download:

@@ -9,7 +9,10 @@ inspection is:
 1. The model info, one request (capped at :data:`MAX_MODEL_INFO` bytes, each field
    checked): it pins the commit sha, lists the files and gives the licence, the
    gating and the Hub's own parameter count. Every later request names that sha,
-   so all the files of one run come from one commit.
+   so all the files of one run come from one commit. At the same time, the index
+   and ``config.json`` most repos have are asked for at the requested revision
+   (``main`` by default); each answer is used only when the Hub's ``X-Repo-Commit``
+   names that same sha, and is otherwise asked again at the sha.
 2. The small JSON files (the index, ``config.json``, ``adapter_config.json``),
    concurrently: one GET each the first time, stored in the huggingface_hub cache
    as huggingface_hub lays it out, no request once cached. So a repeat run at the
@@ -58,6 +61,7 @@ from paramtool.sources.hub_files import (
     ByteSource,
     CachedRanges,
     HubRanges,
+    early_files,
     estimate_header_bytes,
     estimate_pickle_bytes,
 )
@@ -74,6 +78,7 @@ from paramtool.sources.weights import (
 )
 
 _SIDECARS = ("config.json", "adapter_config.json")
+_EARLY = ("model.safetensors.index.json", "config.json")  # guessed before the model info
 
 MAX_WORKERS = 64  # concurrent requests (huggingface_hub's shared pool holds 100; 0.x: per thread)
 _INFO_FIELDS = ["sha", "siblings", "cardData", "gated", "private", "safetensors"]
@@ -318,7 +323,10 @@ def _display(repo_id: str, rev: str | None) -> str:
 def _open_online(
     repo_id: str, rev: str | None, token: str | None, subfolder: str, progress: Progress | None
 ) -> Checkpoint:
-    info = model_info(repo_id, rev, token)
+    headers = hub_headers(token)
+    # The index and config.json most repos have, asked for at the same time as the model info.
+    early = early_files(repo_id, rev, [_prefix(subfolder) + n for n in _EARLY], headers)
+    info = model_info(repo_id, rev, token, headers=headers)
     # The Hub counts the weights at the top of the repo; a subfolder holds another checkpoint.
     stated = None if _prefix(subfolder) else info.stated_parameters
     hub = HubInfo(
@@ -331,7 +339,7 @@ def _open_online(
         private=info.private,
         stated_parameters=stated,
     )
-    src = HubRanges(repo_id, info.sha, rev, token)
+    src = HubRanges(repo_id, info.sha, rev, token, headers, early)
     return _read_checkpoint(
         src,
         repo_id,
@@ -357,15 +365,20 @@ class ModelInfo:
     stated_parameters: int | None
 
 
-def model_info(repo_id: str, revision: str | None, token: str | None) -> ModelInfo:
+def model_info(
+    repo_id: str,
+    revision: str | None,
+    token: str | None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> ModelInfo:
     """The model info of ``repo_id`` at ``revision`` (its default branch when None).
 
     One GET of at most :data:`MAX_MODEL_INFO` bytes under the request deadline, retried
     like every Hub request; an answer that is not the Hub's JSON is one line naming it.
     """
-    body, content_type, where = _model_info_body(
-        repo_id, revision, token, urlencode([("expand", f) for f in _INFO_FIELDS])
-    )
+    query = urlencode([("expand", f) for f in _INFO_FIELDS])
+    body, content_type, where = _model_info_body(repo_id, revision, token, query, headers)
     return _parse_model_info(body, content_type, where)
 
 
@@ -407,14 +420,18 @@ def file_records(
 
 
 def _model_info_body(
-    repo_id: str, revision: str | None, token: str | None, query: str
+    repo_id: str,
+    revision: str | None,
+    token: str | None,
+    query: str,
+    headers: dict[str, str] | None = None,
 ) -> tuple[bytes, str, str]:
     from huggingface_hub import constants
 
     path = f"/revision/{quote(revision, safe='')}" if revision else ""
     url = f"{constants.ENDPOINT.rstrip('/')}/api/models/{repo_id}{path}"
     limit = hub_timeout()
-    headers = hub_headers(token)
+    headers = hub_headers(token) if headers is None else headers
     answer = run_one(
         Job(
             shown_url(url),

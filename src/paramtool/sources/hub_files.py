@@ -8,13 +8,20 @@ A pickled file (``.bin``/``.pt``...) is read through :class:`RangeReader`: a blo
 (a torch zip's ``data.pkl`` comes first; a legacy file's pickles are all there is before the
 storages), for a zip one block at the end (the end records and the central directory), and
 a range for whatever a read then needs beyond those, each fetched once.
+
+The small JSON files a repo most likely has (:class:`EarlyFile`) are asked for at the
+requested revision at the same time as the model info, before the commit is known; an
+answer is used only when the Hub says (``X-Repo-Commit``) it is the file at the commit the
+model info pins, and the file is otherwise fetched again at that commit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +43,7 @@ FIRST_RANGE_SINGLE = 100_000  # asked of a file the index says nothing about, as
 # the first range never falls short there and asks 1.6-5.9% more than the headers hold.
 _ENTRY_OVERHEAD = 81
 DEFAULT_REVISION = "main"  # the ref huggingface_hub records when no revision is named
+_SHA40 = re.compile(r"[0-9a-f]{40}")
 _HEADER_SLACK = 48  # the 8-byte length, {"__metadata__":{"format":"pt"}, and padding to 8 bytes
 FIRST_RANGE_PICKLE = 1 << 16  # the first block of a pickle the index says nothing about
 TAIL_RANGE_PICKLE = 1 << 16  # the last block of such a zip: end records and directory
@@ -120,11 +128,67 @@ def download_options() -> dict[str, Any]:
     return {}
 
 
+class EarlyFile:
+    """A small file asked for at the requested revision, before its commit is known.
+
+    The GET runs at once on a daemon thread, at the same time as the model info; any failure
+    (a 404 for a wrong guess, a timeout) is dropped, and :meth:`at` then answers None: the
+    file is fetched again at the pinned commit, where its errors are reported.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str], name: str) -> None:
+        self._done = threading.Event()
+        self._answer: Answer | None = None
+        self._args = (url, headers, name)
+        threading.Thread(target=self._run, name="paramtool-hub-early", daemon=True).start()
+
+    def _run(self) -> None:
+        from paramtool.sources.hub_errors import quiet_hub
+
+        url, headers, name = self._args
+        try:
+            with quiet_hub():
+                self._answer = fetch(url, headers, limit=MAX_JSON_SIDECAR, what=name)
+        except BaseException:  # a guess that failed is asked again at the commit
+            pass
+        finally:
+            self._done.set()
+
+    def at(self, sha: str) -> Answer | None:
+        """The answer, once it came, when the Hub served it from commit ``sha`` in full."""
+        self._done.wait()
+        a = self._answer
+        if a is None or a.status != 200 or not a.complete:
+            return None
+        return a if a.headers.get("x-repo-commit", "").strip() == sha else None
+
+
+def early_files(
+    repo_id: str, revision: str | None, names: Sequence[str], headers: dict[str, str]
+) -> dict[str, EarlyFile]:
+    """Start the GETs of ``names`` at ``revision`` (``main`` when None, as huggingface_hub),
+    except those the cache holds at the commit its ref for that revision names (a repeat
+    run reads them from there, asking nothing)."""
+    rev = revision or DEFAULT_REVISION
+    known = rev if _SHA40.fullmatch(rev) else None
+    if known is None and _plain_path(rev):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            ref = _repo_storage(repo_id) / "refs" / rev
+            known = ref.read_text().strip() if ref.is_file() else None
+    return {
+        n: EarlyFile(resolve_url(repo_id, n, rev), headers, n)
+        for n in names
+        if known is None or cached_file(repo_id, known, n) is None
+    }
+
+
 class HubRanges:
     """Files at one commit of a Hub repo: JSON through the cache, headers by range requests.
 
     Every file is asked for at the commit ``sha`` (model info's), never at a branch, so all
-    the files of one run come from that one commit even if the branch moves meanwhile.
+    the files of one run come from that one commit even if the branch moves meanwhile. The
+    one exception, ``early`` (:class:`EarlyFile`), is used only when the Hub says it served
+    it from that commit.
     """
 
     def __init__(
@@ -134,10 +198,12 @@ class HubRanges:
         revision: str | None,
         token: str | None,
         headers: dict[str, str] | None = None,
+        early: dict[str, EarlyFile] | None = None,
     ) -> None:
         self.repo_id, self.sha, self.revision, self.token = repo_id, sha, revision, token
         self._headers = hub_headers(token) if headers is None else headers
         self._anonymous = {k: v for k, v in self._headers.items() if k.lower() != "authorization"}
+        self._early = early or {}
 
     def where(self, name: str) -> str:
         return shown_url(resolve_url(self.repo_id, name, self.sha))
@@ -151,7 +217,10 @@ class HubRanges:
         if cached is not None:
             return read_capped(cached, f"{self.repo_id}/{name}")
         url = resolve_url(self.repo_id, name, self.sha)
-        answer = fetch(url, self._headers, limit=MAX_JSON_SIDECAR, what=name)
+        early = self._early.get(name)
+        answer = early.at(self.sha) if early is not None else None
+        if answer is None:
+            answer = fetch(url, self._headers, limit=MAX_JSON_SIDECAR, what=name)
         if not answer.complete:
             raise HubError(shown_url(url), f"larger than {MAX_JSON_SIDECAR:,} bytes, refused")
         store_in_cache(self.repo_id, self.sha, self.revision, name, answer)

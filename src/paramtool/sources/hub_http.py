@@ -85,16 +85,42 @@ def _direct_errors() -> HttpErrors:
     return HttpErrors(network=(HubNetworkError,), timeout=(TimeoutError,), transient=transient)
 
 
-_LIBRARY_ONLY = frozenset(
-    "http_proxy https_proxy all_proxy requests_ca_bundle curl_ca_bundle ssl_cert_file "
-    "ssl_cert_dir".split()
-)
+_PROXIES = frozenset(("http_proxy", "https_proxy", "all_proxy"))
+_REQUESTS_CA = frozenset(("requests_ca_bundle", "curl_ca_bundle"))  # requests' own (0.x)
+_CERT_FILE, _CERT_DIR = "SSL_CERT_FILE", "SSL_CERT_DIR"  # honoured by httpx and httpx2 (1.x, 2.x)
 
 
 def direct() -> bool:
-    """Whether requests go out on ``http.client``: unless the environment names a proxy or a
-    CA bundle, which huggingface_hub's client honours (its session is then used)."""
-    return not any(k.lower() in _LIBRARY_ONLY and v for k, v in os.environ.items())
+    """Whether requests go out on ``http.client``: unless the environment asks for what only
+    huggingface_hub's client does (its session is then used): a proxy, or under 0.x, whose
+    client is requests, a CA bundle of any name. ``SSL_CERT_FILE``/``SSL_CERT_DIR``, the CA
+    variables httpx and httpx2 read (1.x, 2.x), are honoured here the same way
+    (:func:`_tls_context`); ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` mean nothing to them."""
+    names = {k.lower() for k, v in os.environ.items() if v}
+    if names & _PROXIES:
+        return False
+    if names & (_REQUESTS_CA | {_CERT_FILE.lower(), _CERT_DIR.lower()}):
+        import huggingface_hub
+
+        return not str(huggingface_hub.__version__).startswith("0.")
+    return True
+
+
+def _tls_context() -> Any:
+    """The TLS context of an HTTPS connection: httpx's and httpx2's rule for the CA variables
+    (``SSL_CERT_FILE``, else ``SSL_CERT_DIR``), else Python's default trust store."""
+    return _tls_context_for(os.environ.get(_CERT_FILE) or None, os.environ.get(_CERT_DIR) or None)
+
+
+@functools.cache
+def _tls_context_for(cafile: str | None, capath: str | None) -> Any:
+    import ssl
+
+    if cafile:
+        return ssl.create_default_context(cafile=cafile)
+    if capath:
+        return ssl.create_default_context(capath=capath)
+    return ssl.create_default_context()
 
 
 def hub_headers(token: str | None) -> dict[str, str]:
@@ -498,7 +524,8 @@ class _Pool:
 
         scheme, netloc = key
         if scheme == "https":
-            return http.client.HTTPSConnection(netloc, timeout=timeout), False
+            conn = http.client.HTTPSConnection(netloc, timeout=timeout, context=_tls_context())
+            return conn, False
         if scheme != "http":
             raise HubError(netloc, f"not an http(s) URL ({scheme})")
         return http.client.HTTPConnection(netloc, timeout=timeout), False

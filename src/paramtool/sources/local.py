@@ -17,7 +17,7 @@ from typing import Any
 from paramtool.errors import ParamtoolError, ShardIndexError, SourceNotFound
 from paramtool.files import is_regular, read_capped, read_prefix, require_path
 from paramtool.formats.index import MAX_JSON_SIDECAR, parse_index
-from paramtool.formats.safetensors import read_local_header
+from paramtool.formats.safetensors import read_local_header, read_local_header_if
 from paramtool.formats.sniff import PREFIX, sniff
 from paramtool.records import Checkpoint, FileHeader
 from paramtool.sources.assemble import assemble
@@ -81,6 +81,14 @@ def read_weight_file(path: Path | str, shown: str) -> FileHeader:
         from paramtool.sources.distcp import read_dcp_header
 
         return read_dcp_header(p, shown)
+
+    def safetensors_bytes(first: bytes) -> bool:
+        kind = sniff(first)
+        return kind not in ("zip", "pickle") and not (kind is None and is_pickle_name(p.name))
+
+    header = read_local_header_if(p, shown, PREFIX, safetensors_bytes)  # one open a shard
+    if header is not None:
+        return header
     kind = sniff(read_prefix(p, PREFIX) or b"") if is_regular(p) else None
     if kind in ("zip", "pickle") or (kind is None and is_pickle_name(p.name)):
         from paramtool.sources.pickled import read_pickle_header  # pickles only: lazily
@@ -97,8 +105,7 @@ def _open_indexed(index: Path) -> tuple[list[FileHeader], dict[str, Any]]:
     roots = _allowed_roots(folder)
     headers = []
     shards = sorted(set(weight_map.values()))
-    with gc_paused():  # 100k+ records and no cycle: no rescans of the growing heap
-        headers.extend(_read_shards(folder, shards, roots, where))
+    headers.extend(_read_shards(folder, shards, roots, where))  # GC paused by open_local
     kw = {
         "weight_map": weight_map,
         "shard_names": shards,
@@ -170,6 +177,11 @@ def _resolve_folder(folder: Path) -> tuple[list[Path], Path | None]:
 
 def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
     """Open one or more local paths (files or folders) as one checkpoint, headers only."""
+    with gc_paused():  # the index, the headers and their check: 100k+ objects, no cycle
+        return _open_local(paths)
+
+
+def _open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
     if not paths:
         raise SourceNotFound("(no path)", "give a checkpoint file or folder")
     # An index named with safetensors files of its own folder (all of them staged in a
@@ -207,8 +219,7 @@ def open_local(paths: Sequence[str | os.PathLike[str]]) -> Checkpoint:
             hs, extra = _open_indexed(index)
             headers.extend(hs)
         else:
-            with gc_paused():
-                headers.extend(read_weight_file(f, str(f)) for f in files)
+            headers.extend(read_weight_file(f, str(f)) for f in files)
     config = adapter_config = None
     if sidecar_dir is not None:
         config = read_json_sidecar(sidecar_dir / "config.json", notes)
@@ -237,6 +248,8 @@ def _is_gguf_file(p: Path) -> bool:
     kind = sniff(read_prefix(p, PREFIX) or b"")
     if kind is not None:
         return kind == "gguf"
+    if not p.name.lower().endswith(".gguf"):  # formats.gguf.is_gguf_name, not imported
+        return False
     from paramtool.formats.gguf import is_gguf_name
 
     return is_gguf_name(p.name) and is_regular(p) is True

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
+from paramtool.frozen import dataclass
 from paramtool.records import PICKLE_SUFFIXES
 
 _PREFERRED_INDEXES = (

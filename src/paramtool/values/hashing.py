@@ -23,11 +23,13 @@ Weights digest (``WEIGHTS_DIGEST_SCHEME``)
 
 Each file is read once, front to back, in reads of :data:`BUFFER_BYTES`: every
 chunk feeds the file's SHA-256 and, for the bytes inside a tensor, that tensor's
-digest. With two threads or more each file has a helper thread that computes the
-tensors' digests of a chunk and reads the next chunk (into a second buffer) while the
-file's thread computes the SHA-256 of the chunk, so the file hash is the only work on
-a file's critical path (hashlib and blake3 release the GIL); ``workers`` files are
-hashed at once, largest first. Progress counts each byte of each file once.
+digest. ``workers`` threads share the job: ``workers`` files are hashed at once, largest
+first, each on one thread that reads and feeds both digests itself; once a thread is to
+spare (fewer files left than threads), the file's reads and tensor digests move to a
+helper thread that fills a ring of :data:`RING` buffers ahead of the file's thread,
+which then computes the SHA-256 alone (hashlib and blake3 release the GIL). One file on
+two cores: the SHA-256 is its only work on the critical path; four shards on two cores:
+two at a time, no thread waiting on another. Progress counts each byte of each file once.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import blake3
@@ -46,6 +48,7 @@ import blake3
 from paramtool import dtypes
 from paramtool.errors import SourceNotFound
 from paramtool.files import open_fd
+from paramtool.frozen import dataclass
 from paramtool.jsonable import source_fields
 from paramtool.records import Checkpoint, FileHeader, TensorInfo
 from paramtool.values.reader import (
@@ -66,6 +69,7 @@ SCHEMA_VERSION = 2  # of the --json document (2: tensor digests are BLAKE3; 1 ha
 DIGEST_SCHEME = "blake3(dtype NUL json(shape) NUL bytes)"
 WEIGHTS_DIGEST_SCHEME = "sha256(json(sorted [name, digest] pairs))"
 BUFFER_BYTES = 1 << 20  # read size for hashing: within a core's L2 cache (8 MiB: 30% slower)
+RING = 4  # buffers a file's helper thread may fill ahead of its SHA-256
 _SCRATCH = Scratch()
 
 
@@ -214,15 +218,38 @@ class HashReport:
         }
 
 
-def _file_digests(
-    header: FileHeader,
-    helper: ThreadPoolExecutor | None,
-    progress: Progress,
-) -> tuple[str, list[str]]:
+class _Cores:
+    """How many of the job's threads are busy: a file's own thread counts one, its
+    helper one more. A file takes a helper only while a thread is to spare."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.busy = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.busy += 1
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.busy < self.threads:
+                self.busy += 1
+                return True
+            return False
+
+    def give(self) -> None:
+        with self._lock:
+            self.busy -= 1
+
+
+def _file_digests(header: FileHeader, cores: _Cores, progress: Progress) -> tuple[str, list[str]]:
     """One pass over a file: its SHA-256 and the digest of each of its tensors (header order).
 
-    Each chunk is read once. Given a ``helper``, this thread computes the file hash of
-    a chunk while the helper computes its tensors' digests and reads the next chunk.
+    Each chunk is read once. While every thread of the job is busy (as many files as
+    threads), this thread reads each chunk and feeds both digests itself; once a
+    thread is to spare, a helper thread takes over the reads and tensor digests
+    (:func:`_pipelined`) and this thread computes the SHA-256 alone.
     """
     path = header.path
     size = header.file_size
@@ -257,19 +284,24 @@ def _file_digests(
 
     fd = open_fd(path)  # a regular file only, its errors one line
     try:
-        if helper is None:
-            view = memoryview(_SCRATCH.buffer("hash", BUFFER_BYTES))
-            done = 0
-            while done < size:
-                n = min(BUFFER_BYTES, size - done)
-                chunk = view[:n]
-                read_exact(fd, done, chunk, path)
-                feed_tensors(done, chunk)
-                file_h.update(chunk)
-                done += n
-                progress(n)
-        else:
-            _pipelined(fd, path, size, file_h, feed_tensors, helper, progress)
+        if hasattr(os, "posix_fadvise"):  # a larger read-ahead when not in the page cache
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        view = memoryview(_SCRATCH.buffer("hash", BUFFER_BYTES))
+        done = 0
+        while done < size:
+            if cores.take():
+                try:
+                    _pipelined(fd, path, done, size, file_h, feed_tensors, progress)
+                finally:
+                    cores.give()
+                break
+            n = min(BUFFER_BYTES, size - done)
+            chunk = view[:n]
+            read_exact(fd, done, chunk, path)
+            feed_tensors(done, chunk)
+            file_h.update(chunk)
+            done += n
+            progress(n)
     finally:
         os.close(fd)
     for t, h in zip(tensors, hashes, strict=True):
@@ -281,45 +313,64 @@ def _file_digests(
 def _pipelined(
     fd: int,
     path: str,
+    done: int,
     size: int,
     file_h: Hasher,
     feed_tensors: Callable[[int, memoryview], None],
-    helper: ThreadPoolExecutor,
     progress: Progress,
 ) -> None:
-    """Read ``fd`` into two buffers in turn: while this thread feeds chunk k to ``file_h``,
-    ``helper`` feeds it to ``feed_tensors``, then reads chunk k + 1 into the other buffer.
+    """Bytes ``[done, size)`` of ``fd``: a helper thread reads them, chunk by chunk, into
+    a ring of :data:`RING` buffers, hands each chunk to this thread and feeds it to
+    ``feed_tensors``; this thread feeds each chunk to ``file_h`` and hands the buffer
+    back. The ring absorbs the jitter of either side, so the SHA-256 never waits on one
+    chunk's read and tensor digests (BLAKE3 and a read are faster than SHA-256).
 
-    The helper's reads do not see a stopped map; this thread checks between chunks, so a
-    stop still takes effect within one chunk.
+    This thread checks for a stop between chunks; the helper is told to quit and is
+    joined before this returns, so a stop takes effect within a chunk or two.
     """
-    views = (
-        memoryview(_SCRATCH.buffer("hash", BUFFER_BYTES)),
-        memoryview(_SCRATCH.buffer("hash-next", BUFFER_BYTES)),
-    )
+    ring = [memoryview(bytearray(BUFFER_BYTES)) for _ in range(RING)]
+    filled: queue.SimpleQueue[tuple[int, int] | BaseException] = queue.SimpleQueue()
+    free: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(RING):
+        free.put(i)
+    quit_ = threading.Event()
 
-    def step(lo: int, chunk: memoryview, following: memoryview) -> None:
-        feed_tensors(lo, chunk)
-        if following:
-            read_exact(fd, lo + len(chunk), following, path)
-
-    done = 0
-    chunk = views[0][: min(BUFFER_BYTES, size)]
-    read_exact(fd, 0, chunk, path)
-    turn = 0
-    while done < size:
-        n = len(chunk)
-        turn ^= 1
-        following = views[turn][: min(BUFFER_BYTES, size - done - n)]
-        side = helper.submit(step, done, chunk, following)
+    def helper() -> None:
         try:
-            file_h.update(chunk)
-        finally:
-            side.result()  # both buffers change hands at the next step
-        done += n
-        progress(n)
-        check_stop()
-        chunk = following
+            lo = done
+            while lo < size:
+                i = free.get()
+                if quit_.is_set():
+                    return
+                chunk = ring[i][: min(BUFFER_BYTES, size - lo)]
+                read_exact(fd, lo, chunk, path)
+                filled.put((i, len(chunk)))
+                feed_tensors(lo, chunk)  # this buffer is not reused before the next get
+                lo += len(chunk)
+                progress(len(chunk))  # here, off the SHA-256's path
+        except BaseException as e:  # a read error, or a truncated file: this thread's
+            filled.put(e)
+
+    thread = threading.Thread(target=helper, name="paramtool-hash", daemon=True)
+    thread.start()
+    try:
+        while done < size:
+            item = filled.get()
+            if isinstance(item, BaseException):
+                raise item
+            i, n = item
+            file_h.update(ring[i][:n])
+            free.put(i)
+            done += n
+            check_stop()
+    finally:
+        quit_.set()
+        free.put(-1)  # wakes a helper waiting for a buffer
+        thread.join()
+    while not filled.empty():  # the helper failed after handing over the last chunk
+        item = filled.get()
+        if isinstance(item, BaseException):
+            raise item
 
 
 def hash_checkpoint(
@@ -327,32 +378,33 @@ def hash_checkpoint(
 ) -> HashReport:
     """Hash every file and every tensor; ``progress`` gets the bytes of each file read, once.
 
-    Files are read once each, largest first, ``workers`` files at a time (default: one
-    per core, at most 8), each with a helper thread for its reads and tensor digests
-    beside the thread of its SHA-256; ``workers=1``: one thread in all.
+    Files are read once each, largest first, on ``workers`` threads (default: one per
+    core, at most 8): a file per thread, and a thread to spare helps a file under way
+    with its reads and tensor digests; ``workers=1``: one thread in all.
     """
     threads = workers or default_workers()
     if threads < 1:
         raise ValueError(f"workers must be 1 or more, not {threads}")
     advance = locked(progress)
     files = list(checkpoint.files)
-    at_once = max(1, min(threads, len(files))) if threads >= 2 else 1
-    helpers = (
-        ThreadPoolExecutor(at_once, thread_name_prefix="paramtool-hash") if threads >= 2 else None
-    )
+    at_once = max(1, min(threads, len(files)))
+    cores = _Cores(threads)
 
     def run(i: int) -> tuple[str, list[str]]:
-        return _file_digests(files[i], helpers, advance)
+        return _file_digests(files[i], cores, advance)
+
+    def run_one(i: int) -> tuple[str, list[str]]:
+        cores.enter()  # the file's own thread
+        try:
+            return run(i)
+        finally:
+            cores.give()
 
     order = sorted(range(len(files)), key=lambda i: -files[i].file_size)
     results: list[tuple[str, list[str]]] = [("", [])] * len(files)
-    try:
-        with closing(unordered_map(run, order, at_once)) as jobs:
-            for i, digests in jobs:
-                results[i] = digests
-    finally:
-        if helpers is not None:
-            helpers.shutdown(wait=True, cancel_futures=True)
+    with closing(unordered_map(run_one, order, at_once)) as jobs:
+        for i, digests in jobs:
+            results[i] = digests
     file_hashes = tuple(FileHash(f.path, f.file_size, results[i][0]) for i, f in enumerate(files))
     tensor_hashes = tuple(
         TensorHash(t.name, t.dtype, t.shape, t.file, results[i][1][k])

@@ -38,13 +38,13 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from paramtool import dtypes
 from paramtool.errors import MetadataIncompleteBuffer, SourceNotFound, UnsupportedFormat
 from paramtool.files import open_fd
 from paramtool.formats.gguf import GGML_TYPES
+from paramtool.frozen import dataclass
 from paramtool.patterns import NamePattern
 from paramtool.records import Checkpoint, FileHeader, TensorInfo
 from paramtool.values import views

@@ -8,10 +8,11 @@ checkpoint's tensors (:mod:`paramtool.memory.fit` builds it).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
 from paramtool.dtypes import DType
+from paramtool.frozen import dataclass
 from paramtool.memory.dims import ModelDims
 
 

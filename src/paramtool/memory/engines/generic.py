@@ -10,10 +10,9 @@ when an engine cannot model a model, and says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from paramtool import dtypes
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 from paramtool.memory.engines.base import (
     Device,
     DevicePlan,

@@ -32,11 +32,11 @@ each formula with its source file:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from paramtool import dtypes
 from paramtool.analysis.model import State
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 from paramtool.memory.engines.base import Device, DevicePlan, EngineFit, ModelView, RamPlan, Request
 from paramtool.memory.engines.generic import budget, model_limit
 from paramtool.memory.search import largest, smallest

@@ -26,10 +26,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from paramtool import dtypes
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 from paramtool.memory.engines.base import (
     DevicePlan,
     EngineFit,

@@ -20,12 +20,13 @@ Every figure is per GPU (tensor parallel ranks are alike) and an exact integer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from paramtool import dtypes
 from paramtool.analysis.model import Layer
 from paramtool.dtypes import DType
 from paramtool.errors import UsageError
+from paramtool.frozen import dataclass
 from paramtool.memory.engines.base import DevicePlan, EngineFit, ModelView, RamPlan, Request
 
 VERSION = (
