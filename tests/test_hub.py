@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -35,7 +36,7 @@ from layouts import (
     write_sparse_file,
 )
 from paramtool.formats.safetensors import read_local_header
-from paramtool.sources import open_source
+from paramtool.sources import hub_http, open_source
 from paramtool.sources.hub_files import HubRanges
 
 TOKEN = "hf_paramtool_test_token_5f2c"
@@ -117,6 +118,29 @@ def test_hub_json_equals_local_json(hub: HubEmulator, tmp_path: Path, kind: str)
         "stated_parameters_agree": True,
     }
     assert remote["warnings"] == [] and remote["files"][0]["path"] in remote["tensors"][0]["file"]
+
+
+@pytest.mark.parametrize("kind", ["sharded", "pickle"])
+def test_huggingface_hubs_own_client_gives_the_same_answer(
+    hub: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """PARAMTOOL_HUB_CLIENT=huggingface_hub (as a proxy does): every request through
+    huggingface_hub's session, the same files asked for, the same answer."""
+    folder = tmp_path / kind
+    if kind == "sharded":
+        write_tiny(folder)
+    else:
+        shutil.copytree(Path(__file__).parent / "fixtures" / "torch" / "tiny_llama_bin", folder)
+    hub.add_repo(f"org/{kind}", folder)
+    direct = cli_json("inspect", f"org/{kind}", "--tensors")
+    asked = sorted(r.path for r in hub.requests)
+    hub.reset_counters()
+    monkeypatch.setenv("PARAMTOOL_HUB_CLIENT", "huggingface_hub")
+    assert not hub_http.direct()
+    shutil.rmtree(constants.HF_HUB_CACHE, ignore_errors=True)  # a first inspection again
+    via_library = cli_json("inspect", f"org/{kind}", "--tensors")
+    assert via_library == direct
+    assert sorted(r.path for r in hub.requests) == asked
 
 
 def test_subprocess_reads_only_headers_index_and_config(hub: HubEmulator, tmp_path: Path) -> None:

@@ -90,12 +90,21 @@ _REQUESTS_CA = frozenset(("requests_ca_bundle", "curl_ca_bundle"))  # requests' 
 _CERT_FILE, _CERT_DIR = "SSL_CERT_FILE", "SSL_CERT_DIR"  # honoured by httpx and httpx2 (1.x, 2.x)
 
 
+CLIENT_ENV = "PARAMTOOL_HUB_CLIENT"
+"""``huggingface_hub``: every request through huggingface_hub's own session (a client
+configured there, e.g. by ``set_client_factory``, is then used); unset or ``auto``: see
+:func:`direct`."""
+
+
 def direct() -> bool:
-    """Whether requests go out on ``http.client``: unless the environment asks for what only
-    huggingface_hub's client does (its session is then used): a proxy, or under 0.x, whose
-    client is requests, a CA bundle of any name. ``SSL_CERT_FILE``/``SSL_CERT_DIR``, the CA
-    variables httpx and httpx2 read (1.x, 2.x), are honoured here the same way
-    (:func:`_tls_context`); ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` mean nothing to them."""
+    """Whether requests go out on ``http.client``: unless :data:`CLIENT_ENV` says
+    ``huggingface_hub``, or the environment asks for what only huggingface_hub's client does
+    (its session is then used): a proxy, or under 0.x, whose client is requests, a CA bundle
+    of any name. ``SSL_CERT_FILE``/``SSL_CERT_DIR``, the CA variables httpx and httpx2 read
+    (1.x, 2.x), are honoured here the same way (:func:`_tls_context`);
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` mean nothing to them."""
+    if os.environ.get(CLIENT_ENV, "").strip().lower() == "huggingface_hub":
+        return False
     names = {k.lower() for k, v in os.environ.items() if v}
     if names & _PROXIES:
         return False
