@@ -199,7 +199,7 @@ def headers(draw: st.DrawFn, mutate: bool = True) -> tuple[bytes, int | None]:
             continue
         else:
             name, fields = top[pick]
-            if m == "dup_field":
+            if m == "dup_field" and fields:
                 k, v = fields[draw(st.integers(0, len(fields) - 1))]
                 fields.insert(draw(st.integers(0, len(fields))), (k, v))
             elif m == "extra_field":
