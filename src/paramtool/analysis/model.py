@@ -391,8 +391,10 @@ ENCODER_TYPES = frozenset(
     "qdqbert rembert roberta roberta-prelayernorm roc_bert roformer splinter squeezebert "
     "tapas xlm xlm-roberta xlm-roberta-xl xmod yoso jina_bert neobert".split()
 )
-_DECODER_ARCH = re.compile(r"(ForCausalLM|LMHeadModel|ForConditionalGeneration)$")
-_ENCODER_ARCH = re.compile(
+# The patterns of this module are compiled where first used (the re module keeps them): a
+# dense model with a config and a usual architecture name needs none of them.
+_DECODER_ARCH = r"(ForCausalLM|LMHeadModel|ForConditionalGeneration)$"
+_ENCODER_ARCH = (
     r"(ForMaskedLM|ForSequenceClassification|ForTokenClassification|ForQuestionAnswering|"
     r"ForMultipleChoice|ForPreTraining|Model)$"
 )
@@ -516,13 +518,13 @@ def _kind(cfg: _Config, model_type: str | None, arch: str | None) -> str:
         return "encoder-decoder"
     if model_type in ENCODER_TYPES and not cfg.flag("is_decoder"):
         return "encoder"  # XLMWithLMHeadModel is a masked LM despite its name
-    if arch and _DECODER_ARCH.search(arch) and not cfg.flag("is_encoder_decoder"):
+    if arch and re.search(_DECODER_ARCH, arch) and not cfg.flag("is_encoder_decoder"):
         return "decoder"
     if arch and arch.endswith("ForMaskedLM") and not cfg.flag("is_decoder"):
         return "encoder"  # a masked-LM head: bidirectional, nothing cached
     if (model_type or "").endswith("_text_model") and not cfg.flag("is_decoder"):
         return "encoder"  # a contrastive model's text tower (CLIP, SigLIP): nothing cached
-    if arch and _ENCODER_ARCH.search(arch) and cfg.get("type_vocab_size") is not None:
+    if arch and re.search(_ENCODER_ARCH, arch) and cfg.get("type_vocab_size") is not None:
         return "encoder"
     return "decoder"
 
@@ -933,16 +935,17 @@ def _state(cfg: _Config, mt: str | None, hidden: int | None) -> dict[str, State]
 # --------------------------------------------------------------------------------------
 # Tensors: a cross-check, and the description when there is no config
 
-_LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer|blk|block)\.(\d+)\.")
-_EXPERT = re.compile(r"(?:^|\.)(?:experts|block_sparse_moe|moe|ffn_(?:gate|up|down)_exps)(?:\.|$)")
-_MAMBA = re.compile(r"(?:^|\.)(?:mamba|mixer\.A_log|A_log|ssm_a|conv1d|ssm_conv1d)(?:\.|$)")
-_ATTN = re.compile(r"(?:^|\.)(?:self_attn|attention|attn|self_attention|attn_q|attn_qkv)(?:\.|$)")
+_LAYER = r"(?:^|\.)(?:layers|h|blocks|layer|blk|block)\.(\d+)\."
+_EXPERT = r"(?:^|\.)(?:experts|block_sparse_moe|moe|ffn_(?:gate|up|down)_exps)(?:\.|$)"
+_MAMBA = r"(?:^|\.)(?:mamba|mixer\.A_log|A_log|ssm_a|conv1d|ssm_conv1d)(?:\.|$)"
+_ATTN = r"(?:^|\.)(?:self_attn|attention|attn|self_attention|attn_q|attn_qkv)(?:\.|$)"
 
 
 def _layer_tensors(tensors: Sequence[TensorInfo]) -> dict[int, list[TensorInfo]]:
     out: dict[int, list[TensorInfo]] = {}
+    layer = re.compile(_LAYER)
     for t in tensors:
-        m = _LAYER.search(t.name)
+        m = layer.search(t.name)
         if m:
             out.setdefault(int(m.group(1)), []).append(t)
     return out
@@ -954,12 +957,13 @@ def _from_tensors(tensors: Sequence[TensorInfo]) -> ModelDescription:
     if not by_layer:
         return ModelDescription(kind="decoder", source="none")
     layers = []
+    expert, mamba, attn = re.compile(_EXPERT), re.compile(_MAMBA), re.compile(_ATTN)
     for i in sorted(by_layer):
         names = [t.name for t in by_layer[i]]
-        moe = any(_EXPERT.search(n) for n in names)
-        if any(_MAMBA.search(n) for n in names):
-            mixer = "hybrid" if any(_ATTN.search(n) for n in names) else "state_space"
-        elif any(_ATTN.search(n) for n in names):
+        moe = any(expert.search(n) for n in names)
+        if any(mamba.search(n) for n in names):
+            mixer = "hybrid" if any(attn.search(n) for n in names) else "state_space"
+        elif any(attn.search(n) for n in names):
             mixer = "full_attention"
         else:
             mixer = "none"
@@ -978,9 +982,9 @@ _UNSEEN = (-1, -1)
 
 def _expert_layer_span(name: str) -> tuple[int, int] | None:
     """Where the layer number of an expert's tensor sits in ``name``; None if not one."""
-    if not _EXPERT.search(name):
+    if not re.search(_EXPERT, name):
         return None
-    m = _LAYER.search(name)
+    m = re.search(_LAYER, name)
     return m.span(1) if m else None
 
 
