@@ -56,6 +56,7 @@ import os
 import re
 import secrets
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -507,11 +508,12 @@ class HubEmulator:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, tls: ssl.SSLContext | None = None) -> str:
         """Start the Hub (127.0.0.1) and its CDN (another host) on free ports; return the Hub's URL.
 
         The CDN must be another host, not only another port: huggingface_hub 1.x to 2.0
-        follows a HEAD's redirect to the same host name, whatever the port.
+        follows a HEAD's redirect to the same host name, whatever the port. ``tls``: a server
+        context (its certificate for 127.0.0.1, 127.0.0.2 and localhost): both speak HTTPS.
         """
         if self.url is not None:
             return self.url
@@ -521,6 +523,8 @@ class HubEmulator:
                 server = _Server(self, role, hosts[role])
             except OSError:  # 127.0.0.2 is no loopback address here (macOS)
                 server, hosts[role] = _Server(self, role), "localhost"
+            if tls is not None:
+                server.socket = tls.wrap_socket(server.socket, server_side=True)
             thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -530,7 +534,8 @@ class HubEmulator:
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
-        hub, cdn = (f"http://{hosts[s.role]}:{s.server_address[1]}" for s in self._servers)
+        scheme = "https" if tls is not None else "http"
+        hub, cdn = (f"{scheme}://{hosts[s.role]}:{s.server_address[1]}" for s in self._servers)
         self.url, self.cdn_url = hub, cdn
         return hub
 

@@ -54,7 +54,7 @@ from huggingface_hub import constants, hf_api, utils
 
 from hub_emulator import HubEmulator
 
-__all__ = ["hub", "set_constant"]
+__all__ = ["hub", "hub_tls", "set_constant"]
 _MISSING = object()
 
 _CLEARED = (
@@ -81,7 +81,91 @@ def hub(
 ) -> Iterator[HubEmulator]:
     """A started emulator that huggingface_hub (here and in subprocesses) talks to."""
     emulator = HubEmulator(tmp_path_factory.mktemp("hub-repos"))
-    url = emulator.start()
+    yield from _wired(emulator, emulator.start(), tmp_path_factory, monkeypatch)
+
+
+@pytest.fixture
+def hub_tls(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[HubEmulator]:
+    """The same over HTTPS, its certificate signed by a CA made for the test;
+    ``hub_tls.ca_file`` is that CA (PEM). No CA variable is set: each test says which."""
+    folder = tmp_path_factory.mktemp("tls")
+    server_ctx, ca_file = _test_ca(folder)
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    emulator = HubEmulator(tmp_path_factory.mktemp("hub-repos"))
+    emulator.ca_file = ca_file  # type: ignore[attr-defined]
+    yield from _wired(emulator, emulator.start(tls=server_ctx), tmp_path_factory, monkeypatch)
+
+
+def _test_ca(folder: Path) -> tuple[Any, Path]:
+    """A CA, and a server certificate it signs for 127.0.0.1, 127.0.0.2 and localhost."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "paramtool test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName("localhost")] + [
+        x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "127.0.0.2")
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file = folder / "ca.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    chain = folder / "server.pem"
+    chain.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(chain)
+    return ctx, ca_file
+
+
+def _wired(
+    emulator: HubEmulator,
+    url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[HubEmulator]:
+    """huggingface_hub (here and in subprocesses) pointed at ``emulator`` serving ``url``."""
     home = tmp_path_factory.mktemp("hf-home")
     cache = home / "hub"
 
@@ -127,14 +211,15 @@ def hub(
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--hub-only", action="store_true", help="run only the tests that use the hub fixture"
+        "--hub-only", action="store_true", help="run only the tests that use a hub fixture"
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("--hub-only"):
         return
-    uses = [("hub" in getattr(i, "fixturenames", ()), i) for i in items]
+    names = ("hub", "hub_tls")
+    uses = [(any(n in getattr(i, "fixturenames", ()) for n in names), i) for i in items]
     config.hook.pytest_deselected(items=[i for hub, i in uses if not hub])
     items[:] = [i for hub, i in uses if hub]
 

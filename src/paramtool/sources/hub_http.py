@@ -123,13 +123,24 @@ def _tls_context() -> Any:
 
 @functools.cache
 def _tls_context_for(cafile: str | None, capath: str | None) -> Any:
+    """Certificates verified, hostnames checked. Where the system store Python finds is
+    empty (python.org's macOS builds, some containers), certifi's bundle, which requests and
+    httpx trust by default (a dependency of both, so present with huggingface_hub)."""
     import ssl
 
     if cafile:
         return ssl.create_default_context(cafile=cafile)
     if capath:
         return ssl.create_default_context(capath=capath)
-    return ssl.create_default_context()
+    ctx = ssl.create_default_context()
+    if not ctx.cert_store_stats().get("x509_ca"):
+        try:
+            import certifi
+
+            ctx.load_verify_locations(cafile=certifi.where())
+        except (ImportError, OSError):
+            pass
+    return ctx
 
 
 def hub_headers(token: str | None) -> dict[str, str]:
@@ -397,7 +408,10 @@ def unreachable(e: BaseException) -> str | None:
     """
     import errno
     import socket
+    import ssl
 
+    untrusted = "its TLS certificate is not trusted"
+    where = "SSL_CERT_FILE names the CA certificates to trust"
     seen: set[int] = set()
     stack: list[Any] = [e]
     while stack:
@@ -405,6 +419,11 @@ def unreachable(e: BaseException) -> str | None:
         if not isinstance(x, BaseException) or id(x) in seen:
             continue
         seen.add(id(x))
+        if isinstance(x, ssl.SSLCertVerificationError):
+            why = str(x.verify_message or "verification failed")[:100]
+            return f"{untrusted} ({why}; {where})"
+        if isinstance(x, ssl.SSLError):
+            return f"the TLS handshake failed ({str(x.reason or 'no reason given')[:60]})"
         if isinstance(x, socket.gaierror):
             return "the host name does not resolve"
         if isinstance(x, ConnectionRefusedError) or getattr(x, "errno", None) == errno.ECONNREFUSED:
@@ -415,6 +434,7 @@ def unreachable(e: BaseException) -> str | None:
         stack.extend(getattr(x, a, None) for a in ("reason", "original_error"))
     text = str(e)
     for needle, why in (
+        ("CERTIFICATE_VERIFY_FAILED", f"{untrusted} ({where})"),
         ("Connection refused", "connection refused"),
         ("Name or service not known", "the host name does not resolve"),
         ("nodename nor servname", "the host name does not resolve"),
