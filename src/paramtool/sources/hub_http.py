@@ -99,16 +99,16 @@ configured there, e.g. by ``set_client_factory``, is then used); unset or ``auto
 def direct() -> bool:
     """Whether requests go out on ``http.client``: unless :data:`CLIENT_ENV` says
     ``huggingface_hub``, or the environment asks for what only huggingface_hub's client does
-    (its session is then used): a proxy, or under 0.x, whose client is requests, a CA bundle
-    of any name. ``SSL_CERT_FILE``/``SSL_CERT_DIR``, the CA variables httpx and httpx2 read
-    (1.x, 2.x), are honoured here the same way (:func:`_tls_context`);
-    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` mean nothing to them."""
+    (its session is then used): a proxy, or under 0.x, whose client is requests, requests'
+    own CA variables (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``; they mean nothing to httpx
+    and httpx2, 1.x and 2.x). ``SSL_CERT_FILE``/``SSL_CERT_DIR``, which httpx and httpx2
+    read, are honoured here the same way whatever the version (:func:`_tls_context`)."""
     if os.environ.get(CLIENT_ENV, "").strip().lower() == "huggingface_hub":
         return False
     names = {k.lower() for k, v in os.environ.items() if v}
     if names & _PROXIES:
         return False
-    if names & (_REQUESTS_CA | {_CERT_FILE.lower(), _CERT_DIR.lower()}):
+    if names & _REQUESTS_CA:
         import huggingface_hub
 
         return not str(huggingface_hub.__version__).startswith("0.")
