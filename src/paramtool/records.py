@@ -133,6 +133,10 @@ class PickleInfo:
     entries: tuple[PickleEntry, ...]
     prefix: str  # the wrapping prefix taken off the tensor names ("state_dict."), or ""
     file_size: int
+    byteorder: str = "little"  # the zip's byteorder record: how its storages' bytes are laid
+    # (tensor name, storage key) of each model tensor whose storage the zip compresses: its
+    # bytes are not the elements, so its values cannot be read in place
+    compressed: tuple[tuple[str, str], ...] = ()
 
     @property
     def unsafe(self) -> bool:

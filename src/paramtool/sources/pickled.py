@@ -70,9 +70,12 @@ def to_header(ck: TorchCheckpoint, file_size: int) -> FileHeader:
         if o is None or t.numel > o.numel:
             owner[t.storage] = t
     tensors = []
+    compressed = []
     data_size = 0
     for t in model:
         s = storages.get(t.storage)
+        if s is not None and s.data_offset is None and t.numel:
+            compressed.append((t.name[len(prefix) :], s.key))
         size = _element_size(t.dtype)
         base = s.data_offset if s is not None and s.data_offset is not None else 0
         start = base + t.storage_offset * size
@@ -97,6 +100,8 @@ def to_header(ck: TorchCheckpoint, file_size: int) -> FileHeader:
         entries=tuple(entries),
         prefix=prefix,
         file_size=file_size,
+        byteorder=ck.byteorder,
+        compressed=tuple(compressed),
     )
     return FileHeader(
         path=ck.path,

@@ -39,8 +39,6 @@ def unsafe_line(header: FileHeader) -> str:
 
 def check_pickle(header: FileHeader) -> None:
     """Raise unless the values of one pickled file can be read (see the module docstring)."""
-    from paramtool.formats.torch_pickle import read_torch_file
-
     info = header.pickle
     if info is None:
         return
@@ -52,24 +50,19 @@ def check_pickle(header: FileHeader) -> None:
         )
     if info.unsafe:
         raise UnsafeFormat(header.path, unsafe_line(header))
-    ck = read_torch_file(header.path)  # again: the byte order and where each storage lies
-    if ck.byteorder != "little":
+    if info.byteorder != "little":
         raise UnsupportedFormat(
             header.path,
-            f"written with byte order {ck.byteorder[:20]!r}; values are read from "
+            f"written with byte order {info.byteorder[:20]!r}; values are read from "
             "little-endian checkpoints only",
         )
-    storages = {s.key: s for s in ck.storages}
-    for t in ck.tensors:
-        if not t.name.startswith(info.prefix):
-            continue  # optimizer state beside a Lightning model: not read
-        s = storages.get(t.storage)
-        if s is not None and s.data_offset is None and t.numel:
-            raise UnsupportedFormat(
-                header.path,
-                f"tensor {t.name[len(info.prefix) :]!r}: its storage {s.key!r} is compressed "
-                "in the zip (torch stores storages uncompressed); its values are not read",
-            )
+    if info.compressed:
+        name, key = info.compressed[0]
+        raise UnsupportedFormat(
+            header.path,
+            f"tensor {name!r}: its storage {key!r} is compressed "
+            "in the zip (torch stores storages uncompressed); its values are not read",
+        )
     size = header.file_size
     for x in header.tensors:
         why = gather_refusal(x)
