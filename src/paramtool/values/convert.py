@@ -47,7 +47,7 @@ from paramtool.errors import ParamtoolError, ShardIndexError, SourceNotFound, Us
 from paramtool.files import open_fd, read_capped
 from paramtool.formats.index import MAX_JSON_SIDECAR, parse_index
 from paramtool.formats.safetensors import read_local_header
-from paramtool.formats.torch_pickle import TorchCheckpoint, TorchStorage, TorchTensor
+from paramtool.formats.torch_pickle import TorchStorage, TorchTensor
 from paramtool.sources.weights import is_pickle_index_name, pick_pickles
 from paramtool.values.hashing import (
     DIGEST_SCHEME,
@@ -58,6 +58,7 @@ from paramtool.values.hashing import (
     tensor_hasher,
     weights_digest,
 )
+from paramtool.values.pickles import unsafe_line
 from paramtool.values.views import (
     GATHER_BYTES,
     RUN_BYTES,
@@ -204,16 +205,6 @@ def discover(folder: str) -> tuple[list[str], dict[str, str] | None]:
         return paths, weight_map
 
 
-def _unsafe_line(ck: TorchCheckpoint) -> str:
-    names = list(dict.fromkeys(g.qualname for g in ck.unsafe_globals))
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    first = ck.unsafe_globals[0].offset
-    return (
-        f"unsafe pickle: it names {shown} (first at byte {first:,}), outside what a state "
-        "dict needs; not converted"
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Item:
     """One tensor to write, and where its bytes are."""
@@ -274,7 +265,7 @@ def plan_sources(
     for path, weight_map in files:
         ck = read_torch_file(path)
         if ck.verdict == "unsafe":
-            raise ConvertError(path, _unsafe_line(ck))
+            raise ConvertError(path, unsafe_line(ck.unsafe_globals, "not converted"))
         if ck.byteorder != "little":
             raise ConvertError(
                 path, f"written with byte order {ck.byteorder[:20]!r}; only little-endian converts"

@@ -17,6 +17,9 @@ raw storages), never by unpickling. Refused, each in one line naming the file:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from paramtool import dtypes
 from paramtool.errors import MetadataIncompleteBuffer, UnsafeFormat, UnsupportedFormat
 from paramtool.records import Checkpoint, FileHeader
@@ -24,16 +27,23 @@ from paramtool.values.reader import ViewError, gather_refusal
 from paramtool.values.views import extent
 
 
-def unsafe_line(header: FileHeader) -> str:
-    """The refusal of an unsafe pickle: the globals it names, and where the first is."""
-    assert header.pickle is not None
-    found = header.pickle.unsafe_globals
+class _Named(Protocol):
+    @property
+    def qualname(self) -> str: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+def unsafe_line(found: Sequence[_Named], outcome: str = "its values are not read") -> str:
+    """The refusal of an unsafe pickle: the globals it names, where the first is, and
+    ``outcome`` (what is not done)."""
     names = list(dict.fromkeys(g.qualname for g in found))
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     where = f" (first at byte {found[0].offset:,})" if found else ""
     return (
         f"unsafe pickle: it names {shown or 'globals'}{where}, outside what a state dict "
-        "needs; its values are not read"
+        f"needs; {outcome}"
     )
 
 
@@ -49,7 +59,7 @@ def check_pickle(header: FileHeader) -> None:
             "(inspect, footprint, fit and check read its metadata)",
         )
     if info.unsafe:
-        raise UnsafeFormat(header.path, unsafe_line(header))
+        raise UnsafeFormat(header.path, unsafe_line(info.unsafe_globals))
     if info.byteorder != "little":
         raise UnsupportedFormat(
             header.path,
