@@ -27,6 +27,7 @@ from paramtool.errors import ParamtoolError, ShardIndexError
 from paramtool.formats.index import parse_index
 from paramtool.formats.safetensors import (
     _parse_fast,
+    _parse_typed,
     parse_header,
     parse_header_strict,
     read_local_header,
@@ -74,9 +75,10 @@ def outcome(fn: Any, raw: bytes, data_size: int | None) -> tuple[Any, ...]:
 def assert_agree(raw: bytes, data_size: int | None) -> None:
     strict = outcome(parse_header_strict, raw, data_size)
     assert outcome(parse_header, raw, data_size) == strict
-    fast = _parse_fast(raw, "m.safetensors", data_size)
-    if fast is not None:
-        assert strict == ("ok", fast, repr(fast))
+    for tier in (_parse_fast, _parse_typed):
+        fast = tier(raw, "m.safetensors", data_size)
+        if fast is not None:
+            assert strict == ("ok", fast, repr(fast)), tier.__name__
 
 
 HOSTILE: list[Any] = [
@@ -266,6 +268,8 @@ def test_valid_headers_without_escapes_take_the_fast_path(case: tuple[bytes, int
     plain = b"\\" not in raw and b"-0" not in raw
     if strict[0] == "ok" and plain and strict[1].tensors:
         assert fast is not None  # the fast path is the one taken, not only a decliner
+        if raw.startswith(b'{"__metadata__":{') or b'"__metadata__"' not in raw:
+            assert _parse_typed(raw, "m.safetensors", None) is not None
 
 
 def _entry(dtype: str = "F32", shape: str = "[1]", offsets: str = "[0,4]", extra: str = "") -> str:
@@ -344,6 +348,25 @@ LITERAL = [
     (' {"a":' + E + "}", 4),
     ('{"a":' + E + "}\x00", 4),
     ('{"a":' + _entry(shape="[1e0]") + "}", 4),
+    # the typed tier's metadata cut: a '}' or ':' inside it, nesting, another place, twice
+    ('{"__metadata__":{"k":"}"},"a":' + E + "}", 4),
+    ('{"__metadata__":{"k}":"v","w":"x:"},"a":' + E + "}", 4),
+    ('{"__metadata__":{"k":{"n":"v"}},"a":' + E + "}", 4),
+    ('{"__metadata__":{"k":"v"},"a":' + E + ',"__metadata__":{"k":"w"}}', 4),
+    ('{"__metadata__":{"k":"v"},"__metadata__":{"k":"w"},"a":' + E + "}", 4),
+    ('{"a":' + E + ',"__metadata__":{"k":"v"}}', 4),
+    ('{"__metadata__":{"k":"v","k":"v"},"a":' + E + "}", 4),
+    ('{"__metadata__":{"k":"v"} ,"a":' + E + "}", 4),
+    ('{"__metadata__":{"k":3},"a":' + E + "}", 4),
+    ('{"__metadata__":{},"a":' + E + "}", 4),
+    ('{"__metadata__":{"k":"v"}}', 0),
+    ('{"__metadata__":{"k":"v"},"a":' + _entry(shape="[-0]") + "}", 4),
+    ('{"a":' + _entry(shape=f"[{2**64}]", offsets=f"[0,{2**66}]") + "}", None),
+    ('{"a":' + _entry(dtype="F4", shape=f"[{2**65}]", offsets=f"[0,{2**64}]") + "}", None),
+    ('{"a:b}":' + E + ',"c":' + _entry(offsets="[4,8]") + "}", 8),
+    ('{"a":' + _entry(extra=',"x":1') + "}", 4),
+    ('{"a":' + _entry(offsets="[0,4,4]") + "}", 4),
+    ('{"a":' + _entry(dtype="f32") + "}", 4),
 ]
 
 
@@ -458,6 +481,58 @@ def test_one_open_reader_declines_without_reading_the_header(tmp_path: Any) -> N
 def test_index_is_read_as_json_loads_reads_its_bytes(raw: bytes) -> None:
     weight_map, _ = parse_index(raw, "i.json")
     assert weight_map == json.loads(raw)["weight_map"]
+
+
+INDEXES = [
+    b'{"weight_map": {"a": "x.safetensors"}}',
+    b'{"metadata": {"total_size": 4}, "weight_map": {"a": "x.safetensors"}}',
+    b'{"metadata": {"total_size": 1e999, "n": NaN}, "weight_map": {"a": "x"}}',
+    b'{"metadata": null, "weight_map": {"a": "x"}}',
+    b'{"metadata": [1], "weight_map": {"a": "x"}}',
+    b'{"weight_map": {"a": "x"}, "weight_map": {"b": "y"}}',
+    b'{"weight_map": {"a": "x", "a": "y"}}',
+    b'{"weight_map": {"a": "x"}, "other": 1}',
+    b'{"weight_map": {"a": 3}}',
+    b'{"weight_map": {"a": "x"}} x',
+    b'  {"weight_map": {"a": "x"}}  ',
+    rb'{"weight_map": {"a\u00e9": "x"}}',
+    rb'{"weight_map": {"\ud800": "x"}}',
+    b'{"weight_map": {"\xed\xa0\x80": "x"}}',
+    b'{"weight_map": {"a\x01": "x"}}',
+    b'{"metadata": ' + b"[" * 5000 + b"]" * 5000 + b', "weight_map": {}}',
+    b"[]",
+]
+
+
+@pytest.mark.parametrize("raw", INDEXES)
+def test_typed_index_reads_what_json_reads(raw: bytes, monkeypatch: Any) -> None:
+    """msgspec's tier (indexes past 1 MiB) reads an index as json does, or declines."""
+    from paramtool.formats import index
+
+    typed = index._parse_typed(raw)
+    if typed is not None:
+        obj = json.loads(raw)
+        assert typed == {"weight_map": obj["weight_map"], "metadata": obj.get("metadata")}
+
+    def outcome(threshold: int) -> tuple[str, Any]:
+        monkeypatch.setattr(index, "TYPED_FROM_BYTES", threshold)
+        try:
+            wm, meta = parse_index(raw, "i.json")
+            return "ok", (wm, dict(meta))
+        except ShardIndexError as e:
+            return "error", str(e)
+
+    assert outcome(0) == outcome(1 << 62)
+
+
+def test_typed_index_takes_a_written_index() -> None:
+    from paramtool.formats import index
+
+    weight_map = {f"w{i}": "a.safetensors" for i in range(9)}
+    written = {"metadata": {"total_size": 8}, "weight_map": weight_map}
+    for indent in (None, 2):
+        raw = json.dumps(written, indent=indent).encode()
+        assert index._parse_typed(raw) == written
 
 
 def test_index_refusals_are_unchanged() -> None:

@@ -19,9 +19,9 @@ import re
 import struct
 from collections.abc import Callable, Mapping
 from itertools import chain, repeat
-from operator import floordiv, itemgetter, mod, mul, sub
+from operator import attrgetter, floordiv, itemgetter, mod, mul, sub
 from types import MappingProxyType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from paramtool import dtypes
 from paramtool.errors import (
@@ -176,15 +176,22 @@ def parse_header(raw: bytes, path: str, data_size: int | None = None) -> FileHea
     ``data_size`` is the size of the data region when the file size is known;
     the tensors must then cover it exactly (safetensors' MetadataIncompleteBuffer).
 
-    A well-formed header takes :func:`_parse_fast`, which accepts only what
-    :func:`parse_header_strict` accepts, read the same; anything else, and every
-    refusal, goes through the strict parser, so each error message is its.
+    A well-formed header takes a fast tier, which accepts only what
+    :func:`parse_header_strict` accepts, read the same: :func:`_parse_typed` (msgspec,
+    types checked while parsing) once this process has read ``TYPED_FROM_BYTES`` of
+    headers, else or where it declines :func:`_parse_fast` (the C ``json`` scanner and
+    bulk checks). Anything else, and every refusal, goes through the strict parser, so
+    each error message is its.
     """
     collecting = gc.isenabled()  # its objects hold no cycles: no collection while made
     if collecting:
         gc.disable()
     try:
-        header = _parse_fast(raw, path, data_size)
+        if _seen[0] < TYPED_FROM_BYTES:
+            _seen[0] += len(raw)
+        header = _parse_typed(raw, path, data_size) if _seen[0] >= TYPED_FROM_BYTES else None
+        if header is None:
+            header = _parse_fast(raw, path, data_size)
     finally:
         if collecting:
             gc.enable()
@@ -334,6 +341,127 @@ def _parse_fast(raw: bytes, path: str, data_size: int | None) -> FileHeader | No
     del offsets
     if set(map(type, flat)) != _INT:
         return None
+    starts = flat[0::2]
+    ends = flat[1::2]
+    del flat
+    return _from_columns(raw, path, data_size, metadata, names, dtypes, shapes, starts, ends)
+
+
+# The typed tier's decoders (msgspec), built on first use; worth their import (~15 ms) once
+# this process has read this many header bytes (a checkpoint past ~10k tensors).
+TYPED_FROM_BYTES = 1 << 20
+_Decoders = tuple[Callable[..., dict[str, Any]], Callable[..., dict[str, str]], type[Exception]]
+_seen = [0]  # header bytes parsed so far in this process
+_typed: list[_Decoders] = []  # the decoders, once first used
+_META_OPEN = b'{"__metadata__":{'
+_META_KEY = b'"__metadata__"'
+
+
+def _typed_decoders() -> _Decoders:
+    from typing import Annotated, Literal
+
+    import msgspec
+
+    u64 = Annotated[int, msgspec.Meta(ge=0)]  # the bound: the spans end within u64 (below)
+    entry = msgspec.defstruct(
+        "Entry",
+        [
+            ("dtype", Literal[tuple(_SAFETENSORS)]),
+            ("shape", tuple[u64, ...]),
+            ("data_offsets", tuple[u64, u64]),
+        ],
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    header = msgspec.json.Decoder(dict[str, entry]).decode  # type: ignore[valid-type]
+    meta = msgspec.json.Decoder(dict[str, str]).decode
+    return header, meta, msgspec.DecodeError
+
+
+_TYPED_DTYPE = attrgetter("dtype")
+_TYPED_SHAPE = attrgetter("shape")
+_TYPED_OFFSETS = attrgetter("data_offsets")
+
+
+def _parse_typed(raw: bytes, path: str, data_size: int | None) -> FileHeader | None:
+    """:func:`_parse_fast` with the types checked while parsing: a msgspec decoder reads each
+    entry as exactly ``dtype`` (a known name), ``shape`` (u64s) and ``data_offsets`` (two
+    u64s), in C, so only the sizes and spans are left to check in bulk. None whenever
+    anything is off, as the JSON tier; why it accepts and reads the same:
+
+    - No backslash, and no ``-0`` (which the strict parser reads as a float, msgspec as 0).
+    - ``__metadata__`` is either the first key, written ``{"__metadata__":{`` as the
+      reference writer does, or absent. Its object ends at the header's first ``}`` after
+      it: a ``}`` inside one of its strings leaves that string open, so the cut there does
+      not decode; a nested value is no string and does not decode either. The metadata is
+      decoded on its own (strings only) and blanked to spaces for the entries' decoder.
+    - Duplicates: the colon count of :func:`_parse_fast`, over the whole header.
+    - msgspec refuses what the strict parser refuses here (invalid UTF-8, encoded
+      surrogates, control characters, NaN, trailing data), and any refusal only declines.
+    """
+    if b"\\" in raw or not raw.startswith(b"{") or b"-0" in raw:
+        return None
+    if not _typed:
+        _typed.append(_typed_decoders())
+    decode, decode_meta, failed = _typed[0]
+    body: bytes | bytearray = raw
+    pairs = colons = 0
+    metadata: Mapping[str, str] = _EMPTY
+    if raw.startswith(_META_OPEN):
+        end = raw.find(b"}", len(_META_OPEN))
+        if end < 0 or raw[end + 1 : end + 2] != b"," or raw.find(_META_KEY, end) >= 0:
+            return None
+        try:
+            meta = decode_meta(raw[len(_META_OPEN) - 1 : end + 1])
+        except failed:
+            return None
+        pairs += 1 + len(meta)
+        colons += sum(map(str.count, meta, repeat(":")))
+        colons += sum(map(str.count, meta.values(), repeat(":")))
+        metadata = MappingProxyType(meta)
+        body = bytearray(raw)
+        body[1 : end + 2] = b" " * (end + 1)
+    elif _META_KEY in raw:
+        return None
+    try:
+        obj = decode(body)
+    except failed:
+        return None
+    del body
+    names = list(obj)
+    entries = list(obj.values())
+    del obj
+    n = len(names)
+    pairs += 4 * n
+    found = raw.count(b":")
+    if not n or (
+        found != pairs + colons
+        and found != pairs + colons + sum(map(str.count, names, repeat(":")))
+    ):
+        return None  # a duplicate key somewhere
+    dtypes = list(map(_CANONICAL.__getitem__, map(_TYPED_DTYPE, entries)))
+    shapes = list(map(_TYPED_SHAPE, entries))
+    offsets = list(map(_TYPED_OFFSETS, entries))
+    del entries
+    starts = list(map(_FIRST, offsets))
+    ends = list(map(_SECOND, offsets))
+    del offsets
+    return _from_columns(raw, path, data_size, metadata, names, dtypes, shapes, starts, ends)
+
+
+def _from_columns(
+    raw: bytes,
+    path: str,
+    data_size: int | None,
+    metadata: Mapping[str, str],
+    names: list[str],
+    dtypes: list[str],
+    shapes: list[list[int]] | list[tuple[int, ...]],
+    starts: list[int],
+    ends: list[int],
+) -> FileHeader | None:
+    """The fast paths' common end: sizes and spans checked in bulk, then the records; None
+    when anything is off. Every dim, offset and dtype is already known to be well typed."""
     numels = list(map(math.prod, shapes))
     if 0 in numels:
         return None
@@ -346,9 +474,6 @@ def _parse_fast(raw: bytes, path: str, data_size: int | None) -> FileHeader | No
         if any(map(mod, nbytes, blocks)):
             return None
         nbytes = list(map(floordiv, nbytes, blocks))
-    starts = flat[0::2]
-    ends = flat[1::2]
-    del flat
     if list(map(sub, ends, starts)) != nbytes:
         return None
     del nbytes
@@ -362,7 +487,9 @@ def _parse_fast(raw: bytes, path: str, data_size: int | None) -> FileHeader | No
         end = ends[-1]
     if end > _U64_MAX or (data_size is not None and end != data_size):
         return None
-    tensors = TensorInfo.from_columns(names, dtypes, list(map(tuple, shapes)), starts, ends, path)
+    if type(shapes[0]) is list:
+        shapes = list(map(tuple, shapes))
+    tensors = TensorInfo.from_columns(names, dtypes, shapes, starts, ends, path)  # type: ignore[arg-type]
     return FileHeader(
         path=path,
         header_size=len(raw),
