@@ -313,3 +313,19 @@ def test_thread_maps_bound_the_work_in_flight_and_pass_errors_on(mapper):
 
     with pytest.raises(ValueError, match="boom"):
         list(mapper(boom, range(100), 2))
+
+
+@pytest.mark.parametrize("nbytes", [0, 1, 4096, (1 << 20) + 3])
+def test_read_buffers_start_on_a_page_boundary(nbytes: int) -> None:
+    """Data is read into page-aligned buffers (a large bytearray starts 16 bytes past a
+    page, where the kernel's copies run several times slower on some CPUs)."""
+    import ctypes
+    import mmap
+
+    from paramtool.values.reader import Scratch, page_aligned
+
+    for buf in (page_aligned(nbytes), Scratch().buffer("x", nbytes)):
+        assert len(buf) == nbytes and not buf.readonly
+        assert bytes(buf) == b"\0" * nbytes
+        if nbytes:
+            assert ctypes.addressof(ctypes.c_char.from_buffer(buf)) % mmap.PAGESIZE == 0

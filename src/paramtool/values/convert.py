@@ -59,6 +59,7 @@ from paramtool.values.hashing import (
     weights_digest,
 )
 from paramtool.values.pickles import unsafe_line
+from paramtool.values.reader import page_aligned
 from paramtool.values.views import (
     GATHER_BYTES,
     RUN_BYTES,
@@ -402,7 +403,7 @@ class _Sources:
 
     def __init__(self) -> None:
         self.fds: dict[str, int] = {}
-        self.buf = bytearray(BUFFER_BYTES)
+        self.buf = page_aligned(BUFFER_BYTES)
 
     def fd(self, path: str) -> int:
         if path not in self.fds:

@@ -59,6 +59,7 @@ from paramtool.values.reader import (
     data_offset,
     default_workers,
     locked,
+    page_aligned,
     read_exact,
     tensor_spans,
     unordered_map,
@@ -328,7 +329,7 @@ def _pipelined(
     This thread checks for a stop between chunks; the helper is told to quit and is
     joined before this returns, so a stop takes effect within a chunk or two.
     """
-    ring = [memoryview(bytearray(BUFFER_BYTES)) for _ in range(RING)]
+    ring = [page_aligned(BUFFER_BYTES) for _ in range(RING)]
     filled: queue.SimpleQueue[tuple[int, int] | BaseException] = queue.SimpleQueue()
     free: queue.SimpleQueue[int] = queue.SimpleQueue()
     for i in range(RING):
