@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from itertools import repeat
+from operator import attrgetter
 from typing import Literal, Protocol
 
 from paramtool.analysis.parts import LANGUAGE_MODEL, PARTS, Part, part_of_tokens
@@ -605,6 +607,8 @@ def classify_all(
     hidden: int | None = None,
     vocab: int | None = None,
     num_hidden_layers: int | None = None,
+    names: list[str] | None = None,
+    keys: list[bytes] | None = None,
 ) -> list[Role]:
     """The role of every tensor of one checkpoint: :func:`classify`, then what shapes and
     the other tensors settle. Never raises.
@@ -627,7 +631,8 @@ def classify_all(
       config.json names).
 
     ``hidden`` and ``vocab`` default to the shape of the token embedding (else the output
-    head) that the names point at.
+    head) that the names point at. ``names`` and ``keys`` (:func:`name_keys` of them) are
+    the tensors' names and shapes when the caller has them already.
 
     >>> from paramtool.records import TensorInfo
     >>> [r.category for r in classify_all([
@@ -636,61 +641,81 @@ def classify_all(
     ... ], hidden=64, vocab=512)]
     ['embedding', 'norm']
     """
-    roles: list[Role] = []
+    names = list(map(_NAME, tensors)) if names is None else names
+    if keys is None:
+        keys = name_keys(names)
     pending: list[int] = []
     markers: set[int] = set()  # MTP layers
     stems: list[int] = []
     deep = num_hidden_layers if num_hidden_layers is not None else 1 << 62
-    make, resolve, split, limit = _role, _resolve, _NUMBER.split, MAX_NAME_LENGTH
-    # Names with their digits masked (one C call): the shape of a name. Names of one shape
-    # share their template, and their numbers sit at the same places, unless a digit is
-    # part of a word (``fc1``, ``w2``): those shapes take the general path.
-    shapes: dict[bytes, _Entry | None] = {}
     # Roles are shared: names of one answer (category, component, part, flags, which numbers
     # they carry, in which order) and the same numbers are one Role. Keyed by the text from
     # the first number to the last (``3.mlp.experts.107``): its leading and trailing digits
     # are the two numbers, so one text is one pair of numbers, and a hit reads no int.
     pools: dict[tuple[object, ...], dict[str, Role]] = {}
-    seen, append, mask, unread = shapes.get, roles.append, _MASK, _UNREAD
-    per_tensor = _SETTLE | _STEM
-    for i, t in enumerate(tensors):
-        name = t.name
-        key = name.encode("utf-8", "surrogatepass").translate(mask)
-        if (entry := seen(key, _UNSEEN)) is _UNSEEN:
-            entry = shapes[key] = _entry_of(name, pools) if len(name) <= limit else None
-        if entry is not None:
-            role, a, b, pool, flags = entry[:5]
-            if role is None:
-                text = name[a:b]
-                if (role := pool.get(text)) is None:
-                    role = pool[text] = _role_of(name, entry)
-                    layer = role.layer
-                    if flags & _FLAT and layer is not None and (flags & _MARKER or layer >= deep):
-                        markers.add(layer)
-            append(role)
-            if flags & per_tensor:
-                if flags & _SETTLE and (role.category != _N or len(t.shape) >= 2):
+    # A name's shape (its digits masked, :func:`name_keys`) is resolved once, at one of its
+    # names: names of one shape share their template, and their numbers sit at the same
+    # places, unless a digit is part of a word (``fc1``, ``w2``): those shapes take the
+    # general path, a name at a time. Then each name's Role is looked up by its shape and
+    # its numbers' text, column by column in C.
+    cut: dict[bytes, slice] = {}
+    entries: dict[bytes, _Entry] = {}
+    general: set[bytes] = set()
+    listed: set[bytes] = set()  # shapes whose names are looked at one by one (flags)
+    # Each shape's pool of Roles by a small int (a shape without numbers: a pool of its
+    # own, holding its one Role); the shape's entry makes what its pool lacks.
+    pool_at: dict[bytes, int] = {}
+    pool_ids: dict[int, int] = {}  # id(pool) -> its int
+    makers: list[_Entry | None] = []
+    by_pair: dict[tuple[int, str], Role] = {}
+    firsts = dict(zip(reversed(keys), reversed(names), strict=True))  # each shape's first name
+    for key, name in firsts.items():
+        entry = _entry_of(name, pools) if len(name) <= MAX_NAME_LENGTH else None
+        cut[key] = _NOTHING
+        if entry is None:
+            general.add(key)
+            pool_at[key] = len(makers)
+            by_pair[len(makers), ""] = _UNREAD  # read below, a name at a time
+            makers.append(None)
+            continue
+        entries[key] = entry
+        role, a, b, pool, flags = entry[:5]
+        if role is None:
+            cut[key] = slice(a, b)
+            if (at := pool_ids.get(id(pool))) is None:
+                at = pool_ids[id(pool)] = len(makers)
+                makers.append(entry)
+            pool_at[key] = at
+        else:
+            pool_at[key] = len(makers)
+            by_pair[len(makers), ""] = role
+            makers.append(None)
+        if flags & (_SETTLE | _STEM):
+            listed.add(key)
+    pairs = list(
+        zip(
+            map(pool_at.__getitem__, keys),
+            map(str.__getitem__, names, map(cut.__getitem__, keys)),
+            strict=True,
+        )
+    )
+    new = dict.fromkeys(pairs)  # one per pool and numbers
+    if len(new) > len(by_pair):
+        make = _role_maker(makers, deep, markers)
+        for pair in new:
+            if pair not in by_pair:
+                by_pair[pair] = make(pair)
+    roles: list[Role] = list(map(by_pair.__getitem__, pairs))
+    if general or listed:
+        for i, key in enumerate(keys):
+            if key in general:
+                _general(names[i], i, tensors, roles, pending, markers, stems, deep)
+            elif key in listed:
+                flags = entries[key][4]
+                if flags & _SETTLE and (roles[i].category != _N or len(tensors[i].shape) >= 2):
                     pending.append(i)
                 if flags & _STEM:
                     stems.append(i)
-            continue
-        if len(name) > limit:
-            append(unread)
-            continue
-        if "#" in name:
-            name = name.replace("#", "?")
-        parts = split("." + name)
-        category, component, part, layer_at, expert_at, flags, _ = resolve(".#".join(parts[0::2]))
-        role = make(parts, category, component, part, layer_at, expert_at)
-        append(role)
-        layer = role.layer
-        if flags:
-            if flags & _SETTLE and (category != _N or len(t.shape) >= 2):
-                pending.append(i)
-            if flags & _FLAT and layer is not None and (flags & _MARKER or layer >= deep):
-                markers.add(layer)
-            if flags & _STEM:
-                stems.append(i)
     details = _Details(tensors)
     if pending or stems:
         _infer_and_settle(tensors, roles, details, pending, hidden, vocab)
@@ -706,8 +731,51 @@ def classify_all(
     return roles
 
 
+def name_keys(names: Sequence[str]) -> list[bytes]:
+    """Each name's shape: its UTF-8 bytes with digits masked to ``#`` and a literal ``#`` to
+    ``?`` (in C, a name at a time)."""
+    return list(map(bytes.translate, map(str.encode, names, _UTF8, _SURROGATEPASS), _MASKS))
+
+
+def _general(
+    name: str,
+    i: int,
+    tensors: Sequence[Shaped],
+    roles: list[Role],
+    pending: list[int],
+    markers: set[int],
+    stems: list[int],
+    deep: int,
+) -> None:
+    """Tensor ``i``, of a shape no template covers (digits inside words, a literal '#',
+    too long): its name read on its own."""
+    if len(name) > MAX_NAME_LENGTH:
+        roles[i] = _UNREAD
+        return
+    if "#" in name:
+        name = name.replace("#", "?")
+    parts = _NUMBER.split("." + name)
+    category, component, part, layer_at, expert_at, flags, _ = _resolve(".#".join(parts[0::2]))
+    role = roles[i] = _role(parts, category, component, part, layer_at, expert_at)
+    layer = role.layer
+    if flags:
+        if flags & _SETTLE and (category != _N or len(tensors[i].shape) >= 2):
+            pending.append(i)
+        if flags & _FLAT and layer is not None and (flags & _MARKER or layer >= deep):
+            markers.add(layer)
+        if flags & _STEM:
+            stems.append(i)
+
+
+_NAME = attrgetter("name")
+_NOTHING = slice(0, 0)
+_UTF8 = repeat("utf-8")
+_SURROGATEPASS = repeat("surrogatepass")
+
+
 # Digits to '#', and a literal '#' to '?' (as classify reads it): a name's shape.
 _MASK = bytes.maketrans(b"0123456789#", b"##########?")
+_MASKS = repeat(_MASK)
 Span = tuple[int, int] | None
 # A shape's answer: a Role shared by every name of it when it has no numbers to read (else
 # None); where the text keying its pool of Roles starts and ends, the pool, the flags; the
@@ -747,16 +815,45 @@ def _entry_of(name: str, pools: dict[tuple[object, ...], dict[str, Role]]) -> _E
     return None, start, end, pool, flags, category, component, part, layer_span, expert_span
 
 
-def _role_of(name: str, entry: _Entry) -> Role:
-    """The Role of ``name``, of the shape ``entry`` describes."""
-    _, _, _, _, _, category, component, part, layer_span, expert_span = entry
-    role = _new(Role)
-    _set_category(role, category)
-    _set_component(role, component)
-    _set_part(role, part)
-    _set_layer(role, int(name[layer_span[0] : layer_span[1]]) if layer_span else None)
-    _set_expert(role, int(name[expert_span[0] : expert_span[1]]) if expert_span else None)
-    return role
+def _role_maker(
+    makers: list[_Entry | None], deep: int, markers: set[int]
+) -> Callable[[tuple[int, str]], Role]:
+    """The Role, for each ``(pool, text)``, of the names of a shape of that pool whose text
+    from their first number to their last is ``text`` (its leading and trailing digits are
+    the two numbers, whichever shape of the pool it comes from): made (the pool's entry
+    reads it) and pooled; an MTP layer it numbers is added to ``markers``."""
+    new, category_, component_, part_, layer_, expert_ = (
+        _new,
+        _set_category,
+        _set_component,
+        _set_part,
+        _set_layer,
+        _set_expert,
+    )
+
+    def make(pair: tuple[int, str]) -> Role:
+        entry = makers[pair[0]]
+        assert entry is not None
+        text = pair[1]
+        _, at, _, pool, flags, category, component, part, ls, es = entry
+        role = pool[text] = new(Role)
+        category_(role, category)
+        component_(role, component)
+        part_(role, part)
+        layer: int | None
+        expert: int | None
+        if ls and es:  # the leading and the trailing digits; which is first: the pool's
+            lead, trail = int(text[: text.index(".")]), int(text[text.rindex(".") + 1 :])
+            layer, expert = (lead, trail) if ls[0] == at else (trail, lead)
+        else:
+            layer, expert = (int(text), None) if ls else (None, int(text))
+        layer_(role, layer)
+        expert_(role, expert)
+        if flags & _FLAT and layer is not None and (flags & _MARKER or layer >= deep):
+            markers.add(layer)
+        return role
+
+    return make
 
 
 def _resolve_of(details: _Details, i: int) -> _Cached | None:
