@@ -14,10 +14,11 @@ from __future__ import annotations
 import gc
 from collections.abc import Mapping
 from dataclasses import field
+from operator import attrgetter, sub
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
-from paramtool.analysis.anatomy import CATEGORIES, PARTS, Role, classify_all
+from paramtool.analysis.anatomy import CATEGORIES, PARTS, Role, classify_all, name_keys
 from paramtool.analysis.model import ModelDescription, describe
 from paramtool.analysis.remote_code import RemoteCode, find_remote_code
 from paramtool.frozen import dataclass
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from paramtool.analysis.adapters import Adapter, BaseInfo
     from paramtool.analysis.moe import MoE
     from paramtool.analysis.quantization import Quantization, Unpacked
+
+_NAME, _SHAPE, _DTYPE, _START, _END, _STORED = map(
+    attrgetter, ("name", "shape", "dtype", "start", "end", "stored")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,42 +220,48 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
     # The tensors cross-check the config's experts once the names are read (below).
     description = describe(config, (), source=source) if config else describe(None, tensors)
     # Names first; the shapes (against the description's widths) settle what names leave open.
+    names = list(map(_NAME, tensors))
+    keys = name_keys(names)
     roles = tuple(
         classify_all(
             tensors,
             hidden=description.hidden_size,
             vocab=description.vocab_size,
             num_hidden_layers=description.layers if description.kind == "decoder" else None,
+            names=names,
+            keys=keys,
         )
     )
     if config:
-        description = cross_check(description, tensors)
+        description = cross_check(description, tensors, names, keys)
     # One pass over the tensors: groups of one role (Roles are shared) and dtype, in the
     # order of their first tensors, a few hundred (tens of thousands with numbered experts);
     # every later pass (quantization, tallies, experts) reads the groups.
     # A group: [role, dtype, indexes, elements, bytes (end - start), counted bytes and
     # elements (a pickle's shared storage counts once)].
-    groups: dict[tuple[int, str], list[Any]] = {}
-    get = groups.get
-    elements: list[int] = []
-    add_elements = elements.append
-    pickled = any(t.stored is not None for t in tensors)
-    for i, (t, role) in enumerate(zip(tensors, roles, strict=True)):
-        n = prod(t.shape)
-        add_elements(n)
-        dtype = t.dtype
-        if (g := get((id(role), dtype))) is None:
-            g = groups[id(role), dtype] = [role, dtype, [], 0, 0, 0, 0]
-        g[2].append(i)
-        g[3] += n
-        g[4] += t.end - t.start
+    shapes = list(map(_SHAPE, tensors))
+    dtype_of = list(map(_DTYPE, tensors))
+    elements: list[int] = list(map(prod, shapes))
+    spans = list(map(sub, map(_END, tensors), map(_START, tensors)))
+    stored = list(map(_STORED, tensors))
+    pickled = stored.count(None) != len(stored)
+    members: dict[tuple[int, str], list[int]] = {}
+    get = members.get
+    for i, group_key in enumerate(zip(map(id, roles), dtype_of, strict=True)):
+        if (listed := get(group_key)) is None:
+            members[group_key] = [i]
+        else:
+            listed.append(i)
+    grouped: list[list[Any]] = []
+    for (_, dtype), idx in members.items():
+        count = sum(map(elements.__getitem__, idx))
+        nbytes = sum(map(spans.__getitem__, idx))
         if pickled:
-            g[5] += t.end - t.start if t.stored is None else t.stored
-            g[6] += 0 if t.shared else n
-    grouped = list(groups.values())
-    if not pickled:
-        for g in grouped:
-            g[5], g[6] = g[4], g[3]
+            counted = sum(spans[i] if stored[i] is None else stored[i] for i in idx)
+            kept = sum(0 if stored[i] == 0 and spans[i] > 0 else elements[i] for i in idx)
+        else:
+            counted, kept = nbytes, count
+        grouped.append([roles[idx[0]], dtype, idx, count, nbytes, counted, kept])
     categories = {g[0].category for g in grouped}
     components = {g[0].component for g in grouped}
     gguf = checkpoint.gguf  # GGUF: general.file_type names the mix (Q4_K_M)

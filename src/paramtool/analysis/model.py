@@ -976,8 +976,7 @@ def _from_tensors(tensors: Sequence[TensorInfo]) -> ModelDescription:
     )
 
 
-_MASK = bytes.maketrans(b"0123456789#", b"##########?")  # a literal "#" is no digit
-_UNSEEN = (-1, -1)
+_NOTHING = slice(0, 0)
 
 
 def _expert_layer_span(name: str) -> tuple[int, int] | None:
@@ -988,22 +987,33 @@ def _expert_layer_span(name: str) -> tuple[int, int] | None:
     return m.span(1) if m else None
 
 
-def _cross_check(desc: ModelDescription, tensors: Sequence[TensorInfo]) -> ModelDescription:
-    """Where the config says nothing about experts, the tensors decide which layers hold them."""
+def _cross_check(
+    desc: ModelDescription,
+    tensors: Sequence[TensorInfo],
+    names: Sequence[str] | None = None,
+    keys: Sequence[bytes] | None = None,
+) -> ModelDescription:
+    """Where the config says nothing about experts, the tensors decide which layers hold them.
+
+    ``names`` and ``keys``: the tensors' names and their shapes
+    (:func:`paramtool.analysis.anatomy.name_keys`), when the caller has them."""
     if not tensors or desc.main is None or desc.experts is None:
         return desc
+    if names is None or keys is None:
+        from paramtool.analysis.anatomy import name_keys
+
+        names = [t.name for t in tensors]
+        keys = name_keys(names)
     # The layers holding a tensor named as an expert's. Both patterns read a name's digits
-    # only as digits: names alike but for them (one "shape") match alike, at one place.
-    texts: set[str] = set()  # the layer numbers as written; read once each
-    spans: dict[bytes, tuple[int, int] | None] = {}
-    seen, mask, add = spans.get, _MASK, texts.add
-    for t in tensors:
-        name = t.name
-        key = name.encode("utf-8", "surrogatepass").translate(mask)
-        if (span := seen(key, _UNSEEN)) is _UNSEEN:
-            span = spans[key] = _expert_layer_span(name)
-        if span is not None:
-            add(name[span[0] : span[1]])
+    # only as digits: names alike but for them (one shape) match alike, at one place, so
+    # each shape is matched once, at its first name; the layer numbers as written are
+    # then cut from every name of the shapes that match (in C), and read once each.
+    cut = {}
+    for key, name in dict(zip(reversed(keys), reversed(names), strict=True)).items():
+        span = _expert_layer_span(name)
+        cut[key] = _NOTHING if span is None else slice(*span)
+    texts = set(map(str.__getitem__, names, map(cut.__getitem__, keys)))
+    texts.discard("")
     found = {int(text) for text in texts}
     stated = set(desc.moe_layers)
     n = len(desc.main.layers)
