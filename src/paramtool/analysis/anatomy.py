@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import lru_cache
 from itertools import repeat
 from operator import attrgetter
@@ -655,22 +655,30 @@ def classify_all(
     pools: dict[tuple[object, ...], dict[str, Role]] = {}
     # A name's shape (its digits masked, :func:`name_keys`) is resolved once, at one of its
     # names: names of one shape share their template, and their numbers sit at the same
-    # places, unless a digit is part of a word (``fc1``, ``w2``): those shapes take the
-    # general path, a name at a time. Then each name's Role is looked up by its shape and
-    # its numbers' text, column by column in C.
-    cut: dict[bytes, slice] = {}
-    entries: dict[bytes, _Entry] = {}
-    general: set[bytes] = set()
-    listed: set[bytes] = set()  # shapes whose names are looked at one by one (flags)
+    # places. A digit inside a word (``fc1``, ``w2``) is no number: where a shape has such
+    # digits, its names are told apart by them (the text from the first such digit to the
+    # last), so ``fc1`` and ``fc2`` are two shapes. Then each name's Role is looked up by
+    # its shape and its numbers' text, column by column in C.
+    shape_keys: list[Hashable] = list(keys)
+    firsts = dict(zip(reversed(shape_keys), reversed(names), strict=True))  # a shape's first
+    worded = {key: span for key, name in firsts.items() if (span := _word_digits(name))}
+    if worded:
+        shape_keys = list(
+            zip(keys, map(str.__getitem__, names, map(worded.get, keys, _NOTHINGS)), strict=True)
+        )
+        firsts = dict(zip(reversed(shape_keys), reversed(names), strict=True))
+    cut: dict[Hashable, slice] = {}
+    entries: dict[Hashable, _Entry] = {}
+    general: set[Hashable] = set()
+    listed: set[Hashable] = set()  # shapes whose names are looked at one by one (flags)
     # Each shape's pool of Roles by a small int (a shape without numbers: a pool of its
     # own, holding its one Role); the shape's entry makes what its pool lacks.
-    pool_at: dict[bytes, int] = {}
+    pool_at: dict[Hashable, int] = {}
     pool_ids: dict[int, int] = {}  # id(pool) -> its int
     makers: list[_Entry | None] = []
     by_pair: dict[tuple[int, str], Role] = {}
-    firsts = dict(zip(reversed(keys), reversed(names), strict=True))  # each shape's first name
     for key, name in firsts.items():
-        entry = _entry_of(name, pools) if len(name) <= MAX_NAME_LENGTH else None
+        entry = _entry_of(name, pools, True) if len(name) <= MAX_NAME_LENGTH else None
         cut[key] = _NOTHING
         if entry is None:
             general.add(key)
@@ -694,8 +702,8 @@ def classify_all(
             listed.add(key)
     pairs = list(
         zip(
-            map(pool_at.__getitem__, keys),
-            map(str.__getitem__, names, map(cut.__getitem__, keys)),
+            map(pool_at.__getitem__, shape_keys),
+            map(str.__getitem__, names, map(cut.__getitem__, shape_keys)),
             strict=True,
         )
     )
@@ -707,11 +715,11 @@ def classify_all(
                 by_pair[pair] = make(pair)
     roles: list[Role] = list(map(by_pair.__getitem__, pairs))
     if general or listed:
-        for i, key in enumerate(keys):
-            if key in general:
+        for i, shape in enumerate(shape_keys):
+            if shape in general:
                 _general(names[i], i, tensors, roles, pending, markers, stems, deep)
-            elif key in listed:
-                flags = entries[key][4]
+            elif shape in listed:
+                flags = entries[shape][4]
                 if flags & _SETTLE and (roles[i].category != _N or len(tensors[i].shape) >= 2):
                     pending.append(i)
                 if flags & _STEM:
@@ -767,8 +775,19 @@ def _general(
             stems.append(i)
 
 
+def _word_digits(name: str) -> slice | None:
+    """Where ``name``'s digits inside words lie (``1`` of ``fc1``), from the first to the
+    last, or None when every digit of it is in a number (``.12.``): names of one shape
+    have their digits at the same places, and the same numbers and words around them."""
+    numbers = {(a - 1, b - 1) for a, b in (m.span(1) for m in _NUMBER.finditer("." + name))}
+    inside = [m.span() for m in _DIGITS.finditer(name) if m.span() not in numbers]
+    return slice(inside[0][0], inside[-1][1]) if inside else None
+
+
+_DIGITS = re.compile("[0-9]+")
 _NAME = attrgetter("name")
 _NOTHING = slice(0, 0)
+_NOTHINGS = repeat(_NOTHING)
 _UTF8 = repeat("utf-8")
 _SURROGATEPASS = repeat("surrogatepass")
 
@@ -784,14 +803,17 @@ _Entry = tuple[Role | None, int, int, dict[str, Role], int, str, str, Part, Span
 _UNSEEN: _Entry = (None, 0, 0, {}, 0, "", "", LANGUAGE_MODEL, None, None)  # not met yet
 
 
-def _entry_of(name: str, pools: dict[tuple[object, ...], dict[str, Role]]) -> _Entry | None:
-    """What every name of ``name``'s shape is; None when digits sit inside words (the
-    general path reads those), or the name holds a literal '#'."""
+def _entry_of(
+    name: str, pools: dict[tuple[object, ...], dict[str, Role]], words: bool = False
+) -> _Entry | None:
+    """What every name of ``name``'s shape is; None when the name holds a literal '#', or
+    when digits sit inside words unless ``words`` (the shape then holds only names with
+    these digits: :func:`_word_digits`); the general path reads those."""
     if "#" in name:
         return None
     dotted = "." + name
     spans = [m.span(1) for m in _NUMBER.finditer(dotted)]
-    if sum(b - a for a, b in spans) != sum(name.count(d) for d in "0123456789"):
+    if not words and sum(b - a for a, b in spans) != sum(name.count(d) for d in "0123456789"):
         return None
     parts = _NUMBER.split(dotted)
     category, component, part, layer_at, expert_at, flags, _ = _resolve(".#".join(parts[0::2]))
