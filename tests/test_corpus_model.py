@@ -193,3 +193,30 @@ def test_kv_cache_matches_transformers_4_too(doc: dict[str, Any]) -> None:
         pytest.skip(KNOWN_V4[doc["_name"]])
     got, truth = _priced(doc)
     assert got == truth
+
+
+def test_without_config_layers_are_read_from_the_names() -> None:
+    """No config.json: each layer's mixer and feed-forward from its tensors' names, each
+    name shape matched once (conv1d and conv2d mask alike, only conv1d is a state space's)."""
+    from paramtool.records import TensorInfo
+
+    names = [
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.0.mlp.experts.3.w1.weight",
+        "model.layers.1.mixer.conv1d.weight",
+        "model.layers.2.mixer.conv2d.weight",
+        "model.layers.3.mixer.conv1d.weight",
+        "model.layers.3.self_attn.q_proj.weight",
+        "model.layers.10.mlp.down_proj.weight",
+        "model.norm.weight",
+    ]
+    desc = describe(None, [TensorInfo(n, "F32", (1,), 0, 4) for n in names])
+    assert desc.source == "tensors"
+    got = [(la.index, la.mixer, la.ffn) for la in desc.main.layers]  # type: ignore[union-attr]
+    assert got == [
+        (0, "full_attention", "moe"),
+        (1, "state_space", "dense"),
+        (2, "none", "dense"),
+        (3, "hybrid", "dense"),
+        (10, "none", "dense"),
+    ]

@@ -659,14 +659,8 @@ def classify_all(
     # digits, its names are told apart by them (the text from the first such digit to the
     # last), so ``fc1`` and ``fc2`` are two shapes. Then each name's Role is looked up by
     # its shape and its numbers' text, column by column in C.
-    shape_keys: list[Hashable] = list(keys)
+    shape_keys = word_keys(names, keys)
     firsts = dict(zip(reversed(shape_keys), reversed(names), strict=True))  # a shape's first
-    worded = {key: span for key, name in firsts.items() if (span := _word_digits(name))}
-    if worded:
-        shape_keys = list(
-            zip(keys, map(str.__getitem__, names, map(worded.get, keys, _NOTHINGS)), strict=True)
-        )
-        firsts = dict(zip(reversed(shape_keys), reversed(names), strict=True))
     cut: dict[Hashable, slice] = {}
     entries: dict[Hashable, _Entry] = {}
     general: set[Hashable] = set()
@@ -773,6 +767,19 @@ def _general(
             markers.add(layer)
         if flags & _STEM:
             stems.append(i)
+
+
+def word_keys(names: Sequence[str], keys: list[bytes]) -> list[Hashable]:
+    """``keys`` (:func:`name_keys` of ``names``), with the digits inside words put back:
+    ``fc1`` and ``fc2`` mask alike, but are not alike. A name's key is then its mask and
+    the text from its first digit inside a word to its last, where its shape has such
+    digits (every name of it has them at the same places)."""
+    firsts = dict(zip(reversed(keys), reversed(names), strict=True))  # each shape's first
+    worded = {key: span for key, name in firsts.items() if (span := _word_digits(name))}
+    if not worded:
+        return list(keys)
+    texts = map(str.__getitem__, names, map(worded.get, keys, _NOTHINGS))
+    return list(zip(keys, texts, strict=True))
 
 
 def _word_digits(name: str) -> slice | None:

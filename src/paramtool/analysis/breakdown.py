@@ -217,11 +217,15 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
     tensors = checkpoint.tensors
     config = checkpoint.config
     source = "gguf" if checkpoint.format == "gguf" else "config.json"
-    # The tensors cross-check the config's experts once the names are read (below).
-    description = describe(config, (), source=source) if config else describe(None, tensors)
-    # Names first; the shapes (against the description's widths) settle what names leave open.
     names = list(map(_NAME, tensors))
     keys = name_keys(names)
+    # The tensors cross-check the config's experts once the names are read (below).
+    description = (
+        describe(config, (), source=source)
+        if config
+        else describe(None, tensors, names=names, keys=keys)
+    )
+    # Names first; the shapes (against the description's widths) settle what names leave open.
     roles = tuple(
         classify_all(
             tensors,

@@ -22,7 +22,7 @@ this structure (:mod:`paramtool.memory.kv_cache`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import field, replace
 from typing import Any, Literal
 
@@ -405,10 +405,13 @@ def describe(
     tensors: Sequence[TensorInfo] = (),
     *,
     source: str = "config.json",
+    names: Sequence[str] | None = None,
+    keys: list[bytes] | None = None,
 ) -> ModelDescription:
-    """Build the description from a config (None: from the tensors alone)."""
+    """Build the description from a config (None: from the tensors alone; ``names`` and
+    ``keys``: their names and :func:`paramtool.analysis.anatomy.name_keys`, when known)."""
     if not config:
-        return _from_tensors(tensors)
+        return _from_tensors(tensors, names, keys)
     cfg = _Config(config)
     notes: list[str] = []
     archs = config.get("architectures")
@@ -941,29 +944,47 @@ _MAMBA = r"(?:^|\.)(?:mamba|mixer\.A_log|A_log|ssm_a|conv1d|ssm_conv1d)(?:\.|$)"
 _ATTN = r"(?:^|\.)(?:self_attn|attention|attn|self_attention|attn_q|attn_qkv)(?:\.|$)"
 
 
-def _layer_tensors(tensors: Sequence[TensorInfo]) -> dict[int, list[TensorInfo]]:
-    out: dict[int, list[TensorInfo]] = {}
-    layer = re.compile(_LAYER)
-    for t in tensors:
-        m = layer.search(t.name)
-        if m:
-            out.setdefault(int(m.group(1)), []).append(t)
-    return out
+def _from_tensors(
+    tensors: Sequence[TensorInfo],
+    names: Sequence[str] | None = None,
+    keys: list[bytes] | None = None,
+) -> ModelDescription:
+    """No config: what the tensors say (layers, which hold experts or attention).
 
+    The patterns read a name's digits only as digits (``conv1d``'s too, told apart by
+    :func:`paramtool.analysis.anatomy.word_keys`): names of one shape match alike, at one
+    place, so each shape is matched once, at its first name."""
+    from paramtool.analysis.anatomy import name_keys, word_keys
 
-def _from_tensors(tensors: Sequence[TensorInfo]) -> ModelDescription:
-    """No config: what the tensors say (layers, which hold experts or attention)."""
-    by_layer = _layer_tensors(tensors)
+    if names is None or keys is None:
+        names = [t.name for t in tensors]
+        keys = name_keys(names)
+    shapes = word_keys(names, keys)
+    layer, expert, mamba, attn = map(re.compile, (_LAYER, _EXPERT, _MAMBA, _ATTN))
+    cut: dict[Hashable, slice] = {}
+    kinds: dict[Hashable, tuple[bool, bool, bool]] = {}
+    for shape, name in dict(zip(reversed(shapes), reversed(names), strict=True)).items():
+        m = layer.search(name)
+        cut[shape] = slice(*m.span(1)) if m else _NOTHING
+        kinds[shape] = (
+            bool(expert.search(name)),
+            bool(mamba.search(name)),
+            bool(attn.search(name)),
+        )
+    by_layer: dict[int, list[tuple[bool, bool, bool]]] = {}
+    texts = map(str.__getitem__, names, map(cut.__getitem__, shapes))
+    for text, shape in dict.fromkeys(zip(texts, shapes, strict=True)):
+        if text:
+            by_layer.setdefault(int(text), []).append(kinds[shape])
     if not by_layer:
         return ModelDescription(kind="decoder", source="none")
     layers = []
-    expert, mamba, attn = re.compile(_EXPERT), re.compile(_MAMBA), re.compile(_ATTN)
     for i in sorted(by_layer):
-        names = [t.name for t in by_layer[i]]
-        moe = any(expert.search(n) for n in names)
-        if any(mamba.search(n) for n in names):
-            mixer = "hybrid" if any(attn.search(n) for n in names) else "state_space"
-        elif any(attn.search(n) for n in names):
+        found = by_layer[i]
+        moe = any(k[0] for k in found)
+        if any(k[1] for k in found):
+            mixer = "hybrid" if any(k[2] for k in found) else "state_space"
+        elif any(k[2] for k in found):
             mixer = "full_attention"
         else:
             mixer = "none"
