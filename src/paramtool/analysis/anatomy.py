@@ -608,7 +608,7 @@ def classify_all(
     vocab: int | None = None,
     num_hidden_layers: int | None = None,
     names: list[str] | None = None,
-    keys: list[bytes] | None = None,
+    keys: Sequence[Hashable] | None = None,
 ) -> list[Role]:
     """The role of every tensor of one checkpoint: :func:`classify`, then what shapes and
     the other tensors settle. Never raises.
@@ -631,7 +631,7 @@ def classify_all(
       config.json names).
 
     ``hidden`` and ``vocab`` default to the shape of the token embedding (else the output
-    head) that the names point at. ``names`` and ``keys`` (:func:`name_keys` of them) are
+    head) that the names point at. ``names`` and ``keys`` (:func:`shape_keys` of them) are
     the tensors' names and shapes when the caller has them already.
 
     >>> from paramtool.records import TensorInfo
@@ -643,7 +643,7 @@ def classify_all(
     """
     names = list(map(_NAME, tensors)) if names is None else names
     if keys is None:
-        keys = name_keys(names)
+        keys = shape_keys(names)
     pending: list[int] = []
     markers: set[int] = set()  # MTP layers
     stems: list[int] = []
@@ -653,14 +653,13 @@ def classify_all(
     # the first number to the last (``3.mlp.experts.107``): its leading and trailing digits
     # are the two numbers, so one text is one pair of numbers, and a hit reads no int.
     pools: dict[tuple[object, ...], dict[str, Role]] = {}
-    # A name's shape (its digits masked, :func:`name_keys`) is resolved once, at one of its
+    # A name's shape (:func:`shape_keys`) is resolved once, at one of its
     # names: names of one shape share their template, and their numbers sit at the same
     # places. A digit inside a word (``fc1``, ``w2``) is no number: where a shape has such
     # digits, its names are told apart by them (the text from the first such digit to the
     # last), so ``fc1`` and ``fc2`` are two shapes. Then each name's Role is looked up by
     # its shape and its numbers' text, column by column in C.
-    shape_keys = word_keys(names, keys)
-    firsts = dict(zip(reversed(shape_keys), reversed(names), strict=True))  # a shape's first
+    firsts = dict(zip(reversed(keys), reversed(names), strict=True))  # each shape's first name
     cut: dict[Hashable, slice] = {}
     entries: dict[Hashable, _Entry] = {}
     general: set[Hashable] = set()
@@ -696,8 +695,8 @@ def classify_all(
             listed.add(key)
     pairs = list(
         zip(
-            map(pool_at.__getitem__, shape_keys),
-            map(str.__getitem__, names, map(cut.__getitem__, shape_keys)),
+            map(pool_at.__getitem__, keys),
+            map(str.__getitem__, names, map(cut.__getitem__, keys)),
             strict=True,
         )
     )
@@ -709,7 +708,7 @@ def classify_all(
                 by_pair[pair] = make(pair)
     roles: list[Role] = list(map(by_pair.__getitem__, pairs))
     if general or listed:
-        for i, shape in enumerate(shape_keys):
+        for i, shape in enumerate(keys):
             if shape in general:
                 _general(names[i], i, tensors, roles, pending, markers, stems, deep)
             elif shape in listed:
@@ -769,11 +768,13 @@ def _general(
             stems.append(i)
 
 
-def word_keys(names: Sequence[str], keys: list[bytes]) -> list[Hashable]:
-    """``keys`` (:func:`name_keys` of ``names``), with the digits inside words put back:
-    ``fc1`` and ``fc2`` mask alike, but are not alike. A name's key is then its mask and
-    the text from its first digit inside a word to its last, where its shape has such
-    digits (every name of it has them at the same places)."""
+def shape_keys(names: Sequence[str]) -> list[Hashable]:
+    """Each name's shape: :func:`name_keys`, with the digits inside words put back (``fc1``
+    and ``fc2`` mask alike, but are not alike): where a shape has such digits (every name
+    of it has them at the same places), its names' keys are their mask and the text from
+    their first digit inside a word to their last. Names of one shape have the same words,
+    and numbers (``.12.``) at the same places."""
+    keys = name_keys(names)
     firsts = dict(zip(reversed(keys), reversed(names), strict=True))  # each shape's first
     worded = {key: span for key, name in firsts.items() if (span := _word_digits(name))}
     if not worded:

@@ -18,7 +18,7 @@ from operator import attrgetter, sub
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
-from paramtool.analysis.anatomy import CATEGORIES, PARTS, Role, classify_all, name_keys
+from paramtool.analysis.anatomy import CATEGORIES, PARTS, Role, classify_all, shape_keys
 from paramtool.analysis.model import ModelDescription, describe
 from paramtool.analysis.remote_code import RemoteCode, find_remote_code
 from paramtool.frozen import dataclass
@@ -218,7 +218,7 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
     config = checkpoint.config
     source = "gguf" if checkpoint.format == "gguf" else "config.json"
     names = list(map(_NAME, tensors))
-    keys = name_keys(names)
+    keys = shape_keys(names)
     # The tensors cross-check the config's experts once the names are read (below).
     description = (
         describe(config, (), source=source)

@@ -406,10 +406,10 @@ def describe(
     *,
     source: str = "config.json",
     names: Sequence[str] | None = None,
-    keys: list[bytes] | None = None,
+    keys: Sequence[Hashable] | None = None,
 ) -> ModelDescription:
     """Build the description from a config (None: from the tensors alone; ``names`` and
-    ``keys``: their names and :func:`paramtool.analysis.anatomy.name_keys`, when known)."""
+    ``keys``: their names and :func:`paramtool.analysis.anatomy.shape_keys`, when known)."""
     if not config:
         return _from_tensors(tensors, names, keys)
     cfg = _Config(config)
@@ -947,19 +947,19 @@ _ATTN = r"(?:^|\.)(?:self_attn|attention|attn|self_attention|attn_q|attn_qkv)(?:
 def _from_tensors(
     tensors: Sequence[TensorInfo],
     names: Sequence[str] | None = None,
-    keys: list[bytes] | None = None,
+    keys: Sequence[Hashable] | None = None,
 ) -> ModelDescription:
     """No config: what the tensors say (layers, which hold experts or attention).
 
-    The patterns read a name's digits only as digits (``conv1d``'s too, told apart by
-    :func:`paramtool.analysis.anatomy.word_keys`): names of one shape match alike, at one
+    The patterns read a name's digits only as digits (``conv1d``'s too, a shape of its own:
+    :func:`paramtool.analysis.anatomy.shape_keys`): names of one shape match alike, at one
     place, so each shape is matched once, at its first name."""
-    from paramtool.analysis.anatomy import name_keys, word_keys
+    from paramtool.analysis.anatomy import shape_keys
 
     if names is None or keys is None:
         names = [t.name for t in tensors]
-        keys = name_keys(names)
-    shapes = word_keys(names, keys)
+        keys = shape_keys(names)
+    shapes = keys
     layer, expert, mamba, attn = map(re.compile, (_LAYER, _EXPERT, _MAMBA, _ATTN))
     cut: dict[Hashable, slice] = {}
     kinds: dict[Hashable, tuple[bool, bool, bool]] = {}
@@ -1012,19 +1012,19 @@ def _cross_check(
     desc: ModelDescription,
     tensors: Sequence[TensorInfo],
     names: Sequence[str] | None = None,
-    keys: Sequence[bytes] | None = None,
+    keys: Sequence[Hashable] | None = None,
 ) -> ModelDescription:
     """Where the config says nothing about experts, the tensors decide which layers hold them.
 
     ``names`` and ``keys``: the tensors' names and their shapes
-    (:func:`paramtool.analysis.anatomy.name_keys`), when the caller has them."""
+    (:func:`paramtool.analysis.anatomy.shape_keys`), when the caller has them."""
     if not tensors or desc.main is None or desc.experts is None:
         return desc
     if names is None or keys is None:
-        from paramtool.analysis.anatomy import name_keys
+        from paramtool.analysis.anatomy import shape_keys
 
         names = [t.name for t in tensors]
-        keys = name_keys(names)
+        keys = shape_keys(names)
     # The layers holding a tensor named as an expert's. Both patterns read a name's digits
     # only as digits: names alike but for them (one shape) match alike, at one place, so
     # each shape is matched once, at its first name; the layer numbers as written are
