@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat, starmap
+from operator import attrgetter
 from typing import Any
 
 from rich.console import Console, Group
@@ -18,6 +20,10 @@ from paramtool.render.bars import bar
 from paramtool.render.fit import FitTable
 from paramtool.safe_text import printable
 from paramtool.units import human_bytes, human_count
+
+_NAME, _DTYPE, _SHAPE, _STORED_BYTES, _LAYER, _CATEGORY = map(
+    attrgetter, ("name", "dtype", "shape", "stored_bytes", "layer", "category")
+)
 
 
 def plain(text: object) -> Text:
@@ -540,32 +546,37 @@ def tensor_listing(
     """The ``--tensors`` rows (those of :func:`tensors_table`) as aligned plain text, in
     chunks of whole lines; names whole, never wrapped or cut."""
     header = ("name", "dtype", "shape", "parameters", "bytes", "category", "layer")
-    sizes: dict[int, str] = {}
-    shapes: dict[tuple[int, ...], str] = {}
-    cells = []
-    for t, role, n in zip(b.checkpoint.tensors, b.roles, b.parameters, strict=True):
-        name = t.name
-        if pattern is not None and not pattern.search(name):
-            continue
-        stored = t.stored_bytes
-        size = sizes.get(stored)
-        if size is None:
-            size = sizes[stored] = human_bytes(stored, binary)
-        dims = shapes.get(t.shape)
-        if dims is None:
-            dims = shapes[t.shape] = "×".join(map(str, t.shape)) or "scalar"
-        layer = role.layer
-        cells.append(
-            (
-                name if name.isascii() and name.isprintable() else printable(name),
-                t.dtype,
-                dims,
-                f"{n:,}",
-                size,
-                role.category,
-                "" if layer is None else str(layer),
-            )
+    tensors: Sequence[Any] = b.checkpoint.tensors
+    roles: Sequence[Any] = b.roles
+    counts: Sequence[int] = b.parameters
+    names = list(map(_NAME, tensors))
+    if pattern is not None:  # the rows kept
+        keep = [i for i, name in enumerate(names) if pattern.search(name)]
+        tensors = [tensors[i] for i in keep]
+        roles = [roles[i] for i in keep]
+        counts = [counts[i] for i in keep]
+        names = [names[i] for i in keep]
+    # Column by column, each distinct size, shape and layer written once.
+    if not all(map(str.isascii, names)) or not all(map(str.isprintable, names)):
+        names = [n if n.isascii() and n.isprintable() else printable(n) for n in names]
+    stored = list(map(_STORED_BYTES, tensors))
+    sizes = {size: human_bytes(size, binary) for size in set(stored)}
+    shapes = list(map(_SHAPE, tensors))
+    dims = {shape: "×".join(map(str, shape)) or "scalar" for shape in set(shapes)}
+    layers = list(map(_LAYER, roles))
+    layer_text = {layer: "" if layer is None else str(layer) for layer in set(layers)}
+    cells = list(
+        zip(
+            names,
+            map(_DTYPE, tensors),
+            map(dims.__getitem__, shapes),
+            map(format, counts, repeat(",")),
+            map(sizes.__getitem__, stored),
+            map(_CATEGORY, roles),
+            map(layer_text.__getitem__, layers),
+            strict=True,
         )
+    )
     columns = list(zip(*cells, strict=True)) if cells else [()] * len(header)
     widths = [
         max(len(h), max(map(len, c), default=0)) for h, c in zip(header, columns, strict=True)
@@ -573,6 +584,6 @@ def tensor_listing(
     w0, w1, w2, w3, w4, w5, w6 = widths
     fmt = f"{{:<{w0}}}  {{:<{w1}}}  {{:<{w2}}}  {{:>{w3}}}  {{:>{w4}}}  {{:<{w5}}}  {{:>{w6}}}"
     lines = [fmt.format(*header).rstrip(), "  ".join("-" * w for w in widths)]
-    lines.extend(fmt.format(*c).rstrip() for c in cells)
+    lines.extend(map(str.rstrip, starmap(fmt.format, cells)))
     step = 10_000
     return ["\n".join(lines[i : i + step]) + "\n" for i in range(0, len(lines), step)]
