@@ -205,7 +205,8 @@ def test_a_spare_thread_joins_the_last_file_under_way(tmp_path, monkeypatch):
     # One large shard and two small ones on two threads: the small ones share the
     # threads with the large one, then its reads and tensor digests move to a helper
     # thread part-way through it; the digests are those of each tensor's bytes.
-    big = {f"w{i}": np.arange(i, i + 4096, dtype=np.float32) for i in range(6)}
+    # (big enough, in small reads, that the small ones end while it is under way)
+    big = {f"w{i}": np.arange(i, i + 4096, dtype=np.float32) for i in range(32)}
     folder = tmp_path / "m"
     folder.mkdir()
     paths = [
@@ -216,7 +217,7 @@ def test_a_spare_thread_joins_the_last_file_under_way(tmp_path, monkeypatch):
     want = {}
     for p in paths:
         want.update(_safetensors_digests(p))
-    monkeypatch.setattr(hashing, "BUFFER_BYTES", 1000)
+    monkeypatch.setattr(hashing, "BUFFER_BYTES", 256)
     hashing._SCRATCH.raw.clear()
     starts: list[int] = []
     pipelined = hashing._pipelined
