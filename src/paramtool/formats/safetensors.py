@@ -316,13 +316,7 @@ def _parse_fast(raw: bytes, path: str, data_size: int | None) -> FileHeader | No
     names = list(obj)
     infos = list(obj.values())
     del obj
-    n = len(names)
-    pairs += 3 * n
-    found = raw.count(b":")
-    if not n or (
-        found != pairs + colons
-        and found != pairs + colons + sum(map(str.count, names, repeat(":")))
-    ):
+    if not _colons_balance(raw, names, pairs + 3 * len(names), colons):
         return None  # a duplicate key somewhere, or an entry with other fields
     try:
         dtypes = list(map(_CANONICAL.__getitem__, map(_FAST_DTYPE, infos)))
@@ -431,13 +425,7 @@ def _parse_typed(raw: bytes, path: str, data_size: int | None) -> FileHeader | N
     names = list(obj)
     entries = list(obj.values())
     del obj
-    n = len(names)
-    pairs += 4 * n
-    found = raw.count(b":")
-    if not n or (
-        found != pairs + colons
-        and found != pairs + colons + sum(map(str.count, names, repeat(":")))
-    ):
+    if not _colons_balance(raw, names, pairs + 4 * len(names), colons):
         return None  # a duplicate key somewhere
     dtypes = list(map(_CANONICAL.__getitem__, map(_TYPED_DTYPE, entries)))
     shapes = list(map(_TYPED_SHAPE, entries))
@@ -447,6 +435,18 @@ def _parse_typed(raw: bytes, path: str, data_size: int | None) -> FileHeader | N
     ends = list(map(_SECOND, offsets))
     del offsets
     return _from_columns(raw, path, data_size, metadata, names, dtypes, shapes, starts, ends)
+
+
+def _colons_balance(raw: bytes, names: list[str], pairs: int, colons: int) -> bool:
+    """Whether the header's colons are its ``pairs`` key/value pairs plus the ``colons``
+    inside its parsed strings (the names' counted only if needed), with at least one
+    tensor: :func:`_parse_fast`'s proof that no key is repeated and no entry has more."""
+    if not names:
+        return False
+    found = raw.count(b":")
+    return found == pairs + colons or found == pairs + colons + sum(
+        map(str.count, names, repeat(":"))
+    )
 
 
 def _from_columns(
