@@ -671,7 +671,7 @@ def classify_all(
     makers: list[_Entry | None] = []
     by_pair: dict[tuple[int, str], Role] = {}
     for key, name in firsts.items():
-        entry = _entry_of(name, pools, True) if len(name) <= MAX_NAME_LENGTH else None
+        entry = _entry_of(name, pools) if len(name) <= MAX_NAME_LENGTH else None
         cut[key] = _NOTHING
         if entry is None:
             general.add(key)
@@ -808,21 +808,15 @@ Span = tuple[int, int] | None
 # None); where the text keying its pool of Roles starts and ends, the pool, the flags; the
 # category, component and part; where the layer and the expert numbers sit.
 _Entry = tuple[Role | None, int, int, dict[str, Role], int, str, str, Part, Span, Span]
-_UNSEEN: _Entry = (None, 0, 0, {}, 0, "", "", LANGUAGE_MODEL, None, None)  # not met yet
 
 
-def _entry_of(
-    name: str, pools: dict[tuple[object, ...], dict[str, Role]], words: bool = False
-) -> _Entry | None:
-    """What every name of ``name``'s shape is; None when the name holds a literal '#', or
-    when digits sit inside words unless ``words`` (the shape then holds only names with
-    these digits: :func:`_word_digits`); the general path reads those."""
+def _entry_of(name: str, pools: dict[tuple[object, ...], dict[str, Role]]) -> _Entry | None:
+    """What every name of ``name``'s shape (:func:`shape_keys`: digits inside words kept)
+    is; None when the name holds a literal '#' (the general path reads those)."""
     if "#" in name:
         return None
     dotted = "." + name
     spans = [m.span(1) for m in _NUMBER.finditer(dotted)]
-    if not words and sum(b - a for a, b in spans) != sum(name.count(d) for d in "0123456789"):
-        return None
     parts = _NUMBER.split(dotted)
     category, component, part, layer_at, expert_at, flags, _ = _resolve(".#".join(parts[0::2]))
 
