@@ -85,6 +85,10 @@ def main() -> None:
         first = next((a for a in args if not a.startswith("-")), None)
         if first in COMMANDS:
             names: list[str] | None = [first]
+            if args[0] == "inspect":
+                from paramtool.cli.head_start import head_start
+
+                head_start(args[1:])
         elif args == ["--version"]:
             names = []
         else:

@@ -147,7 +147,7 @@ def _record_ref(path: str, name: str, sha: str, revision: str | None) -> None:
     huggingface_hub writes it when it fetches by a branch or tag name; these files were
     fetched by commit, so that the branch moving meanwhile cannot mix two commits.
     """
-    from paramtool.sources.hub_files import DEFAULT_REVISION
+    from paramtool.sources.hub_early import DEFAULT_REVISION
 
     revision = revision or DEFAULT_REVISION
     if revision == sha:

@@ -12,7 +12,9 @@ inspection is:
    so all the files of one run come from one commit. At the same time, the index
    and ``config.json`` most repos have are asked for at the requested revision
    (``main`` by default); each answer is used only when the Hub's ``X-Repo-Commit``
-   names that same sha, and is otherwise asked again at the sha.
+   names that same sha, and is otherwise asked again at the sha
+   (:mod:`~paramtool.sources.hub_early`; the console script starts this wave before it
+   builds its command line: :mod:`paramtool.cli.head_start`).
 2. The small JSON files (the index, ``config.json``, ``adapter_config.json``),
    concurrently: one GET each the first time, stored in the huggingface_hub cache
    as huggingface_hub lays it out, no request once cached. So a repeat run at the
@@ -46,12 +48,19 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from paramtool.errors import HubError, ShardIndexError
 from paramtool.formats.index import parse_index
 from paramtool.records import Checkpoint, FileHeader, HubInfo
 from paramtool.sources.assemble import assemble
+from paramtool.sources.hub_early import (
+    MAX_MODEL_INFO,
+    Call,
+    first_wave,
+    model_info_query,
+    model_info_url,
+    subfolder_prefix,
+)
 from paramtool.sources.hub_errors import hub_errors, offline
 from paramtool.sources.hub_files import (
     FIRST_RANGE_PICKLE,
@@ -61,7 +70,6 @@ from paramtool.sources.hub_files import (
     ByteSource,
     CachedRanges,
     HubRanges,
-    early_files,
     estimate_header_bytes,
     estimate_pickle_bytes,
 )
@@ -78,19 +86,11 @@ from paramtool.sources.weights import (
 )
 
 _SIDECARS = ("config.json", "adapter_config.json")
-_EARLY = ("model.safetensors.index.json", "config.json")  # guessed before the model info
 
 MAX_WORKERS = 64  # concurrent requests (huggingface_hub's shared pool holds 100; 0.x: per thread)
-_INFO_FIELDS = ["sha", "siblings", "cardData", "gated", "private", "safetensors"]
-MAX_MODEL_INFO = 20_000_000  # bytes: a repo of 100,000 files lists in about 10 MB
 _SHA = re.compile(r"[0-9a-f]{40}")
 
 Progress = Callable[[int, int], None]
-
-
-def _prefix(subfolder: str) -> str:
-    s = subfolder.strip("/")
-    return f"{s}/" if s else ""
 
 
 def pick_repo_weights(
@@ -102,7 +102,7 @@ def pick_repo_weights(
     is read from local files only, so a repo whose weights are GGUF is an error here.
     Pickled weights are read when there is nothing else: their index, or the files.
     """
-    prefix = _prefix(subfolder)
+    prefix = subfolder_prefix(subfolder)
     pick = pick_weights(f[len(prefix) :] for f in files if f.startswith(prefix))
     if pick.kind == "index":
         if pick.choices:
@@ -169,7 +169,7 @@ def _read_checkpoint(
     ``progress`` gets (headers read, headers to read).
     """
     index_name, weight_files = pick_repo_weights(files, subfolder, repo_id)
-    prefix = _prefix(subfolder)
+    prefix = subfolder_prefix(subfolder)
     present = set(files)
     beside = [f for f in files if f.startswith(prefix) and "/" not in f[len(prefix) :]]
     pickles = tuple(sorted(f for f in beside if is_pickle_name(f))) if complete else None
@@ -324,11 +324,11 @@ def _open_online(
     repo_id: str, rev: str | None, token: str | None, subfolder: str, progress: Progress | None
 ) -> Checkpoint:
     headers = hub_headers(token)
-    # The index and config.json most repos have, asked for at the same time as the model info.
-    early = early_files(repo_id, rev, [_prefix(subfolder) + n for n in _EARLY], headers)
-    info = model_info(repo_id, rev, token, headers=headers)
+    # The model info, and beside it the index and config.json most repos have.
+    early, info_call = first_wave(repo_id, rev, subfolder, headers)
+    info = model_info(repo_id, rev, token, headers=headers, started=info_call)
     # The Hub counts the weights at the top of the repo; a subfolder holds another checkpoint.
-    stated = None if _prefix(subfolder) else info.stated_parameters
+    stated = None if subfolder_prefix(subfolder) else info.stated_parameters
     hub = HubInfo(
         repo_id=repo_id,
         revision=info.sha,
@@ -371,14 +371,18 @@ def model_info(
     token: str | None,
     *,
     headers: dict[str, str] | None = None,
+    started: Call | None = None,
 ) -> ModelInfo:
     """The model info of ``repo_id`` at ``revision`` (its default branch when None).
 
     One GET of at most :data:`MAX_MODEL_INFO` bytes under the request deadline, retried
     like every Hub request; an answer that is not the Hub's JSON is one line naming it.
+    ``started``: that GET, already under way (:func:`~paramtool.sources.hub_early.first_wave`).
     """
-    query = urlencode([("expand", f) for f in _INFO_FIELDS])
-    body, content_type, where = _model_info_body(repo_id, revision, token, query, headers)
+    query = model_info_query()
+    body, content_type, where = _model_info_body(
+        repo_id, revision, token, query, headers, started
+    )
     return _parse_model_info(body, content_type, where)
 
 
@@ -425,21 +429,17 @@ def _model_info_body(
     token: str | None,
     query: str,
     headers: dict[str, str] | None = None,
+    started: Call | None = None,
 ) -> tuple[bytes, str, str]:
-    from huggingface_hub import constants
-
-    path = f"/revision/{quote(revision, safe='')}" if revision else ""
-    url = f"{constants.ENDPOINT.rstrip('/')}/api/models/{repo_id}{path}"
+    url = model_info_url(repo_id, revision)
     limit = hub_timeout()
     headers = hub_headers(token) if headers is None else headers
-    answer = run_one(
-        Job(
-            shown_url(url),
-            partial(fetch, f"{url}?{query}", headers, limit=MAX_MODEL_INFO, what="model info"),
-            limit,
-            "no complete model info",
-        )
+    get = (
+        started.result
+        if started is not None
+        else partial(fetch, f"{url}?{query}", headers, limit=MAX_MODEL_INFO, what="model info")
     )
+    answer = run_one(Job(shown_url(url), get, limit, "no complete model info"))
     where = shown_url(url)
     if not answer.complete:
         raise HubError(where, f"the model info is larger than {MAX_MODEL_INFO:,} bytes, refused")
@@ -551,7 +551,7 @@ def _open_cached(
     notes = ["offline: answered from the local cache; licence and gating unknown"]
     uncached = [
         n
-        for n in (_prefix(subfolder) + s for s in _SIDECARS)
+        for n in (subfolder_prefix(subfolder) + s for s in _SIDECARS)
         if n in files and not (folder / n).is_file()
     ]
     if uncached:

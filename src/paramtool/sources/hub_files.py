@@ -9,19 +9,16 @@ A pickled file (``.bin``/``.pt``...) is read through :class:`RangeReader`: a blo
 storages), for a zip one block at the end (the end records and the central directory), and
 a range for whatever a read then needs beyond those, each fetched once.
 
-The small JSON files a repo most likely has (:class:`EarlyFile`) are asked for at the
-requested revision at the same time as the model info, before the commit is known; an
-answer is used only when the Hub says (``X-Repo-Commit``) it is the file at the commit the
-model info pins, and the file is otherwise fetched again at that commit.
+The small JSON files a repo most likely has are asked for at the requested revision at the
+same time as the model info, before the commit is known (:mod:`~paramtool.sources.hub_early`);
+:class:`HubRanges` uses such an answer only when it is the file at the pinned commit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import os
-import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +30,13 @@ from paramtool.files import open_binary
 from paramtool.formats.index import MAX_JSON_SIDECAR
 from paramtool.formats.safetensors import header_length, parse_header, read_local_header
 from paramtool.records import FileHeader
+from paramtool.sources.hub_early import (
+    DEFAULT_REVISION,
+    EarlyFile,
+    cached_file,
+    plain_path,
+    repo_storage,
+)
 from paramtool.sources.hub_http import Answer, fetch, hub_headers, resolve_url, shown_url
 
 FIRST_RANGE_SINGLE = 100_000  # asked of a file the index says nothing about, as huggingface_hub
@@ -42,8 +46,6 @@ FIRST_RANGE_SINGLE = 100_000  # asked of a file the index says nothing about, as
 # Qwen2, Gemma 2, Phi-3, Falcon, DeepSeek-V3): 73.6 to 80.7 per tensor, so with the slack below
 # the first range never falls short there and asks 1.6-5.9% more than the headers hold.
 _ENTRY_OVERHEAD = 81
-DEFAULT_REVISION = "main"  # the ref huggingface_hub records when no revision is named
-_SHA40 = re.compile(r"[0-9a-f]{40}")
 _HEADER_SLACK = 48  # the 8-byte length, {"__metadata__":{"format":"pt"}, and padding to 8 bytes
 FIRST_RANGE_PICKLE = 1 << 16  # the first block of a pickle the index says nothing about
 TAIL_RANGE_PICKLE = 1 << 16  # the last block of such a zip: end records and directory
@@ -126,60 +128,6 @@ def download_options() -> dict[str, Any]:
     if "tqdm_class" in inspect.signature(hf_hub_download).parameters:
         return {"tqdm_class": _silent_tqdm()}
     return {}
-
-
-class EarlyFile:
-    """A small file asked for at the requested revision, before its commit is known.
-
-    The GET runs at once on a daemon thread, at the same time as the model info; any failure
-    (a 404 for a wrong guess, a timeout) is dropped, and :meth:`at` then answers None: the
-    file is fetched again at the pinned commit, where its errors are reported.
-    """
-
-    def __init__(self, url: str, headers: dict[str, str], name: str) -> None:
-        self._done = threading.Event()
-        self._answer: Answer | None = None
-        self._args = (url, headers, name)
-        threading.Thread(target=self._run, name="paramtool-hub-early", daemon=True).start()
-
-    def _run(self) -> None:
-        from paramtool.sources.hub_errors import quiet_hub
-
-        url, headers, name = self._args
-        try:
-            with quiet_hub():
-                self._answer = fetch(url, headers, limit=MAX_JSON_SIDECAR, what=name)
-        except BaseException:  # a guess that failed is asked again at the commit
-            pass
-        finally:
-            self._done.set()
-
-    def at(self, sha: str) -> Answer | None:
-        """The answer, once it came, when the Hub served it from commit ``sha`` in full."""
-        self._done.wait()
-        a = self._answer
-        if a is None or a.status != 200 or not a.complete:
-            return None
-        return a if a.headers.get("x-repo-commit", "").strip() == sha else None
-
-
-def early_files(
-    repo_id: str, revision: str | None, names: Sequence[str], headers: dict[str, str]
-) -> dict[str, EarlyFile]:
-    """Start the GETs of ``names`` at ``revision`` (``main`` when None, as huggingface_hub),
-    except those the cache holds at the commit its ref for that revision names (a repeat
-    run reads them from there, asking nothing)."""
-    rev = revision or DEFAULT_REVISION
-    known = rev if _SHA40.fullmatch(rev) else None
-    if known is None and _plain_path(rev):
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            ref = _repo_storage(repo_id) / "refs" / rev
-            known = ref.read_text().strip() if ref.is_file() else None
-    return {
-        n: EarlyFile(resolve_url(repo_id, n, rev), headers, n)
-        for n in names
-        if known is None or cached_file(repo_id, known, n) is None
-    }
 
 
 class HubRanges:
@@ -373,12 +321,6 @@ class RangeReader:
         raise HubError(shown_url(self._url), f"no bytes at {offset:,}")  # pragma: no cover
 
 
-def _plain_path(name: str) -> bool:
-    """A repo path that stays inside the folder it is joined to."""
-    parts = name.split("/")
-    return bool(name) and "\\" not in name and all(p not in ("", ".", "..") for p in parts)
-
-
 def read_capped(path: Path, shown: str) -> bytes:
     """A small file of the cache, refused past :data:`MAX_JSON_SIDECAR` whatever it claims."""
     with open_binary(path, shown) as f:  # a regular file only: never a FIFO or a device
@@ -386,20 +328,6 @@ def read_capped(path: Path, shown: str) -> bytes:
     if len(raw) > MAX_JSON_SIDECAR:
         raise HubError(shown, f"larger than {MAX_JSON_SIDECAR:,} bytes")
     return raw
-
-
-def _repo_storage(repo_id: str) -> Path:
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
-
-
-def cached_file(repo_id: str, sha: str, name: str) -> Path | None:
-    """``try_to_load_from_cache`` at a commit sha: the snapshot's file, if it is there."""
-    if not _plain_path(name):
-        return None
-    path = _repo_storage(repo_id) / "snapshots" / sha / name
-    return path if path.is_file() else None
 
 
 def store_in_cache(repo_id: str, sha: str, revision: str | None, name: str, answer: Answer) -> None:
@@ -412,9 +340,9 @@ def store_in_cache(repo_id: str, sha: str, revision: str | None, name: str, answ
     """
     etag = answer.headers.get("x-linked-etag") or answer.headers.get("etag") or ""
     etag = etag.removeprefix("W/").strip('"')
-    if not etag or "/" in etag or etag.startswith(".") or not _plain_path(name):
+    if not etag or "/" in etag or etag.startswith(".") or not plain_path(name):
         return
-    storage = _repo_storage(repo_id)
+    storage = repo_storage(repo_id)
     blob = storage / "blobs" / etag
     pointer = storage / "snapshots" / sha / name
     try:
@@ -430,7 +358,7 @@ def store_in_cache(repo_id: str, sha: str, revision: str | None, name: str, answ
             except OSError:  # no symlinks here (Windows without developer mode): a copy
                 pointer.write_bytes(answer.body)
         ref_name = revision or DEFAULT_REVISION
-        if ref_name != sha and _plain_path(ref_name):
+        if ref_name != sha and plain_path(ref_name):
             ref = storage / "refs" / ref_name
             if not ref.is_file() or ref.read_text() != sha:
                 ref.parent.mkdir(parents=True, exist_ok=True)
