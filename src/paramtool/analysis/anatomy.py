@@ -39,11 +39,11 @@ per-layer tallies describe the language model.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections import Counter, deque
+from collections.abc import Hashable, Sequence
 from functools import lru_cache
-from itertools import repeat
-from operator import attrgetter
+from itertools import compress, repeat
+from operator import and_, attrgetter, getitem, itemgetter
 from typing import Literal, Protocol
 
 from paramtool.analysis.parts import LANGUAGE_MODEL, PARTS, Part, part_of_tokens
@@ -702,10 +702,10 @@ def classify_all(
     )
     new = dict.fromkeys(pairs)  # one per pool and numbers
     if len(new) > len(by_pair):
-        make = _role_maker(makers, deep, markers)
-        for pair in new:
-            if pair not in by_pair:
-                by_pair[pair] = make(pair)
+        for pair in by_pair:
+            new.pop(pair, None)
+        made = list(new)
+        by_pair.update(zip(made, _make_roles(makers, made, deep, markers), strict=True))
     roles: list[Role] = list(map(by_pair.__getitem__, pairs))
     if general or listed:
         for i, shape in enumerate(keys):
@@ -768,19 +768,22 @@ def _general(
             stems.append(i)
 
 
-def shape_keys(names: Sequence[str]) -> list[Hashable]:
-    """Each name's shape: :func:`name_keys`, with the digits inside words put back (``fc1``
-    and ``fc2`` mask alike, but are not alike): where a shape has such digits (every name
-    of it has them at the same places), its names' keys are their mask and the text from
-    their first digit inside a word to their last. Names of one shape have the same words,
-    and numbers (``.12.``) at the same places."""
-    keys = name_keys(names)
-    firsts = dict(zip(reversed(keys), reversed(names), strict=True))  # each shape's first
+def shape_keys(names: Sequence[str]) -> list[int]:
+    """Each name's shape, as a small int (0, 1, ... in the order shapes first appear): its
+    :func:`name_keys` mask, with the digits inside words put back (``fc1`` and ``fc2`` mask
+    alike, but are not alike): where a shape has such digits (every name of it has them at
+    the same places), its names are told apart by the text from their first digit inside a
+    word to their last. Names of one shape have the same words, and numbers (``.12.``) at
+    the same places. Ints, because every later pass looks each name's shape up again."""
+    masks = name_keys(names)
+    firsts = dict(zip(reversed(masks), reversed(names), strict=True))  # each shape's first
     worded = {key: span for key, name in firsts.items() if (span := _word_digits(name))}
-    if not worded:
-        return list(keys)
-    texts = map(str.__getitem__, names, map(worded.get, keys, _NOTHINGS))
-    return list(zip(keys, texts, strict=True))
+    keys: list[Hashable] = masks  # type: ignore[assignment]
+    if worded:
+        texts = map(str.__getitem__, names, map(worded.get, masks, _NOTHINGS))
+        keys = list(zip(masks, texts, strict=True))
+    code = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    return list(map(code.__getitem__, keys))
 
 
 def _word_digits(name: str) -> slice | None:
@@ -839,45 +842,60 @@ def _entry_of(name: str, pools: dict[tuple[object, ...], dict[str, Role]]) -> _E
     return None, start, end, pool, flags, category, component, part, layer_span, expert_span
 
 
-def _role_maker(
-    makers: list[_Entry | None], deep: int, markers: set[int]
-) -> Callable[[tuple[int, str]], Role]:
-    """The Role, for each ``(pool, text)``, of the names of a shape of that pool whose text
-    from their first number to their last is ``text`` (its leading and trailing digits are
-    the two numbers, whichever shape of the pool it comes from): made (the pool's entry
-    reads it) and pooled; an MTP layer it numbers is added to ``markers``."""
-    new, category_, component_, part_, layer_, expert_ = (
-        _new,
-        _set_category,
-        _set_component,
-        _set_part,
-        _set_layer,
-        _set_expert,
+def _make_roles(
+    makers: list[_Entry | None], pairs: list[tuple[int, str]], deep: int, markers: set[int]
+) -> list[Role]:
+    """The Role of each ``(pool, text)``: the names of a shape of that pool whose text from
+    their first number to their last is ``text`` (its leading and trailing digits are the
+    two numbers, whichever shape of the pool it comes from; which is the layer and which
+    the expert: the pool's entry says). Made column by column, as TensorInfo's records: a
+    frontier MoE has a Role for every (layer, expert). An MTP layer they number is added
+    to ``markers``."""
+    entries: list[_Entry] = list(map(makers.__getitem__, map(_PAIR_POOL, pairs)))  # type: ignore[arg-type]
+    texts = list(map(_PAIR_TEXT, pairs))
+    roles = list(map(_new, repeat(Role, len(pairs))))
+    for setter, field in ((_set_category, 5), (_set_component, 6), (_set_part, 7)):
+        deque(map(setter, roles, map(itemgetter(field), entries)), maxlen=0)
+    # The leading and the trailing number (the same one where the text is one number).
+    numbers = list(
+        zip(
+            repeat(None),
+            map(int, map(_FIRST_PART, map(str.partition, texts, _DOTS))),
+            map(int, map(_LAST_PART, map(str.rpartition, texts, _DOTS))),
+        )
     )
+    # Which of them is each pool's layer and expert: 0 none, 1 the leading, 2 the trailing.
+    picks = {id(e): _picks(e) for e in makers if e is not None}
+    layer_at = {k: v[0] for k, v in picks.items()}
+    expert_at = {k: v[1] for k, v in picks.items()}
+    ids = list(map(id, entries))
+    layers: list[int | None] = list(map(getitem, numbers, map(layer_at.__getitem__, ids)))
+    deque(map(_set_layer, roles, layers), maxlen=0)
+    deque(map(_set_expert, roles, map(getitem, numbers, map(expert_at.__getitem__, ids))), maxlen=0)
+    # MTP layers: a marker pool's every layer, a plain flat one's from ``deep`` on.
+    flags: list[int] = list(map(itemgetter(4), entries))
+    both = _FLAT | _MARKER
+    marked = set(compress(layers, map(both.__eq__, map(and_, flags, repeat(both)))))
+    markers.update(x for x in marked if x is not None)
+    flat = compress(layers, map(_FLAT.__and__, flags))
+    markers.update(x for x in flat if x is not None and x >= deep)
+    return roles
 
-    def make(pair: tuple[int, str]) -> Role:
-        entry = makers[pair[0]]
-        assert entry is not None
-        text = pair[1]
-        _, at, _, pool, flags, category, component, part, ls, es = entry
-        role = pool[text] = new(Role)
-        category_(role, category)
-        component_(role, component)
-        part_(role, part)
-        layer: int | None
-        expert: int | None
-        if ls and es:  # the leading and the trailing digits; which is first: the pool's
-            lead, trail = int(text[: text.index(".")]), int(text[text.rindex(".") + 1 :])
-            layer, expert = (lead, trail) if ls[0] == at else (trail, lead)
-        else:
-            layer, expert = (int(text), None) if ls else (None, int(text))
-        layer_(role, layer)
-        expert_(role, expert)
-        if flags & _FLAT and layer is not None and (flags & _MARKER or layer >= deep):
-            markers.add(layer)
-        return role
 
-    return make
+def _picks(entry: _Entry) -> tuple[int, int]:
+    """Which number of its text (1 the leading, 2 the trailing, 0 none) is the layer and
+    which the expert, for an entry whose Roles are made per text (:func:`_make_roles`)."""
+    _, at, _, _, _, _, _, _, ls, es = entry
+    if ls and es:
+        return (1, 2) if ls[0] == at else (2, 1)
+    return (1, 0) if ls else (0, 1)
+
+
+_PAIR_POOL = itemgetter(0)
+_PAIR_TEXT = itemgetter(1)
+_FIRST_PART = itemgetter(0)
+_LAST_PART = itemgetter(2)
+_DOTS = repeat(".")
 
 
 def _resolve_of(details: _Details, i: int) -> _Cached | None:
