@@ -708,7 +708,9 @@ def classify_all(
         by_pair.update(zip(made, _make_roles(makers, made, deep, markers), strict=True))
     roles: list[Role] = list(map(by_pair.__getitem__, pairs))
     if general or listed:
-        for i, shape in enumerate(keys):
+        wanted = general | listed
+        for i in compress(range(len(keys)), map(wanted.__contains__, keys)):
+            shape = keys[i]
             if shape in general:
                 _general(names[i], i, tensors, roles, pending, markers, stems, deep)
             elif shape in listed:
