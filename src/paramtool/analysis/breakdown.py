@@ -12,11 +12,9 @@ and stored elements once (:attr:`paramtool.records.TensorInfo.stored`).
 from __future__ import annotations
 
 import gc
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import field
-from itertools import accumulate, repeat
-from operator import add, attrgetter, mul, sub
+from operator import attrgetter, sub
 from typing import TYPE_CHECKING, Any
 
 from paramtool import dtypes
@@ -240,16 +238,34 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
     )
     if config:
         description = cross_check(description, tensors, names, keys)
-    # The tensors in groups of one role (Roles are shared) and dtype (:func:`_groups`), a
-    # few hundred (300k+ with numbered experts); every later pass (quantization, tallies,
-    # experts) reads the groups.
+    # One pass over the tensors: groups of one role (Roles are shared) and dtype, in the
+    # order of their first tensors, a few hundred (tens of thousands with numbered experts);
+    # every later pass (quantization, tallies, experts) reads the groups.
+    # A group: [role, dtype, indexes, elements, bytes (end - start), counted bytes and
+    # elements (a pickle's shared storage counts once)].
     shapes = list(map(_SHAPE, tensors))
     dtype_of = list(map(_DTYPE, tensors))
     elements: list[int] = list(map(prod, shapes))
     spans = list(map(sub, map(_END, tensors), map(_START, tensors)))
     stored = list(map(_STORED, tensors))
     pickled = stored.count(None) != len(stored)
-    grouped = _groups(roles, dtype_of, elements, spans, stored if pickled else None)
+    members: dict[tuple[int, str], list[int]] = {}
+    get = members.get
+    for i, group_key in enumerate(zip(map(id, roles), dtype_of, strict=True)):
+        if (listed := get(group_key)) is None:
+            members[group_key] = [i]
+        else:
+            listed.append(i)
+    grouped: list[list[Any]] = []
+    for (_, dtype), idx in members.items():
+        count = sum(map(elements.__getitem__, idx))
+        nbytes = sum(map(spans.__getitem__, idx))
+        if pickled:
+            counted = sum(spans[i] if stored[i] is None else stored[i] for i in idx)
+            kept = sum(0 if stored[i] == 0 and spans[i] > 0 else elements[i] for i in idx)
+        else:
+            counted, kept = nbytes, count
+        grouped.append([roles[idx[0]], dtype, idx, count, nbytes, counted, kept])
     categories = {g[0].category for g in grouped}
     components = {g[0].component for g in grouped}
     gguf = checkpoint.gguf  # GGUF: general.file_type names the mix (Q4_K_M)
@@ -349,70 +365,6 @@ def _build(checkpoint: Checkpoint, base: Checkpoint | None) -> Breakdown:
         ),
         moe=_moe(description, tensors, grouped, sums) if "expert" in components else None,
         remote_code=find_remote_code(checkpoint.config, checkpoint.code_files),
-    )
-
-
-def _groups(
-    roles: Sequence[Role],
-    dtype_of: list[str],
-    elements: list[int],
-    spans: list[int],
-    stored: list[Any] | None,
-) -> list[list[Any]]:
-    """The tensors' groups of one Role and dtype, in the order of their first tensors, each
-    ``[role, dtype, indexes (ascending), elements, bytes (end - start), counted bytes and
-    elements]``; ``stored``: a pickle's bytes per tensor (a shared storage counts once).
-
-    Column by column: each tensor's group is one int (its Role's id times the number of
-    dtypes, plus its dtype's), the indexes are sorted by group (stably), and each group's
-    sums are differences of running sums; a frontier MoE has 300k+ groups.
-    """
-    n = len(roles)
-    dtype_code = {d: k for k, d in enumerate(dict.fromkeys(dtype_of))}
-    combined = list(
-        map(
-            add,
-            map(mul, map(id, roles), repeat(len(dtype_code))),
-            map(dtype_code.__getitem__, dtype_of),
-        )
-    )
-    code = {k: j for j, k in enumerate(dict.fromkeys(combined))}
-    codes = list(map(code.__getitem__, combined))
-    del combined
-    order = sorted(range(n), key=codes.__getitem__)
-    counts = Counter(codes)
-    del codes
-    bounds = list(accumulate(map(counts.__getitem__, range(len(code))), initial=0))
-    starts, stops = bounds[:-1], bounds[1:]
-    indexes = list(map(order.__getitem__, map(slice, starts, stops)))
-    first = list(map(order.__getitem__, starts))
-
-    def sums(column: list[int]) -> list[int]:
-        running = list(accumulate(map(column.__getitem__, order), initial=0))
-        return list(map(sub, map(running.__getitem__, stops), map(running.__getitem__, starts)))
-
-    count, nbytes = sums(elements), sums(spans)
-    if stored is None:
-        counted, kept = nbytes, count
-    else:
-        counted = [sum(spans[i] if stored[i] is None else stored[i] for i in g) for g in indexes]
-        kept = [
-            sum(0 if stored[i] == 0 and spans[i] > 0 else elements[i] for i in g) for g in indexes
-        ]
-    return list(
-        map(
-            list,
-            zip(
-                map(roles.__getitem__, first),
-                map(dtype_of.__getitem__, first),
-                indexes,
-                count,
-                nbytes,
-                counted,
-                kept,
-                strict=True,
-            ),
-        )
     )
 
 
