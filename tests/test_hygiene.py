@@ -71,10 +71,12 @@ def _core_import_line() -> str:
 
 
 def _cli(*argv: str) -> str:
+    # The console script is paramtool.cli.run: main(), then an os._exit that imports nothing
+    # (so this process would end before it could list its modules).
     return (
-        "import runpy\n"
+        "from paramtool.cli import main\n"
         f"sys.argv = ['paramtool', *{list(argv)!r}, *sys.argv[1:]]\n"
-        "try:\n    runpy.run_module('paramtool', run_name='__main__')\n"
+        "try:\n    main()\n"
         "except SystemExit:\n    pass\n"
     )
 

@@ -200,3 +200,30 @@ def test_records_stay_frozen_slotted_dataclasses_and_pickle() -> None:
     r = paramtool.inspect(str(EXAMPLE))
     for value in (r.breakdown.description, r.breakdown.by_layer, r.breakdown.total):
         assert pickle.loads(pickle.dumps(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "stderr"),
+    [("None", 0, ""), ("0", 0, ""), ("1", 1, ""), ("2", 2, ""), ("130", 130, ""),
+     ("300", 44, ""), ("-1", 255, ""), ("'gone'", 1, "gone\n")],
+)
+def test_the_console_script_ends_as_the_interpreter_would(
+    code: str, status: int, stderr: str
+) -> None:
+    """paramtool.cli.end: the exit status and message ``sys.exit(code)`` gives (as Python's
+    own handling of SystemExit: an int modulo 256, a string on stderr with status 1), what
+    was written but not flushed still written, and no teardown."""
+    script = (
+        "import sys\nfrom paramtool.cli import end\n"
+        "sys.stdout.write('kept')\n"
+        f"end({code})\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout, p.stderr) == (status, "kept", stderr)
+    q = subprocess.run(
+        [sys.executable, "-c", f"import sys\nsys.stdout.write('kept')\nsys.exit({code})\n"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (q.returncode, q.stdout, q.stderr) == (status, "kept", stderr)  # the reference

@@ -1,3 +1,3 @@
-from paramtool.cli import main
+from paramtool.cli import run
 
-main()
+run()

@@ -126,6 +126,13 @@ def _import_while_fetching(source: Source) -> None:
     one = source[0] if isinstance(source, list | tuple) and len(source) == 1 else source
     if not isinstance(one, str) or os.path.lexists(one):
         return
+    from paramtool.sources import reading_started
+
+    if reading_started():  # the console script's head start: its requests are in flight
+        import paramtool.analysis.breakdown
+        import paramtool.analysis.inspection  # noqa: F401
+
+        return  # imported here, so no thread is left importing if the process ends at once
     import threading
 
     def load() -> None:

@@ -8,10 +8,12 @@ being run, so ``paramtool inspect`` never pays for building the other commands;
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import sys
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     import typer
@@ -69,6 +71,8 @@ def main() -> None:
     objects that live as long as the process, and next to no garbage; the collector's
     passes over them would cost several milliseconds. So collection waits for the command,
     which freezes them first (:func:`resume_collection`).
+
+    It ends in ``SystemExit``; :func:`run` (the console script) then ends the process.
     """
     global _collection_paused
     from paramtool.cli.interrupts import INTERRUPTED, ctrl_c, install
@@ -108,4 +112,38 @@ def main() -> None:
         resume_collection()  # when no command ran (--help, a usage error)
 
 
-__all__ = ["COMMANDS", "app", "load", "main", "resume_collection"]
+def run() -> NoReturn:
+    """The console script (and ``python -m paramtool``): :func:`main`, then :func:`end`."""
+    try:
+        main()
+    except SystemExit as e:
+        end(e.code)
+    end(0)
+
+
+def end(code: object) -> NoReturn:
+    """End the process with ``code`` (a ``SystemExit``'s, read as the interpreter reads it),
+    its output flushed, without the interpreter's teardown.
+
+    The command has ended: its output is written and flushed (or reported), its files
+    closed and its worker threads joined, so what the teardown would still do is free a
+    large checkpoint's records one by one (a third of a second at a million tensors) and
+    run the C libraries' exit handlers. OpenSSL's would clean up under a daemon thread
+    that is still in a TLS handshake (a request the command no longer waits for, once an
+    error is reported): a crash, as a signal, after the error line.
+    """
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # as the interpreter: the message on stderr, status 1
+        with contextlib.suppress(OSError, ValueError):
+            print(code, file=sys.stderr)
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or a reader gone
+            stream.flush()
+    os._exit(status & 0xFF)
+
+
+__all__ = ["COMMANDS", "app", "end", "load", "main", "resume_collection", "run"]

@@ -156,6 +156,11 @@ def start_hub(
     return True
 
 
+def reading_started() -> bool:
+    """Whether a reading :func:`start_hub` began waits to be taken."""
+    return bool(_started)
+
+
 def _take_started(
     sources: Sequence[str], revision: str | None, token: str | None, subfolder: str | None
 ) -> _Started | None:
