@@ -207,7 +207,7 @@ def test_pre_commit_hooks_install_paramtool_from_this_repository() -> None:
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert [h["id"] for h in hooks] == ["paramtool-check", "paramtool-check-folder"]
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'paramtool = "paramtool.cli:main"' in pyproject  # what `pip install .` puts on PATH
+    assert 'paramtool = "paramtool.cli:run"' in pyproject  # what `pip install .` puts on PATH
     for h in hooks:
         # language python: pre-commit pip-installs this repository at the rev it is given
         assert h["language"] == "python" and "additional_dependencies" not in h
