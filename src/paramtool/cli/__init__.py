@@ -126,7 +126,7 @@ def end(code: object) -> NoReturn:
     its output flushed, without the interpreter's teardown.
 
     The command has ended: its output is written and flushed (or reported), its files
-    closed and its worker threads joined, so what the teardown would still do is free a
+    closed and the work it waits for done, so what the teardown would still do is free a
     large checkpoint's records one by one (a third of a second at a million tensors) and
     run the C libraries' exit handlers. OpenSSL's would clean up under a daemon thread
     that is still in a TLS handshake (a request the command no longer waits for, once an
