@@ -652,7 +652,6 @@ def classify_all(
     # they carry, in which order) and the same numbers are one Role. Keyed by the text from
     # the first number to the last (``3.mlp.experts.107``): its leading and trailing digits
     # are the two numbers, so one text is one pair of numbers, and a hit reads no int.
-    pools: dict[tuple[object, ...], dict[str, Role]] = {}
     # A name's shape (:func:`shape_keys`) is resolved once, at one of its
     # names: names of one shape share their template, and their numbers sit at the same
     # places. A digit inside a word (``fc1``, ``w2``) is no number: where a shape has such
@@ -667,11 +666,11 @@ def classify_all(
     # Each shape's pool of Roles by a small int (a shape without numbers: a pool of its
     # own, holding its one Role); the shape's entry makes what its pool lacks.
     pool_at: dict[Hashable, int] = {}
-    pool_ids: dict[int, int] = {}  # id(pool) -> its int
+    pool_ids: dict[_Pool, int] = {}  # a pool's answer -> its int
     makers: list[_Entry | None] = []
     by_pair: dict[tuple[int, str], Role] = {}
     for key, name in firsts.items():
-        entry = _entry_of(name, pools) if len(name) <= MAX_NAME_LENGTH else None
+        entry = _entry_of(name) if len(name) <= MAX_NAME_LENGTH else None
         cut[key] = _NOTHING
         if entry is None:
             general.add(key)
@@ -682,9 +681,10 @@ def classify_all(
         entries[key] = entry
         role, a, b, pool, flags = entry[:5]
         if role is None:
+            assert pool is not None  # a shape with numbers has a pool
             cut[key] = slice(a, b)
-            if (at := pool_ids.get(id(pool))) is None:
-                at = pool_ids[id(pool)] = len(makers)
+            if (at := pool_ids.get(pool)) is None:
+                at = pool_ids[pool] = len(makers)
                 makers.append(entry)
             pool_at[key] = at
         else:
@@ -810,12 +810,14 @@ _MASK = bytes.maketrans(b"0123456789#", b"##########?")
 _MASKS = repeat(_MASK)
 Span = tuple[int, int] | None
 # A shape's answer: a Role shared by every name of it when it has no numbers to read (else
-# None); where the text keying its pool of Roles starts and ends, the pool, the flags; the
-# category, component and part; where the layer and the expert numbers sit.
-_Entry = tuple[Role | None, int, int, dict[str, Role], int, str, str, Part, Span, Span]
+# None); where the text keying its pool of Roles starts and ends, the pool (the answer its
+# names share: category, component, part, flags, which numbers, which first; None without
+# numbers), the flags; the category, component and part; where the layer and expert sit.
+_Pool = tuple[str, str, str, int, bool, bool, str]
+_Entry = tuple[Role | None, int, int, _Pool | None, int, str, str, Part, Span, Span]
 
 
-def _entry_of(name: str, pools: dict[tuple[object, ...], dict[str, Role]]) -> _Entry | None:
+def _entry_of(name: str) -> _Entry | None:
     """What every name of ``name``'s shape (:func:`shape_keys`: digits inside words kept)
     is; None when the name holds a literal '#' (the general path reads those)."""
     if "#" in name:
@@ -835,12 +837,10 @@ def _entry_of(name: str, pools: dict[tuple[object, ...], dict[str, Role]]) -> _E
     numbered = [s for s in (layer_span, expert_span) if s is not None]
     if not numbered:
         role = _role(parts, category, component, part, None, None)
-        return role, 0, 0, {}, flags, category, component, part, None, None
+        return role, 0, 0, None, flags, category, component, part, None, None
     start, end = min(s[0] for s in numbered), max(s[1] for s in numbered)
     first = "layer" if layer_span is not None and layer_span[0] == start else "expert"
-    pool = pools.setdefault(
-        (category, component, part, flags, layer_span is None, expert_span is None, first), {}
-    )
+    pool = (category, component, part, flags, layer_span is None, expert_span is None, first)
     return None, start, end, pool, flags, category, component, part, layer_span, expert_span
 
 
