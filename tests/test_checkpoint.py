@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -136,6 +137,19 @@ def test_missing_shard(tmp_path):
         weight_map={"a": "s1.safetensors", "b": "s2.safetensors"},
     )
     with pytest.raises(errors.ShardIndexError, match="missing"):
+        open_local([str(folder)])
+
+
+@pytest.mark.parametrize("name", ["s2.safetensors", "pytorch_model-00002.bin", "s2.pt"])
+def test_missing_shard_is_named_whatever_its_format(tmp_path, name):
+    # A shard is stat'ed only once reading it failed: a missing .bin (read as a pickle by its
+    # name) is still "missing", with the index's shard name, not the pickle reader's error.
+    folder = sharded(
+        tmp_path / "m",
+        {"s1.safetensors": {"a": (2,)}},
+        weight_map={"a": "s1.safetensors", "b": name},
+    )
+    with pytest.raises(errors.ShardIndexError, match=rf"shard '{re.escape(name)}' is missing"):
         open_local([str(folder)])
 
 

@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from paramtool import errors
-from paramtool.files import open_fd, read_capped
+from paramtool.files import open_fd, read_capped, read_fd
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and /dev/zero")
 
@@ -264,6 +265,19 @@ def test_open_fd_checks_the_descriptor_and_never_blocks(tmp_path):
         assert os.get_blocking(fd)  # O_NONBLOCK cleared once the file is known regular
     finally:
         os.close(fd)
+
+
+def test_read_fd_gathers_short_reads_and_stops_at_the_end():
+    # A pipe hands over what was written so far: a read of 10 bytes finds 4, then the rest.
+    r, w = os.pipe()
+    try:
+        os.write(w, b"abcd")
+        threading.Timer(0.05, lambda: (os.write(w, b"efghij-tail"), os.close(w))).start()
+        assert read_fd(r, 10) == b"abcdefghij"
+        assert read_fd(r, 100) == b"-tail"  # fewer only at the end
+        assert read_fd(r, 5) == b""
+    finally:
+        os.close(r)
 
 
 def test_reads_are_capped_whatever_the_size_claims(tmp_path):

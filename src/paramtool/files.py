@@ -84,6 +84,13 @@ def open_fd(path: str | os.PathLike[str], shown: str | None = None) -> int:
     Errors are one :class:`~paramtool.errors.SourceNotFound` line naming ``shown``
     (default: the path). The caller closes the descriptor.
     """
+    return open_fd_stat(path, shown)[0]
+
+
+def open_fd_stat(
+    path: str | os.PathLike[str], shown: str | None = None
+) -> tuple[int, os.stat_result]:
+    """:func:`open_fd`, and the open descriptor's ``fstat`` (its size, without asking again)."""
     shown = shown if shown is not None else os.fspath(path)
     with reading(shown):
         try:
@@ -107,7 +114,19 @@ def open_fd(path: str | os.PathLike[str], shown: str | None = None) -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, st
+
+
+def read_fd(fd: int, n: int) -> bytes:
+    """Up to ``n`` bytes from ``fd``'s position, fewer only at its end (short reads retried)."""
+    data = os.read(fd, n)
+    if len(data) == n or not data:
+        return data
+    parts, got = [data], len(data)
+    while got < n and (chunk := os.read(fd, min(n - got, _CHUNK))):
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 @contextmanager

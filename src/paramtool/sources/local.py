@@ -125,9 +125,12 @@ def _read_shards(folder: Path, shards: list[str], roots: list[str], where: str) 
                 raise ShardIndexError(
                     where, f"shard {shard!r} is a symlink that leaves the checkpoint folder"
                 )
-        if is_regular(p) is None:
-            raise ShardIndexError(where, f"shard {shard!r} is missing")
-        headers.append(read_weight_file(p, p))  # a FIFO or device is refused, never opened
+        try:  # a FIFO or device is refused, never opened
+            headers.append(read_weight_file(p, p))
+        except ParamtoolError:
+            if is_regular(p) is None:  # asked only now: a stat a shard saved when all is well
+                raise ShardIndexError(where, f"shard {shard!r} is missing") from None
+            raise
     return headers
 
 
